@@ -1,0 +1,156 @@
+"""Embedded datasets built from scikit-learn's bundled 8x8 digits (no download needed).
+
+``digits``: the 1797 digits as 32x32 grey PNGs with one-hot labels over 10 classes.
+``digits_multi``: 2x2 mosaics (64x64) of those digits, labelled with the multi-hot set of
+the digits shown, a small stand-in for multi-label sets such as NUS-WIDE or COCO.
+
+Both write ``train.txt``, ``test.txt`` (queries) and ``database.txt`` with paths relative to
+the dataset folder, in the list format that :func:`hashnet.data.read_list` reads. Builds are
+seeded, idempotent and atomic: everything is written into a temporary sibling folder that
+is renamed into place only when complete, so an interrupted build leaves nothing behind and
+is redone, and two processes racing on the same folder both end with one complete copy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.datasets import load_digits
+
+NUM_CLASSES = 10
+QUERIES_PER_CLASS = 30  # 300 queries, held out of the database as in the paper's protocol
+TRAIN_PER_CLASS = 100  # 1000 training images, drawn from the database
+CELL = 32  # digits are upscaled from 8x8 so that conv stems have more than a few pixels
+MULTI_QUERIES = 300
+MULTI_DATABASE = 2000
+MULTI_TRAIN = 1000  # the first database mosaics: train inside database, like the paper's lists
+MARKER = ".complete"  # written last; its presence means the folder is a finished build
+
+
+def split_digits(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded per-class split of digit indices.
+
+    labels: (N,) int class ids in [0, NUM_CLASSES). Returns sorted index arrays
+    (query, train, database): QUERIES_PER_CLASS queries per class, TRAIN_PER_CLASS train
+    images per class drawn from the non-queries, and database = every non-query.
+    """
+    rng = np.random.default_rng(seed)
+    query, train = [], []
+    for label in range(NUM_CLASSES):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        query.append(members[:QUERIES_PER_CLASS])
+        train.append(members[QUERIES_PER_CLASS:QUERIES_PER_CLASS + TRAIN_PER_CLASS])
+    queries = np.sort(np.concatenate(query))
+    database = np.setdiff1d(np.arange(len(labels)), queries)
+    return queries, np.sort(np.concatenate(train)), database
+
+
+def digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """All digits as (N, CELL, CELL) uint8 grey images (white on black) and (N,) int labels."""
+    digits = load_digits()
+    images = np.empty((len(digits.images), CELL, CELL), np.uint8)
+    for i, small in enumerate(digits.images):  # intensities 0..16
+        grey = Image.fromarray(np.round(small * (255 / 16)).astype(np.uint8))
+        images[i] = np.asarray(grey.resize((CELL, CELL), Image.BILINEAR))
+    return images, digits.target
+
+
+def mosaic(tiles: np.ndarray) -> np.ndarray:
+    """Arrange tiles (M, 4, H, W) row-major into 2x2 mosaics (M, 2H, 2W)."""
+    m, _, h, w = tiles.shape
+    return tiles.reshape(m, 2, 2, h, w).transpose(0, 1, 3, 2, 4).reshape(m, 2 * h, 2 * w)
+
+
+def _save_pngs(folder: Path, names: list[str], images: np.ndarray) -> None:
+    """Save grey images (N, H, W) uint8 as PNGs at folder/name for each name."""
+    for name, image in zip(names, images):
+        Image.fromarray(image).save(folder / name)
+
+
+def _write_list(path: Path, names: list[str], labels: np.ndarray) -> None:
+    """Write ``<name> <l1> ... <lC>`` lines; labels (N, C) 0/1."""
+    path.write_text("".join(f"{name} {' '.join(map(str, row))}\n" for name, row in zip(names, labels)))
+
+
+def _build_single(folder: Path, images: np.ndarray, labels: np.ndarray, seed: int) -> None:
+    """Write every digit once under images/ and list the seeded splits."""
+    query, train, database = split_digits(labels, seed)
+    (folder / "images").mkdir()
+    names = [f"images/{i:04d}.png" for i in range(len(images))]
+    _save_pngs(folder, names, images)
+    onehot = np.eye(NUM_CLASSES, dtype=np.uint8)[labels]
+    for list_name, index in (("train.txt", train), ("test.txt", query), ("database.txt", database)):
+        _write_list(folder / list_name, [names[i] for i in index], onehot[index])
+
+
+def _draw_mosaics(rng: np.random.Generator, pool: np.ndarray, count: int, images: np.ndarray,
+                  labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """count mosaics of 4 distinct digits from pool: images (count, 2*CELL, 2*CELL), multi-hot (count, 10)."""
+    picks = np.stack([rng.choice(pool, size=4, replace=False) for _ in range(count)])
+    multi_hot = np.zeros((count, NUM_CLASSES), np.uint8)
+    multi_hot[np.arange(count)[:, None], labels[picks]] = 1
+    return mosaic(images[picks]), multi_hot
+
+
+def _build_multi(folder: Path, images: np.ndarray, labels: np.ndarray, seed: int) -> None:
+    """Queries from query digits only, database from the other digits, train = database head."""
+    query_digits, _, database_digits = split_digits(labels, seed)
+    rng = np.random.default_rng(seed)
+    lists = {}
+    for split, pool, count in (("query", query_digits, MULTI_QUERIES),
+                               ("database", database_digits, MULTI_DATABASE)):
+        (folder / split).mkdir()
+        tiles, multi_hot = _draw_mosaics(rng, pool, count, images, labels)
+        names = [f"{split}/{i:04d}.png" for i in range(count)]
+        _save_pngs(folder, names, tiles)
+        lists[split] = names, multi_hot
+    names, multi_hot = lists["database"]
+    _write_list(folder / "test.txt", *lists["query"])
+    _write_list(folder / "database.txt", names, multi_hot)
+    _write_list(folder / "train.txt", names[:MULTI_TRAIN], multi_hot[:MULTI_TRAIN])
+
+
+def _is_complete(root: Path, recipe: dict) -> bool:
+    """Whether root holds a finished build of recipe; a different finished build is an error."""
+    marker = root / MARKER
+    if not marker.is_file():
+        return False
+    found = json.loads(marker.read_text())
+    if found != recipe:
+        raise ValueError(f"{root} already holds a {found} build, not {recipe} -- "
+                         "point dataset.root at another folder or delete this one")
+    return True
+
+
+def build_digits(root: str | Path, multi: bool = False, seed: int = 0) -> None:
+    """Build the ``digits`` (or, with multi, ``digits_multi``) dataset into root unless done.
+
+    root must be absent, an empty folder, or a finished build of the same recipe (then
+    nothing happens). Writes PNGs, train.txt / test.txt / database.txt and a marker file.
+    """
+    root = Path(root)
+    recipe = {"builder": "digits_multi" if multi else "digits", "seed": seed}
+    if _is_complete(root, recipe):
+        return
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} is not empty and holds no finished {recipe['builder']} "
+                              "build -- point dataset.root at a new folder or delete this one")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    building = root.parent / f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    building.mkdir()
+    try:
+        images, labels = digit_images()
+        (_build_multi if multi else _build_single)(building, images, labels, seed)
+        (building / MARKER).write_text(json.dumps(recipe))
+        try:
+            os.rename(building, root)  # atomic; replaces an empty root, fails on a full one
+        except OSError:
+            if not _is_complete(root, recipe):  # not a racing process that finished first
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
