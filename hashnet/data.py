@@ -1,0 +1,213 @@
+"""HashNet's transforms, the image dataset and the Lightning DataModule over list files.
+
+The list format and its parser live in :mod:`hashnet.lists`; read_list, ImageList and
+ListFileError are re-exported here. Samples are ``(image (3, H, W) float normalised,
+labels (C,) float32, index int64)`` with index the line's position in its list.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, default_collate
+from torchvision import transforms as T
+
+from hashnet.digits import build_digits
+from hashnet.lists import ImageList, ListFileError, read_list, resolve_paths
+
+__all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
+           "MissingImagesError", "collate_readable", "read_list", "resolve_paths", "transforms"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLITS = ("train", "query", "database")
+BUILDERS = ("digits", "digits_multi")
+BAD_IMAGE_MODES = ("error", "skip")
+SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
+
+
+class MissingImagesError(FileNotFoundError):
+    """Images named by the lists are absent on disk; raised once, counting all of them."""
+
+
+class BadImageError(OSError):
+    """An image file exists but cannot be decoded."""
+
+
+def transforms(resize_size: int = 256, crop_size: int = 224,
+               crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
+               train: bool = False) -> T.Compose:
+    """HashNet's preprocessing of an RGB PIL image into a normalised (3, crop_size, crop_size) tensor.
+
+    train: Resize((r, r)) -> RandomResizedCrop(c, scale=crop_scale) -> [RandomHorizontalFlip]
+    -> ToTensor -> Normalize(ImageNet); eval: Resize((r, r)) -> CenterCrop(c) -> ToTensor -> Normalize.
+    """
+    if crop_size > resize_size:
+        raise ValueError(f"crop_size {crop_size} exceeds resize_size {resize_size}")
+    steps: list = [T.Resize((resize_size, resize_size))]
+    if train:
+        steps.append(T.RandomResizedCrop(crop_size, scale=tuple(crop_scale)))
+        if hflip:
+            steps.append(T.RandomHorizontalFlip())
+    else:
+        steps.append(T.CenterCrop(crop_size))
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def _check_choice(name: str, value: object, choices: Sequence) -> None:
+    """Raise ValueError unless value is one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+class ImageListDataset(Dataset):
+    """Samples ``(image (3, H, W) float, labels (C,) float32, index int)``; index = list position.
+
+    An unreadable image raises BadImageError naming the file (on_bad_image="error"), or
+    (on_bad_image="skip") yields None, which :func:`collate_readable` drops, and is recorded
+    in shared memory so that the count includes samples read in worker processes.
+    """
+
+    def __init__(self, image_list: ImageList, transform: Callable[[Image.Image], torch.Tensor],
+                 on_bad_image: str = "error"):
+        _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
+        self.image_list, self.transform, self.on_bad_image = image_list, transform, on_bad_image
+        self.labels = torch.from_numpy(image_list.labels.astype(np.float32))
+        self._skipped = torch.zeros(len(image_list), dtype=torch.bool).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.image_list)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        path = self.image_list.paths[index]
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # PIL reports corrupt files as any of these
+            if self.on_bad_image == "error":
+                raise BadImageError(f"cannot read image {path} (listed at {self.image_list.where(index)}): "
+                                    f"{err} -- replace the file or set dataset.on_bad_image=skip") from err
+            self._skipped[index] = True
+            return None
+        return self.transform(rgb), self.labels[index], index
+
+    @property
+    def skipped_images(self) -> list[str]:
+        """Resolved paths of the images skipped so far as unreadable."""
+        return [self.image_list.paths[i] for i in self._skipped.nonzero().flatten().tolist()]
+
+
+def collate_readable(samples: list) -> list[torch.Tensor]:
+    """default_collate of the samples that were read; None marks an image skipped as unreadable."""
+    kept = [sample for sample in samples if sample is not None]
+    if not kept:
+        raise BadImageError(f"all {len(samples)} images of a batch are unreadable -- check the dataset files")
+    return default_collate(kept)
+
+
+class HashDataModule(pl.LightningDataModule):
+    """Train, query (list ``test.txt``) and database splits of a list-file dataset.
+
+    root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
+    embedded dataset that prepare_data builds into root when its lists are absent; topk: the
+    mAP cut-off of this dataset, kept for the evaluation. on_bad_image: "error" or "skip".
+    """
+
+    def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None,
+                 train_list: str = "train.txt", query_list: str = "test.txt",
+                 database_list: str = "database.txt", path_map: dict[str, str] | None = None,
+                 builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
+                 crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
+                 batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
+                 on_bad_image: str = "error"):
+        super().__init__()
+        _check_choice("builder", builder, (None, *BUILDERS))
+        _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
+        self.save_hyperparameters()
+        self.name, self.root, self.num_classes, self.topk = name, str(root), num_classes, topk
+        self.list_names = {"train": train_list, "query": query_list, "database": database_list}
+        self.path_map = dict(path_map) if path_map else None
+        self.builder, self.on_bad_image = builder, on_bad_image
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train)
+                            for train in (True, False)}
+        self._lists: dict[str, ImageList] = {}
+        self._datasets: dict[tuple[str, bool], ImageListDataset] = {}
+
+    def list_path(self, split: str) -> Path:
+        """The list file of split ("train", "query" or "database")."""
+        return Path(self.root) / self.list_names[split]
+
+    def prepare_data(self) -> None:
+        """Build the embedded dataset into root when a builder is set and its lists are absent."""
+        if self.builder and not all(self.list_path(split).is_file() for split in SPLITS):
+            build_digits(self.root, multi=self.builder == "digits_multi")
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the lists the stage needs and check that every image they name exists."""
+        self._load({"fit": ("train",), "test": ("query", "database")}.get(stage, SPLITS))
+
+    def _load(self, splits: Sequence[str]) -> None:
+        """Read the lists of splits not read yet; one MissingImagesError covers all of them."""
+        lists = {split: read_list(self.list_path(split), self.num_classes, self.root, self.path_map)
+                 for split in splits if split not in self._lists}
+        missing = [(image_list, i) for image_list in lists.values()
+                   for i, path in enumerate(image_list.paths) if not os.path.isfile(path)]
+        if missing:
+            total = sum(len(image_list) for image_list in lists.values())
+            shown = "".join(f"\n  {image_list.paths[i]}  ({image_list.where(i)}: "
+                            f"'{image_list.raw_paths[i]}')" for image_list, i in missing[:SHOWN_MISSING])
+            raise MissingImagesError(
+                f"{len(missing)} of {total} images named by the lists are missing, e.g.:{shown}\n-- set "
+                f"dataset.root (now '{self.root}') to the folder relative paths start from, or "
+                "dataset.path_map={old_prefix: new_prefix} to rewrite absolute paths")
+        self._lists.update(lists)
+
+    def dataset(self, split: Literal["train", "query", "database"],
+                train_transform: bool = False) -> ImageListDataset:
+        """The dataset of split with the train or eval transform (read on first use)."""
+        key = (split, train_transform)
+        if key not in self._datasets:
+            self._load((split,))
+            self._datasets[key] = ImageListDataset(self._lists[split], self._transforms[train_transform],
+                                                   self.on_bad_image)
+        return self._datasets[key]
+
+    def _loader(self, dataset: ImageListDataset, batch_size: int, train: bool) -> DataLoader:
+        """A loader over dataset; train: shuffled, dropping the last partial batch."""
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          pin_memory=torch.cuda.is_available(),
+                          collate_fn=collate_readable if self.on_bad_image == "skip" else None)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of batch_size with drop_last, since the loss needs full halves."""
+        data = self.dataset("train", train_transform=True)
+        if len(data) < self.batch_size:
+            raise ValueError(f"{self.list_path('train')} has {len(data)} images, fewer than "
+                             f"batch_size={self.batch_size}: no full batch -- lower dataset.batch_size")
+        return self._loader(data, self.batch_size, train=True)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """[query loader, database loader], in list order."""
+        return [self.split_dataloader("query"), self.split_dataloader("database")]
+
+    def split_dataloader(self, split: Literal["train", "query", "database"],
+                         train_transform: bool = False) -> DataLoader:
+        """All of split in list order, eval_batch_size per batch, eval transform unless train_transform."""
+        return self._loader(self.dataset(split, train_transform), self.eval_batch_size, train=False)
+
+    @property
+    def skipped_images(self) -> list[str]:
+        """Distinct resolved paths skipped as unreadable so far, over every split."""
+        return sorted({path for data in self._datasets.values() for path in data.skipped_images})
+
+    @property
+    def num_skipped(self) -> int:
+        """How many distinct images were skipped as unreadable so far."""
+        return len(self.skipped_images)
