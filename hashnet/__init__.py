@@ -1,0 +1,1 @@
+"""hashnet: HashNet (Cao et al., ICCV 2017) on PyTorch Lightning + Hydra."""
