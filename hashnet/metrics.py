@@ -133,7 +133,7 @@ def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bo
         dist = _hamming(data.query_codes[:, queries], data.db_codes, k)
         b = len(dist)
         flat, bounds = _candidates(dist, depth, radius)
-        values = dist.ravel()[flat]  # candidates' distances: grouped by row, by index within one
+        values = np.take(dist.ravel(), flat)  # candidates' distances: by row, by index within a row
         count = relevant = ordered = None
         if histograms:
             rows = np.repeat(np.arange(b), np.diff(bounds))
@@ -145,7 +145,7 @@ def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bo
             cols = np.empty((b, depth), dtype=np.int64)  # db indices of each query's top `depth`
             for row, (s, e) in enumerate(zip(bounds[:-1], bounds[1:])):
                 first = np.argsort(values[s:e], kind="stable")[:depth]  # radix sort, in cache
-                np.subtract(flat[s:e][first], row * n, out=cols[row])
+                np.subtract(np.take(flat[s:e], first), row * n, out=cols[row])
             ordered = _related(data.query_labels[:, queries], data.db_labels, np.arange(b)[:, None], cols)
         yield count, relevant, ordered
 
