@@ -197,6 +197,10 @@ class HashDataModule(pl.LightningDataModule):
         """[query loader, database loader], in list order."""
         return [self.split_dataloader("query"), self.split_dataloader("database")]
 
+    def val_dataloader(self) -> list[DataLoader]:
+        """The test protocol's loaders: validation reports mAP@R during training."""
+        return self.test_dataloader()
+
     def split_dataloader(self, split: Literal["train", "query", "database"],
                          train_transform: bool = False) -> DataLoader:
         """All of split in list order, eval_batch_size per batch, eval transform unless train_transform."""

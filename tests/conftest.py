@@ -1,9 +1,16 @@
-"""Shared fixtures."""
+"""Shared fixtures: the embedded digits built once, and Hydra configs composed as the scripts do."""
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from hashnet.digits import build_digits
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +19,19 @@ def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("embedded") / "digits"
     build_digits(root)
     return root
+
+
+def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose configs/<name>.yaml with overrides, as @hydra.main would, writing into output_dir.
+
+    HydraConfig is set before anything resolves ${hydra:...}; the run folder is output_dir.
+    """
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg

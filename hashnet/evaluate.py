@@ -1,0 +1,39 @@
+"""evaluate(cfg): the paper's retrieval protocol on a trained checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from hashnet.module import HashNetModule
+from hashnet.results import write_results
+from hashnet.train import build_trainer
+
+
+def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None) -> HashNetModule:
+    """Rebuild HashNetModule from a checkpoint, refusing one trained for another dataset or code length."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    model = HashNetModule.load_from_checkpoint(path, map_location="cpu")
+    trained_on = model.hparams.dataset
+    if dataset is not None and trained_on is not None and trained_on != dataset:
+        raise ValueError(f"checkpoint {path} was trained on dataset={trained_on}, not dataset={dataset}: pass dataset={trained_on}")
+    if hash_bit is not None and hash_bit != model.hash_bit:
+        raise ValueError(f"checkpoint {path} holds {model.hash_bit}-bit codes, not hash_bit={hash_bit}")
+    return model
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Encode query and database in eval mode, rank by Hamming distance, write metrics.json."""
+    model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"))
+    model.topk = cfg.dataset.topk
+    datamodule = instantiate(cfg.dataset)
+    trainer = build_trainer(cfg)
+    trainer.test(model, datamodule=datamodule)
+    output_dir = Path(cfg.paths.output_dir)
+    results = write_results(trainer, model, output_dir, str(cfg.ckpt_path))
+    if trainer.is_global_zero:
+        print(f"\nmAP@{model.topk or 'all'} = {results['mAP']:.4f}  -> {output_dir / 'metrics.json'}")
+    return results

@@ -1,0 +1,52 @@
+"""train(cfg): build everything from a composed Hydra config, fit, then evaluate mAP@R."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from hashnet.module import HashNetModule
+from hashnet.results import write_results
+
+
+def check_launch(cfg: DictConfig) -> None:
+    """Refuse `-m` sweeps with in-process DDP: each child rank would re-run the whole sweep."""
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if in_sweep and cfg.trainer.get("strategy") == "ddp":
+        raise ValueError(
+            "trainer.strategy=ddp inside a -m sweep re-launches the sweep in every child rank. "
+            "Use trainer=ddp_spawn for sweeps on one node, or a launcher (hydra/launcher=submitit_slurm)."
+        )
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
+    """The Trainer with the configured logger and callbacks (plus any given)."""
+    configured = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
+    return instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=configured + (callbacks or []))
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit HashNet as configured, test the final weights, write metrics.json; returns the metrics."""
+    check_launch(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.dataset)
+    model: HashNetModule = instantiate(cfg.model)
+    trainer = build_trainer(cfg, callbacks=[instantiate(cfg.continuation)])
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.test(model, datamodule=datamodule)
+    output_dir = Path(cfg.paths.output_dir)
+    checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
+    results = write_results(trainer, model, output_dir, checkpoint)
+    if trainer.is_global_zero:
+        print(
+            f"\ntest mAP@{model.topk or 'all'} = {results['mAP']:.4f}  ({cfg.dataset.name}, {cfg.net.backbone}, {cfg.hash_bit} bits)\n"
+            f"  checkpoint:  {checkpoint}\n"
+            f"  tensorboard: tensorboard --logdir {output_dir}\n"
+            f"  config:      {output_dir / '.hydra' / 'config.yaml'}\n"
+            f"  metrics:     {output_dir / 'metrics.json'}"
+        )
+    return results

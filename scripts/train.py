@@ -1,0 +1,19 @@
+"""Train HashNet, then evaluate mAP@R on the test split.
+
+    python scripts/train.py                                   # embedded digits, CPU, a few minutes
+    python scripts/train.py dataset=coco net=resnet50 hash_bit=48
+    python scripts/train.py -m hash_bit=16,32,48,64           # one run per code length
+"""
+import hydra
+from omegaconf import DictConfig
+
+from hashnet.train import train
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return train(cfg)["mAP"]  # returned for Hydra sweepers that optimise it
+
+
+if __name__ == "__main__":
+    main()
