@@ -1,8 +1,11 @@
 """HashNet's transforms, the image dataset and the Lightning DataModule over list files.
 
 The list format and its parser live in :mod:`hashnet.lists`; read_list, ImageList and
-ListFileError are re-exported here. Samples are ``(image (3, H, W) float normalised,
-labels (C,) float32, index int64)`` with index the line's position in its list.
+ListFileError are re-exported here. Samples are ``(image (3, H, W), labels (C,) float32, index
+int64)`` with index the line's position in its list. The image is float and normalised, or, when
+the DataModule normalises on the device (the default), uint8 pixels that HashNet.forward
+normalises with :func:`hashnet.images.normalize_pixels`: workers then skip the float conversion and a batch
+crosses processes and the PCIe bus in a quarter of the bytes.
 """
 from __future__ import annotations
 
@@ -13,18 +16,19 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image
+import torchvision
 from torch.utils.data import DataLoader, Dataset, default_collate
-from torchvision import transforms as T
+from torchvision.transforms import v2
 
+from hashnet.cache import ImageCache, fingerprint
 from hashnet.digits import build_digits
+from hashnet.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.lists import ImageList, ListFileError, read_list, resolve_paths
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
-           "MissingImagesError", "collate_readable", "read_list", "resolve_paths", "transforms"]
+           "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
+           "resolve_paths", "transforms"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "query", "database")
 BUILDERS = ("digits", "digits_multi")
 BAD_IMAGE_MODES = ("error", "skip")
@@ -39,26 +43,6 @@ class BadImageError(OSError):
     """An image file exists but cannot be decoded."""
 
 
-def transforms(resize_size: int = 256, crop_size: int = 224,
-               crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
-               train: bool = False) -> T.Compose:
-    """HashNet's preprocessing of an RGB PIL image into a normalised (3, crop_size, crop_size) tensor.
-
-    train: Resize((r, r)) -> RandomResizedCrop(c, scale=crop_scale) -> [RandomHorizontalFlip]
-    -> ToTensor -> Normalize(ImageNet); eval: Resize((r, r)) -> CenterCrop(c) -> ToTensor -> Normalize.
-    """
-    if crop_size > resize_size:
-        raise ValueError(f"crop_size {crop_size} exceeds resize_size {resize_size}")
-    steps: list = [T.Resize((resize_size, resize_size))]
-    if train:
-        steps.append(T.RandomResizedCrop(crop_size, scale=tuple(crop_scale)))
-        if hflip:
-            steps.append(T.RandomHorizontalFlip())
-    else:
-        steps.append(T.CenterCrop(crop_size))
-    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-
-
 def _check_choice(name: str, value: object, choices: Sequence) -> None:
     """Raise ValueError unless value is one of choices."""
     if value not in choices:
@@ -66,17 +50,19 @@ def _check_choice(name: str, value: object, choices: Sequence) -> None:
 
 
 class ImageListDataset(Dataset):
-    """Samples ``(image (3, H, W) float, labels (C,) float32, index int)``; index = list position.
+    """Samples ``(transform(image), labels (C,) float32, index int)``; index = list position.
 
-    An unreadable image raises BadImageError naming the file (on_bad_image="error"), or
-    (on_bad_image="skip") yields None, which :func:`collate_readable` drops, and is recorded
-    in shared memory so that the count includes samples read in worker processes.
+    Images are decoded by :func:`read_image`, or read from cache (an ImageCache of the resized
+    images) when given. An unreadable image raises BadImageError naming the file
+    (on_bad_image="error"), or (on_bad_image="skip") yields None, which :func:`collate_readable`
+    drops, and is recorded in shared memory so that the count includes samples read in workers.
     """
 
-    def __init__(self, image_list: ImageList, transform: Callable[[Image.Image], torch.Tensor],
-                 on_bad_image: str = "error"):
+    def __init__(self, image_list: ImageList, transform: Callable[[torch.Tensor], torch.Tensor],
+                 on_bad_image: str = "error", cache: ImageCache | None = None):
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
         self.image_list, self.transform, self.on_bad_image = image_list, transform, on_bad_image
+        self.cache = cache
         self.labels = torch.from_numpy(image_list.labels.astype(np.float32))
         self._skipped = torch.zeros(len(image_list), dtype=torch.bool).share_memory_()
 
@@ -84,17 +70,25 @@ class ImageListDataset(Dataset):
         return len(self.image_list)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        image = self._read(index)
+        return None if image is None else (self.transform(image), self.labels[index], index)
+
+    def _read(self, index: int) -> torch.Tensor | None:
+        """The uint8 pixels of image index, or None (skip mode) if it cannot be decoded."""
         path = self.image_list.paths[index]
         try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
+            if self.cache is None:
+                return read_image(path)
+            image = self.cache.read(index)
+            if image is None:
+                raise OSError(f"marked unreadable in the cache {self.cache.index_path}")
+            return image
         except (OSError, SyntaxError, ValueError) as err:  # PIL reports corrupt files as any of these
             if self.on_bad_image == "error":
                 raise BadImageError(f"cannot read image {path} (listed at {self.image_list.where(index)}): "
                                     f"{err} -- replace the file or set dataset.on_bad_image=skip") from err
             self._skipped[index] = True
             return None
-        return self.transform(rgb), self.labels[index], index
 
     @property
     def skipped_images(self) -> list[str]:
@@ -116,6 +110,10 @@ class HashDataModule(pl.LightningDataModule):
     root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
     embedded dataset that prepare_data builds into root when its lists are absent; topk: the
     mAP cut-off of this dataset, kept for the evaluation. on_bad_image: "error" or "skip".
+    normalize_on_device: batches hold uint8 pixels that HashNet.forward normalises on the device
+    (False: workers yield normalised float32). cache: decode and resize each split once into
+    cache_dir (default root/cache), see :mod:`hashnet.cache`; built by prepare_data, which
+    Lightning runs on one process per node, and memory-mapped by every rank.
     """
 
     def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None,
@@ -124,7 +122,8 @@ class HashDataModule(pl.LightningDataModule):
                  builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
                  crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
                  batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
-                 on_bad_image: str = "error"):
+                 on_bad_image: str = "error", normalize_on_device: bool = True,
+                 cache: bool = False, cache_dir: str | Path | None = None):
         super().__init__()
         _check_choice("builder", builder, (None, *BUILDERS))
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
@@ -134,7 +133,10 @@ class HashDataModule(pl.LightningDataModule):
         self.path_map = dict(path_map) if path_map else None
         self.builder, self.on_bad_image = builder, on_bad_image
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
-        self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train)
+        self.resize_size, self.use_cache = resize_size, cache
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(self.root) / "cache"
+        self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train,
+                                              normalize=not normalize_on_device)
                             for train in (True, False)}
         self._lists: dict[str, ImageList] = {}
         self._datasets: dict[tuple[str, bool], ImageListDataset] = {}
@@ -144,9 +146,28 @@ class HashDataModule(pl.LightningDataModule):
         return Path(self.root) / self.list_names[split]
 
     def prepare_data(self) -> None:
-        """Build the embedded dataset into root when a builder is set and its lists are absent."""
+        """Build the embedded dataset into root when a builder is set and its lists are absent,
+        then, with cache=True, the cache of every split whose list or settings changed."""
         if self.builder and not all(self.list_path(split).is_file() for split in SPLITS):
             build_digits(self.root, multi=self.builder == "digits_multi")
+        if self.use_cache:
+            for split in SPLITS:
+                self.image_cache(split)
+
+    def image_cache(self, split: str) -> ImageCache:
+        """The cache of split's resized images, built first if it is missing or stale."""
+        self._load((split,))
+        image_list = self._lists[split]
+        settings = {"resize_size": self.resize_size, "torchvision": torchvision.__version__}
+        cache = ImageCache(self.cache_dir, split, fingerprint(self.list_path(split), image_list.paths, settings))
+        if not cache.exists():
+            resized = ImageListDataset(image_list, v2.Compose([*resize_steps(self.resize_size), v2.ToPureTensor()]),
+                                       self.on_bad_image)
+            loader = DataLoader(resized, batch_size=64, num_workers=self.num_workers, collate_fn=list)
+            samples = (sample for batch in loader for sample in batch)
+            cache.build((None if sample is None else sample[0] for sample in samples), image_list.paths,
+                        self.resize_size, self.list_path(split))
+        return cache
 
     def setup(self, stage: str | None = None) -> None:
         """Read the lists the stage needs and check that every image they name exists."""
@@ -174,8 +195,9 @@ class HashDataModule(pl.LightningDataModule):
         key = (split, train_transform)
         if key not in self._datasets:
             self._load((split,))
+            cache = self.image_cache(split) if self.use_cache else None
             self._datasets[key] = ImageListDataset(self._lists[split], self._transforms[train_transform],
-                                                   self.on_bad_image)
+                                                   self.on_bad_image, cache)
         return self._datasets[key]
 
     def _loader(self, dataset: ImageListDataset, batch_size: int, train: bool) -> DataLoader:

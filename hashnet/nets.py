@@ -7,6 +7,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from hashnet.images import normalize_pixels
+
 ALEXNET_VGG = ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BACKBONES = ALEXNET_VGG + RESNETS
@@ -63,11 +65,14 @@ def build_backbone(backbone: str, pretrained: bool = False) -> tuple[nn.Module, 
 class HashNet(nn.Module):
     """backbone -> hash layer (K outputs) -> tanh(beta * z).
 
-    forward(images: (N, 3, H, W)) -> codes: (N, K) in (-1, 1). beta is a buffer, so it is saved
-    with the weights; the Continuation callback raises it during training.
+    forward(images: (N, 3, H, W)) -> codes: (N, K) in (-1, 1). images are normalised floats, or
+    uint8 pixels that forward normalises (ImageNet mean/std) on their device. beta is a buffer, so
+    it is saved with the weights; the Continuation callback raises it during training.
+    channels_last: weights and inputs in NHWC memory format (faster convolutions with tensor cores
+    and oneDNN, above all under bf16/fp16); the state dict is the same either way.
     """
 
-    def __init__(self, backbone: str, hash_bit: int, pretrained: bool = False) -> None:
+    def __init__(self, backbone: str, hash_bit: int, pretrained: bool = False, channels_last: bool = False) -> None:
         super().__init__()
         if not isinstance(hash_bit, int) or isinstance(hash_bit, bool) or hash_bit <= 0:
             raise ValueError(f"hash_bit must be a positive integer, got {hash_bit!r}")
@@ -78,6 +83,8 @@ class HashNet(nn.Module):
         nn.init.normal_(self.hash_layer.weight, 0.0, 0.01)
         nn.init.zeros_(self.hash_layer.bias)
         self.register_buffer("beta", torch.tensor(1.0))
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.to(memory_format=self.memory_format)
 
     def set_beta(self, beta: float) -> None:
         self.beta.fill_(beta)
@@ -88,4 +95,7 @@ class HashNet(nn.Module):
                 f"{self.backbone_name} needs inputs of at least {self.min_input_size}x{self.min_input_size} pixels, "
                 f"got {tuple(images.shape[-2:])}: raise dataset.crop_size or pick another net"
             )
+        if images.dtype == torch.uint8:
+            images = normalize_pixels(images, self.hash_layer.weight.dtype)
+        images = images.contiguous(memory_format=self.memory_format)
         return torch.tanh(self.beta * self.hash_layer(self.backbone(images)))

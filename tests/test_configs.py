@@ -25,7 +25,7 @@ def test_train_config_composes(dataset, net, tmp_path):
     OmegaConf.resolve(cfg)
     num_classes, topk = DATASETS[dataset]
     assert cfg.model.net == {"_target_": "hashnet.nets.HashNet", "backbone": net, "hash_bit": 32,
-                             "pretrained": not dataset.startswith("digits")}
+                             "pretrained": not dataset.startswith("digits"), "channels_last": False}
     assert (cfg.dataset.num_classes, cfg.model.topk, cfg.model.dataset) == (num_classes, topk, dataset)
     assert cfg.paths.output_dir == str(tmp_path)
     assert cfg.trainer.max_steps == (10000 if not dataset.startswith("digits") else cfg.max_steps)

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision import transforms as T
+from torchvision.transforms import v2
 
 from hashnet import data
 from hashnet.data import (BadImageError, HashDataModule, ImageListDataset, ListFileError,
-                          MissingImagesError, collate_readable, read_list, transforms)
+                          MissingImagesError, collate_readable, normalize_pixels, read_image, read_list,
+                          transforms)
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])
 STD = torch.tensor([0.229, 0.224, 0.225])
@@ -46,12 +47,14 @@ def test_eval_transform_normalises_with_imagenet_statistics():
 
 def test_train_transform_steps():
     steps = transforms(256, 224, (0.5, 1.0), hflip=True, train=True).transforms
-    assert [type(s) for s in steps] == [T.Resize, T.RandomResizedCrop, T.RandomHorizontalFlip,
-                                        T.ToTensor, T.Normalize]
-    assert steps[0].size == (256, 256) and steps[1].scale == (0.5, 1.0) and steps[1].size == (224, 224)
+    assert [type(s) for s in steps] == [v2.ToImage, v2.Resize, v2.RandomResizedCrop, v2.RandomHorizontalFlip,
+                                        v2.ToDtype, v2.Normalize, v2.ToPureTensor]
+    assert steps[1].size == [256, 256] and steps[2].scale == (0.5, 1.0) and steps[2].size == (224, 224)
     no_flip = transforms(256, 224, (0.5, 1.0), hflip=False, train=True).transforms
-    assert T.RandomHorizontalFlip not in [type(s) for s in no_flip]
+    assert v2.RandomHorizontalFlip not in [type(s) for s in no_flip]
     assert transforms(36, 32, train=True)(Image.new("RGB", (20, 30))).shape == (3, 32, 32)
+    raw = transforms(36, 32, train=True, normalize=False)(torch.zeros(3, 20, 30, dtype=torch.uint8))
+    assert raw.shape == (3, 32, 32) and raw.dtype == torch.uint8 and type(raw) is torch.Tensor
     with pytest.raises(ValueError, match="crop_size 40 exceeds resize_size 32"):
         transforms(32, 40)
 
@@ -75,7 +78,7 @@ def test_train_loader_shuffles_full_batches(digits_root):
     labels = torch.from_numpy(read_list(digits_root / "train.txt", 10).labels).float()
     seen = []
     for images, batch_labels, index in loader:
-        assert images.shape == (300, 3, 32, 32) and images.dtype == torch.float32
+        assert images.shape == (300, 3, 32, 32) and images.dtype == torch.uint8  # normalised on the device
         assert index.dtype == torch.int64 and batch_labels.shape == (300, 10)
         assert torch.equal(batch_labels, labels[index])
         seen.append(index)
@@ -137,8 +140,7 @@ def test_path_map_rewrites_absolute_list_paths(tmp_path):
     module = small_module(tmp_path, path_map={"/old/place/": f"{tmp_path}/imgs/"})
     module.setup("test")
     images, labels, index = next(iter(module.test_dataloader()[0]))
-    expected = (torch.tensor([120, 0, 255]) / 255 - MEAN) / STD
-    assert torch.allclose(images[0, :, 0, 0], expected, atol=1e-6)
+    assert images[0, :, 0, 0].tolist() == [120, 0, 255] and images.dtype == torch.uint8
     assert labels.tolist() == [[0, 0, 1]] and index.tolist() == [0]
 
 
@@ -181,3 +183,22 @@ def test_bad_arguments(tmp_path):
     small_dataset(tmp_path, {"train.txt": "imgs/img0.png 1 0 0\n"})
     with pytest.raises(ValueError, match="has 1 images, fewer than batch_size=2"):
         small_module(tmp_path).train_dataloader()
+
+
+def test_device_normalisation_gives_the_worker_tensors(digits_root):
+    """normalize_on_device=False yields the floats that normalize_pixels makes of the uint8 batch."""
+    on_device = digits_module(digits_root).split_dataloader("query")
+    in_workers = digits_module(digits_root, normalize_on_device=False).split_dataloader("query")
+    (pixels, _, _), (floats, _, _) = next(iter(on_device)), next(iter(in_workers))
+    assert pixels.dtype == torch.uint8 and floats.dtype == torch.float32
+    assert torch.equal(normalize_pixels(pixels), floats)
+    assert torch.allclose(floats, (pixels.float() / 255 - MEAN[:, None, None]) / STD[:, None, None], atol=1e-6)
+
+
+def test_read_image_decodes_jpeg_png_and_other_formats_alike(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    for suffix in ("png", "bmp", "jpg"):
+        Image.fromarray(pixels).save(tmp_path / f"a.{suffix}")
+        with Image.open(tmp_path / f"a.{suffix}") as image:
+            expected = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+        assert torch.equal(read_image(str(tmp_path / f"a.{suffix}")), expected), suffix

@@ -1,0 +1,74 @@
+"""Decoding and HashNet's image transforms, on uint8 tensors: an image file -> (3, crop, crop) pixels.
+
+Decoding goes through torchvision.io (libjpeg-turbo) and every geometric step runs on uint8
+tensors with torch's vectorised antialiased kernels; the float conversion and ImageNet
+normalisation come last, in the worker (normalize=True) or batched on the device
+(:func:`normalize_pixels`, called by HashNet.forward on uint8 input).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def read_image(path: str) -> torch.Tensor:
+    """The (3, H, W) uint8 RGB pixels of an image file.
+
+    JPEG/PNG/WebP/GIF are decoded by torchvision.io (libjpeg-turbo, libpng), without a PIL image
+    in between; other formats, and files torchvision rejects, go through PIL, which raises the
+    OSError (or SyntaxError/ValueError) that names what is wrong with a corrupt file.
+    """
+    try:
+        return decode_image(read_file(path), mode=ImageReadMode.RGB)
+    except RuntimeError:
+        with Image.open(path) as image:
+            return v2.functional.pil_to_tensor(image.convert("RGB"))
+
+
+def normalize_pixels(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 pixels (..., 3, H, W) -> dtype (..., 3, H, W): x / 255 then ImageNet mean/std.
+
+    The same operations, in the same order, as the transforms' ToDtype(scale) + Normalize, so
+    normalising a batch on the device gives the tensors the workers would have produced.
+    """
+    return v2.functional.normalize(v2.functional.to_dtype(images, dtype, scale=True),
+                                   IMAGENET_MEAN, IMAGENET_STD)
+
+
+def resize_steps(resize_size: int) -> list:
+    """The first steps of every transform: any image -> uint8 tensor -> Resize((r, r)), antialiased.
+
+    A (3, r, r) input passes through unchanged, which is what lets the cache store their output.
+    """
+    return [v2.ToImage(), v2.Resize((resize_size, resize_size), antialias=True)]
+
+
+def transforms(resize_size: int = 256, crop_size: int = 224,
+               crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
+               train: bool = False, normalize: bool = True) -> v2.Compose:
+    """HashNet's preprocessing of an RGB image (PIL or uint8 (3, H, W) tensor) into (3, crop_size, crop_size).
+
+    train: Resize((r, r)) -> RandomResizedCrop(c, scale=crop_scale) -> [RandomHorizontalFlip];
+    eval: Resize((r, r)) -> CenterCrop(c); all on uint8 tensors (torch's vectorised antialiased
+    kernels), then, if normalize, ToDtype(float32, /255) -> Normalize(ImageNet). normalize=False
+    leaves uint8 pixels for :func:`normalize_pixels` on the device.
+    """
+    if crop_size > resize_size:
+        raise ValueError(f"crop_size {crop_size} exceeds resize_size {resize_size}")
+    steps: list = resize_steps(resize_size)
+    if train:
+        steps.append(v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True))
+        if hflip:
+            steps.append(v2.RandomHorizontalFlip())
+    else:
+        steps.append(v2.CenterCrop(crop_size))
+    if normalize:
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return v2.Compose([*steps, v2.ToPureTensor()])
