@@ -51,4 +51,6 @@ class Continuation(pl.Callback):
         return beta_at(step, self.init_scale, self.gamma, self.power, self.step_size)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        pl_module.net.set_beta(self.beta(trainer.global_step))
+        beta = self.beta(trainer.global_step)
+        pl_module.net.set_beta(beta)
+        pl_module.log("train/beta", beta, prog_bar=True)  # a Python float: logging it never waits for the device

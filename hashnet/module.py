@@ -72,9 +72,7 @@ class HashNetModule(pl.LightningModule):
             loss = pairwise_loss(codes[:half], codes[half:], labels[:half], labels[half:], self.alpha, self.class_num, self.threshold)
         else:
             loss = pairwise_loss(codes, codes, labels, labels, self.alpha, self.class_num, self.threshold, exclude_diagonal=True)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/beta", self.net.beta, prog_bar=True)
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+        self.log("train/loss", loss, prog_bar=True)  # beta: Continuation logs it; lr: LearningRateMonitor
         return loss
 
     def configure_optimizers(self) -> dict:
@@ -82,7 +80,7 @@ class HashNetModule(pl.LightningModule):
         schedule = settings.pop("schedule", {})
         optimizer = sgd(self.net.backbone, self.net.hash_layer, **settings)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(step, **schedule))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
 
     # ---- evaluation: encode query and database, then rank ----
     def on_validation_epoch_start(self) -> None:

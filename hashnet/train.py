@@ -14,9 +14,13 @@ from hashnet.results import write_results
 
 
 def check_launch(cfg: DictConfig) -> None:
-    """Refuse `-m` sweeps with in-process DDP: each child rank would re-run the whole sweep."""
+    """Refuse `-m` sweeps with in-process DDP: each child rank would re-run the whole sweep.
+
+    Under the SLURM launcher srun starts every rank and Lightning re-launches nothing, so ddp is right there.
+    """
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if in_sweep and cfg.trainer.get("strategy") == "ddp":
+    on_slurm = in_sweep and str(HydraConfig.get().launcher.get("_target_", "")).endswith("SlurmLauncher")
+    if in_sweep and not on_slurm and cfg.trainer.get("strategy") == "ddp":
         raise ValueError(
             "trainer.strategy=ddp inside a -m sweep re-launches the sweep in every child rank. "
             "Use trainer=ddp_spawn for sweeps on one node, or a launcher (hydra/launcher=submitit_slurm)."
@@ -35,6 +39,8 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     model: HashNetModule = instantiate(cfg.model)
+    if cfg.get("compile"):
+        model.net.compile()  # in place: the state dict keeps its keys, so checkpoints load either way
     trainer = build_trainer(cfg, callbacks=[instantiate(cfg.continuation)])
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     trainer.test(model, datamodule=datamodule)
