@@ -4,8 +4,8 @@ The list format and its parser live in :mod:`hashnet.lists`; read_list, ImageLis
 ListFileError are re-exported here. Samples are ``(image (3, H, W), labels (C,) float32, index
 int64)`` with index the line's position in its list. The image is float and normalised, or, when
 the DataModule normalises on the device (the default), uint8 pixels that HashNet.forward
-normalises with :func:`hashnet.images.normalize_pixels`: workers then skip the float conversion and a batch
-crosses processes and the PCIe bus in a quarter of the bytes.
+normalises (:func:`hashnet.images.normalize_pixels`): a uint8 batch crosses worker queues and
+the PCIe bus in a quarter of the bytes. Decoding and transforms live in :mod:`hashnet.images`.
 """
 from __future__ import annotations
 

@@ -6,11 +6,11 @@ logging, the progress bar, the Continuation callback, optimizer and scheduler pl
 Trainer is built by hashnet.train.build_trainer from the composed train config (its logger,
 callbacks and progress bar), without validation. The bare loop does what training_step does:
 set beta, forward, pairwise loss over the batch halves, backward, SGD step, scheduler step, all
-under the same autocast (and GradScaler for 16-mixed). Rounds interleave the two and medians are
-reported, so load changes hit both. Then it times encoding (eval mode, inference_mode) at the
-eval batch size against the training batch size.
+under the same autocast (and GradScaler for 16-mixed). Rounds interleave the two (which runs
+first alternates) and medians are reported, so load changes hit both. Then it times encoding
+(eval mode, inference_mode) at the eval batch size against the training batch size.
 
-    python scripts/bench_train.py                                  # resnet18, 96x96, CPU fp32
+    python scripts/bench_train.py                                  # resnet18, 64x64, fp32 (a CPU in minutes)
     python scripts/bench_train.py --precision bf16-mixed --channels-last
     python scripts/bench_train.py --net resnet50 --size 224 --precision bf16-mixed --channels-last   # a GPU
     python scripts/bench_train.py --compile
@@ -124,13 +124,13 @@ def encode_images_per_second(model: HashNetModule, images: torch.Tensor, batch_s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--net", default="resnet18")
-    parser.add_argument("--size", type=int, default=96, help="input height and width")
+    parser.add_argument("--size", type=int, default=64, help="input height and width")
     parser.add_argument("--batch-size", type=int, default=72)
     parser.add_argument("--eval-batch-size", type=int, default=256)
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"])
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (compile=true)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -153,9 +153,13 @@ def main() -> None:
     batch = (images, labels, torch.arange(args.batch_size, device=device))
 
     ours, bare = [], []
-    for _ in range(args.rounds):
-        ours.append(lightning_steps_per_second(cfg, model, batch, args.warmup, args.steps))
-        bare.append(bare_steps_per_second(model, batch, args.precision, float(model.net.beta), args.warmup, args.steps))
+    for round_ in range(args.rounds):  # which one goes first alternates, so a drift in load favours neither
+        for run_lightning in (round_ % 2 == 0, round_ % 2 == 1):
+            if run_lightning:
+                ours.append(lightning_steps_per_second(cfg, model, batch, args.warmup, args.steps))
+            else:
+                bare.append(bare_steps_per_second(model, batch, args.precision, float(model.net.beta),
+                                                  args.warmup, args.steps))
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"\n{args.net} {args.size}x{args.size}, batch {args.batch_size}, {args.precision}, "
           f"channels_last={args.channels_last}, compile={args.compile}, {name}; median of {args.rounds} rounds "
