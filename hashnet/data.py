@@ -6,6 +6,7 @@ labels (C,) float32, index int64)`` with index the line's position in its list.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -29,6 +30,8 @@ SPLITS = ("train", "query", "database")
 BUILDERS = ("digits", "digits_multi")
 BAD_IMAGE_MODES = ("error", "skip")
 SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
+
+log = logging.getLogger(__name__)
 
 
 class MissingImagesError(FileNotFoundError):
@@ -116,6 +119,9 @@ class HashDataModule(pl.LightningDataModule):
     root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
     embedded dataset that prepare_data builds into root when its lists are absent; topk: the
     mAP cut-off of this dataset, kept for the evaluation. on_bad_image: "error" or "skip".
+    Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
+    and query rows with no label; exclude_queries_from_database leaves out database rows whose image
+    is a query (the strict protocol). What they leave out is logged and counted in `removed`.
     """
 
     def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None,
@@ -124,7 +130,8 @@ class HashDataModule(pl.LightningDataModule):
                  builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
                  crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
                  batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
-                 on_bad_image: str = "error"):
+                 on_bad_image: str = "error", drop_unlabeled: bool = False,
+                 exclude_queries_from_database: bool = False):
         super().__init__()
         _check_choice("builder", builder, (None, *BUILDERS))
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
@@ -133,6 +140,8 @@ class HashDataModule(pl.LightningDataModule):
         self.list_names = {"train": train_list, "query": query_list, "database": database_list}
         self.path_map = dict(path_map) if path_map else None
         self.builder, self.on_bad_image = builder, on_bad_image
+        self.drop_unlabeled, self.exclude_queries_from_database = drop_unlabeled, exclude_queries_from_database
+        self.removed: dict[str, int] = {}  # split -> rows left out by the protocol options
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train)
                             for train in (True, False)}
@@ -154,8 +163,7 @@ class HashDataModule(pl.LightningDataModule):
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""
-        lists = {split: read_list(self.list_path(split), self.num_classes, self.root, self.path_map)
-                 for split in splits if split not in self._lists}
+        lists = {split: self.read_split(split) for split in splits if split not in self._lists}
         missing = [(image_list, i) for image_list in lists.values()
                    for i, path in enumerate(image_list.paths) if not os.path.isfile(path)]
         if missing:
@@ -167,6 +175,23 @@ class HashDataModule(pl.LightningDataModule):
                 f"dataset.root (now '{self.root}') to the folder relative paths start from, or "
                 "dataset.path_map={old_prefix: new_prefix} to rewrite absolute paths")
         self._lists.update(lists)
+
+    def read_split(self, split: str) -> ImageList:
+        """split's list as parsed, less the rows the protocol options leave out (logged)."""
+        image_list = read_list(self.list_path(split), self.num_classes, self.root, self.path_map)
+        keep, why = None, ""
+        if self.drop_unlabeled and split in ("train", "query"):
+            keep, why = image_list.labels.any(axis=1), "rows with no label (drop_unlabeled=true)"
+        elif self.exclude_queries_from_database and split == "database":
+            queries = set(read_list(self.list_path("query"), self.num_classes, self.root, self.path_map).paths)
+            keep = np.array([path not in queries for path in image_list.paths], dtype=bool)
+            why = "query images (exclude_queries_from_database=true)"
+        if keep is None:
+            return image_list
+        self.removed[split] = len(image_list) - int(keep.sum())
+        log.info("%s: left out %d of %d %s from %s", self.name, self.removed[split], len(image_list), why,
+                 image_list.source)
+        return image_list.take(keep)
 
     def dataset(self, split: Literal["train", "query", "database"],
                 train_transform: bool = False) -> ImageListDataset:

@@ -1,6 +1,7 @@
 """train(cfg): build everything from a composed Hydra config, fit, then evaluate mAP@R."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -9,8 +10,12 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from hashnet.data import HashDataModule
+from hashnet.loss import similar_pair_weight
 from hashnet.module import HashNetModule
 from hashnet.results import write_results
+
+log = logging.getLogger(__name__)
 
 
 def check_launch(cfg: DictConfig) -> None:
@@ -21,6 +26,18 @@ def check_launch(cfg: DictConfig) -> None:
             "trainer.strategy=ddp inside a -m sweep re-launches the sweep in every child rank. "
             "Use trainer=ddp_spawn for sweeps on one node, or a launcher (hydra/launcher=submitit_slurm)."
         )
+
+
+def resolve_class_num(cfg: DictConfig, datamodule: HashDataModule) -> None:
+    """Replace loss.class_num=auto by |S| / |S1| of the training labels (after the protocol options), logged.
+
+    The number, not "auto", then reaches the model and so its checkpoint.
+    """
+    if cfg.loss.class_num != "auto":
+        return
+    datamodule.prepare_data()
+    cfg.loss.class_num = similar_pair_weight(datamodule.read_split("train").labels)
+    log.info("loss.class_num=auto: |S| / |S1| of the %s training labels = %.4f", datamodule.name, cfg.loss.class_num)
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
@@ -34,6 +51,7 @@ def train(cfg: DictConfig) -> dict:
     check_launch(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
+    resolve_class_num(cfg, datamodule)
     model: HashNetModule = instantiate(cfg.model)
     trainer = build_trainer(cfg, callbacks=[instantiate(cfg.continuation)])
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
