@@ -26,9 +26,11 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Encode query and database in eval mode, rank by Hamming distance, write metrics.json."""
+    """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
+    otherwise), write metrics.json."""
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"))
     model.topk = cfg.dataset.topk
+    model.eval_codes = cfg.get("eval_codes") or model.eval_codes
     datamodule = instantiate(cfg.dataset)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule)
