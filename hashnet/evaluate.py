@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from hashnet.module import HashNetModule
 from hashnet.results import write_results
-from hashnet.train import build_trainer
+from hashnet.train import build_datamodule, build_trainer
 
 
 def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None) -> HashNetModule:
@@ -29,7 +28,7 @@ def evaluate(cfg: DictConfig) -> dict:
     """Encode query and database in eval mode, rank by Hamming distance, write metrics.json."""
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"))
     model.topk = cfg.dataset.topk
-    datamodule = instantiate(cfg.dataset)
+    datamodule = build_datamodule(cfg)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule)
     output_dir = Path(cfg.paths.output_dir)

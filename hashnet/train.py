@@ -23,6 +23,11 @@ def check_launch(cfg: DictConfig) -> None:
         )
 
 
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    """The configured DataModule, built from plain containers so checkpoints hold no OmegaConf objects."""
+    return instantiate(cfg.dataset, _convert_="all")
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
     """The Trainer with the configured logger and callbacks (plus any given)."""
     configured = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
@@ -33,7 +38,7 @@ def train(cfg: DictConfig) -> dict:
     """Fit HashNet as configured, test the final weights, write metrics.json; returns the metrics."""
     check_launch(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.dataset)
+    datamodule = build_datamodule(cfg)
     model: HashNetModule = instantiate(cfg.model)
     trainer = build_trainer(cfg, callbacks=[instantiate(cfg.continuation)])
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
