@@ -32,14 +32,19 @@ def binarize(outputs: Tensor) -> Tensor:
     return torch.where(outputs >= 0, 1, -1).to(torch.int8)
 
 
+def check_packable(hash_bit: int) -> None:
+    """Packed codes need whole bytes: ValueError unless hash_bit is a multiple of 8."""
+    if hash_bit % 8:
+        raise ValueError(f"packed codes need hash_bit to be a multiple of 8 (one byte holds 8 bits), "
+                         f"got hash_bit={hash_bit}: train with hash_bit=16/32/48/64")
+
+
 def pack_codes(codes: np.ndarray | Tensor) -> np.ndarray:
     """codes (N, K) in {-1,+1} -> (N, K/8) uint8, bit +1 -> 1; K must be a multiple of 8."""
     a = codes.detach().cpu().numpy() if isinstance(codes, Tensor) else np.asarray(codes)
     if a.ndim != 2:
         raise ValueError(f"codes must be (N, K), got shape {a.shape}")
-    if a.shape[1] % 8:
-        raise ValueError(f"packed codes need hash_bit to be a multiple of 8 (one byte holds 8 bits), "
-                         f"got hash_bit={a.shape[1]}: train with hash_bit=16/32/48/64")
+    check_packable(a.shape[1])
     ones = a == 1
     if not (ones | (a == -1)).all():
         raise ValueError("codes must only hold -1 and +1 (binarize the network outputs first)")
