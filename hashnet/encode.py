@@ -44,7 +44,7 @@ def encode(cfg: DictConfig) -> Path:
     index = torch.cat(order).tolist()
     meta = {"hash_bit": model.hash_bit, "net": model.hparams.net["backbone"], "dataset": cfg.dataset.name,
             "checkpoint": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
-            "resize_size": cfg.dataset.resize_size, "crop_size": cfg.dataset.crop_size}
+            "resize_size": datamodule.hparams.resize_size, "crop_size": datamodule.hparams.crop_size}
     path = save_codes(cfg.out, codes, image_list.labels[index], [image_list.paths[i] for i in index], meta)
     print(f"{len(index)} {model.hash_bit}-bit codes of {cfg.dataset.name}/{cfg.split} -> {path}")
     return path

@@ -14,7 +14,7 @@ from hashnet.codes import load_codes
 from hashnet.encode import encode
 from hashnet.index import faiss_available
 from hashnet.results import curve_ks, nearest, retrieval_metrics
-from hashnet.search import search
+from hashnet.search import query_paths, search
 from hashnet.train import train
 
 PLOTS = ("pr_curve", "precision_at_k", "code_histogram", "retrieval_grid")
@@ -43,6 +43,14 @@ def test_nearest_pads_codes_that_are_not_whole_bytes():
     db = np.array([[1] * 12, [-1] + [1] * 11, [-1] * 12])
     distances, indices = nearest(db[2:], db, 3)
     assert indices.tolist() == [[2, 1, 0]] and distances.tolist() == [[0, 11, 12]]
+
+
+def test_query_paths_one_or_many(tmp_path):
+    (tmp_path / "a.png").touch()
+    assert query_paths(str(tmp_path / "a.png")) == [tmp_path / "a.png"]
+    assert query_paths([str(tmp_path / "a.png")] * 2) == [tmp_path / "a.png"] * 2
+    with pytest.raises(FileNotFoundError, match="query image .*b.png does not exist"):
+        query_paths([str(tmp_path / "a.png"), str(tmp_path / "b.png")])
 
 
 @pytest.fixture(scope="module")
