@@ -5,13 +5,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
 from hashnet.codes import binarize, check_packable, save_codes
 from hashnet.evaluate import load_checkpoint
 from hashnet.module import HashNetModule
+from hashnet.train import build_datamodule
 
 
 def pick_device(name: str) -> torch.device:
@@ -31,7 +31,7 @@ def encode(cfg: DictConfig) -> Path:
     """Encode cfg.split of cfg.dataset with the checkpoint cfg.ckpt_path; write the code file cfg.out."""
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name)
     check_packable(model.hash_bit)
-    datamodule = instantiate(cfg.dataset)
+    datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     image_list = datamodule.dataset(cfg.split).image_list
     order: list[Tensor] = []  # sample indices, in case dataset.on_bad_image=skip drops some
