@@ -19,6 +19,7 @@ from torchvision import transforms as T
 
 from hashnet.digits import build_digits
 from hashnet.lists import ImageList, ListFileError, read_list, resolve_paths
+from hashnet.sampling import ResumableSampler, SeededSamples
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
            "MissingImagesError", "collate_readable", "read_list", "resolve_paths", "transforms"]
@@ -116,6 +117,7 @@ class HashDataModule(pl.LightningDataModule):
     root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
     embedded dataset that prepare_data builds into root when its lists are absent; topk: the
     mAP cut-off of this dataset, kept for the evaluation. on_bad_image: "error" or "skip".
+    seed: the training order and crops are a function of (seed, epoch, step) (hashnet.sampling).
     """
 
     def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None,
@@ -124,7 +126,7 @@ class HashDataModule(pl.LightningDataModule):
                  builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
                  crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
                  batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
-                 on_bad_image: str = "error"):
+                 on_bad_image: str = "error", seed: int = 0):
         super().__init__()
         _check_choice("builder", builder, (None, *BUILDERS))
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
@@ -134,6 +136,7 @@ class HashDataModule(pl.LightningDataModule):
         self.path_map = dict(path_map) if path_map else None
         self.builder, self.on_bad_image = builder, on_bad_image
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.seed = seed
         self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train)
                             for train in (True, False)}
         self._lists: dict[str, ImageList] = {}
@@ -178,20 +181,23 @@ class HashDataModule(pl.LightningDataModule):
                                                    self.on_bad_image)
         return self._datasets[key]
 
-    def _loader(self, dataset: ImageListDataset, batch_size: int, train: bool) -> DataLoader:
-        """A loader over dataset; train: shuffled, dropping the last partial batch."""
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: ResumableSampler | None = None) -> DataLoader:
+        """A loader over dataset in order, or in the sampler's order (training)."""
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=sampler is not None,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available(),
                           collate_fn=collate_readable if self.on_bad_image == "skip" else None)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of batch_size with drop_last, since the loss needs full halves."""
+        """Shuffled full batches (the loss needs full halves), resumable at the trainer's global step."""
         data = self.dataset("train", train_transform=True)
         if len(data) < self.batch_size:
             raise ValueError(f"{self.list_path('train')} has {len(data)} images, fewer than "
                              f"batch_size={self.batch_size}: no full batch -- lower dataset.batch_size")
-        return self._loader(data, self.batch_size, train=True)
+        trainer = self.trainer
+        sampler = ResumableSampler(data, self.batch_size, self.seed, trainer.global_step if trainer else 0,
+                                   trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0)
+        return self._loader(SeededSamples(data), self.batch_size, sampler)
 
     def test_dataloader(self) -> list[DataLoader]:
         """[query loader, database loader], in list order."""
@@ -204,7 +210,7 @@ class HashDataModule(pl.LightningDataModule):
     def split_dataloader(self, split: Literal["train", "query", "database"],
                          train_transform: bool = False) -> DataLoader:
         """All of split in list order, eval_batch_size per batch, eval transform unless train_transform."""
-        return self._loader(self.dataset(split, train_transform), self.eval_batch_size, train=False)
+        return self._loader(self.dataset(split, train_transform), self.eval_batch_size)
 
     @property
     def skipped_images(self) -> list[str]:
