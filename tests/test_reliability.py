@@ -4,12 +4,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
 from conftest import CONFIGS, compose_config
 from hashnet.checkpoints import AtomicCheckpointIO, register_run_dir_resolver, resume_checkpoint, run_dir
+from hashnet.evaluate import evaluate, load_checkpoint
+from hashnet.module import HashNetModule
 from hashnet.sampling import ResumableSampler, SeededSamples, epoch_order, mix_seed
 from hashnet.train import build_trainer, train
 
@@ -160,3 +163,33 @@ def test_bad_train_config_is_refused_early(override, message, tmp_path):
 def test_unknown_net_or_dataset_lists_the_options(group, option, listed, tmp_path):
     with pytest.raises(MissingConfigException, match=f"(?s)Could not find '{group}/{option}'.*Available options in '{group}'.*{listed}"):
         compose_config("train", [f"{group}={option}"], tmp_path)
+
+
+# ---- a checkpoint of another dataset / code length / backbone ----
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory) -> Path:
+    """A resnet18, 16-bit checkpoint for digits, as Lightning writes it (untrained)."""
+    model = HashNetModule({"_target_": "hashnet.nets.HashNet", "backbone": "resnet18", "hash_bit": 16},
+                          {}, {"lr": 1e-3}, topk=1000, dataset="digits")
+    path = tmp_path_factory.mktemp("ckpt") / "last.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": pl.__version__}, path)
+    return path
+
+
+@pytest.mark.parametrize("check, message", [
+    ({"dataset": "coco"}, "was trained on dataset=digits, not dataset=coco: pass dataset=digits"),
+    ({"hash_bit": 32}, "holds 16-bit codes, not hash_bit=32: pass hash_bit=16"),
+    ({"net": "resnet50"}, "was trained with net=resnet18, not net=resnet50: pass net=resnet18"),
+])
+def test_checkpoint_of_another_setting_is_refused(digits_checkpoint, check, message):
+    with pytest.raises(ValueError, match=f"checkpoint {digits_checkpoint} {message}"):
+        load_checkpoint(digits_checkpoint, **check)
+    assert load_checkpoint(digits_checkpoint, "digits", 16, "resnet18").hash_bit == 16
+
+
+def test_evaluate_command_line_checks_net(digits_checkpoint, tmp_path):
+    cfg = compose_config("evaluate", [f"ckpt_path={digits_checkpoint}", "net=vgg16"], tmp_path)
+    with pytest.raises(ValueError, match="trained with net=resnet18, not net=vgg16"):
+        evaluate(cfg)
+    assert "net" not in compose_config("evaluate", [f"ckpt_path={digits_checkpoint}"], tmp_path)
