@@ -5,7 +5,7 @@ The run folder of `python scripts/train.py`, in this order (configs/hydra/defaul
 2. with `ckpt_path=<run>/checkpoints/<file>.ckpt`, that <run>;
 3. with `resume=true`, the newest folder (by name, i.e. start time) beside where a new run of the
    same dataset, net and hash_bit would go (`outputs/<dataset>/<net>_<K>bit/`) that holds
-   `checkpoints/last.ckpt`;
+   `checkpoints/last.ckpt` (none: a new folder, and train() stops naming the fix);
 4. otherwise a new `outputs/<dataset>/<net>_<K>bit/<time>/`.
 The checkpoint resumed from is ckpt_path, else with resume=true `<run folder>/checkpoints/last.ckpt`.
 """
@@ -44,10 +44,7 @@ def run_dir(ckpt_path: str | None, resume: bool, new_dir: str) -> str:
         return new_dir
     runs = Path(new_dir).parent
     resumable = sorted(folder for folder in runs.glob("*") if (folder / LAST).is_file())
-    if not resumable:
-        raise FileNotFoundError(f"resume=true: no run in {runs}/ has {LAST} -- pass hydra.run.dir=<the run folder> "
-                                "or ckpt_path=<a checkpoint>, or drop resume=true to start a new run")
-    return str(resumable[-1])
+    return str(resumable[-1]) if resumable else new_dir  # none: train() says so (an error here reads badly)
 
 
 def register_run_dir_resolver() -> None:
@@ -60,6 +57,7 @@ def resume_checkpoint(ckpt_path: str | None, resume: bool, output_dir: str | Pat
     """The checkpoint to continue from: ckpt_path, else with resume the run folder's last.ckpt, else None."""
     checkpoint = Path(ckpt_path) if ckpt_path else Path(output_dir) / LAST if resume else None
     if checkpoint is not None and not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist -- "
-                                + ("check ckpt_path" if ckpt_path else "pass hydra.run.dir=<the run folder to resume>"))
+        fix = ("check ckpt_path" if ckpt_path else "resume=true found no earlier run of this dataset, net and hash_bit "
+               "with one: pass hydra.run.dir=<the run folder> or ckpt_path=<a checkpoint>, or drop resume=true")
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist -- {fix}")
     return str(checkpoint) if checkpoint else None

@@ -114,8 +114,7 @@ def test_run_dir_rules(tmp_path):
     assert run_dir(None, False, new) == new
     assert run_dir(str(tmp_path / "old" / "checkpoints" / "step000004.ckpt"), False, new) == str(tmp_path / "old")
     assert run_dir(str(tmp_path / "elsewhere.ckpt"), True, new) == new  # not in a run's checkpoints/
-    with pytest.raises(FileNotFoundError, match=r"resume=true: no run in .*resnet18_16bit/ has checkpoints/last.ckpt"):
-        run_dir(None, True, new)
+    assert run_dir(None, True, new) == new  # nothing to resume: train() stops (test_resume_checkpoint)
     for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
         (runs / name / "checkpoints").mkdir(parents=True)
         (runs / name / "checkpoints" / "last.ckpt").touch()
@@ -123,18 +122,28 @@ def test_run_dir_rules(tmp_path):
     assert run_dir(None, True, new) == str(runs / "2026-01-02_00-00-00")
 
 
-def test_hydra_run_dir_follows_ckpt_path(tmp_path):
+def test_hydra_run_dir_follows_ckpt_path_and_resume(tmp_path, monkeypatch):
     register_run_dir_resolver()
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=[f"ckpt_path={tmp_path}/run/checkpoints/step000002.ckpt"], return_hydra_config=True)
-        fresh = compose("train", overrides=["hash_bit=16"], return_hydra_config=True)
-    assert cfg.hydra.run.dir == str(tmp_path / "run")
-    assert fresh.hydra.run.dir.startswith("outputs/digits/resnet18_16bit/20")
+    monkeypatch.chdir(tmp_path)
+    earlier = Path("outputs/digits/resnet18_16bit/2026-01-01_00-00-00")
+    (earlier / "checkpoints").mkdir(parents=True)
+    (earlier / "checkpoints" / "last.ckpt").touch()
+
+    def run_dir_of(*overrides: str) -> str:
+        with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+            return compose("train", overrides=list(overrides), return_hydra_config=True).hydra.run.dir
+
+    assert run_dir_of(f"ckpt_path={tmp_path}/run/checkpoints/step000002.ckpt") == str(tmp_path / "run")
+    assert run_dir_of("hash_bit=16", "resume=true") == str(earlier)
+    fresh = run_dir_of("hash_bit=16")  # without resume=true: a new folder beside the earlier run
+    assert fresh.startswith("outputs/digits/resnet18_16bit/20") and fresh != str(earlier)
+    assert run_dir_of("hash_bit=32", "resume=true").startswith("outputs/digits/resnet18_32bit/20")
 
 
 def test_resume_checkpoint(tmp_path):
     assert resume_checkpoint(None, False, tmp_path) is None
-    with pytest.raises(FileNotFoundError, match="last.ckpt does not exist -- pass hydra.run.dir="):
+    with pytest.raises(FileNotFoundError, match="last.ckpt does not exist -- resume=true found no earlier run of "
+                                                "this dataset, net and hash_bit with one: pass hydra.run.dir="):
         resume_checkpoint(None, True, tmp_path)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").touch()
