@@ -31,7 +31,7 @@ class FiniteLoss(pl.Callback):
     """Stops training before the optimiser step when any rank's loss is NaN or infinite.
 
     The error names the step and the last checkpoint written, so the run can be resumed from it
-    (with a lower optim.lr, or after fixing the data) instead of training on garbage.
+    (after fixing the data) or restarted with a lower optim.lr, instead of training on garbage.
     """
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Tensor) -> None:
@@ -41,5 +41,5 @@ class FiniteLoss(pl.Callback):
             raise NonFiniteLossError(
                 f"training loss is {float(loss.detach())} at step {trainer.global_step} (epoch {trainer.current_epoch}) "
                 f"on {'this' if bad else 'another'} rank; stopped before updating the weights. Last checkpoint: "
-                f"{checkpoint or 'none written yet'} -- resume from it with ckpt_path=<it> and a lower optim.lr, "
-                "or check the data of this step")
+                f"{checkpoint or 'none written yet'} -- check the data of this step and resume from it (ckpt_path=<it>), "
+                "or train again with a lower optim.lr (a resumed run keeps the checkpoint's learning rate)")

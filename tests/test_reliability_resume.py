@@ -68,7 +68,7 @@ def test_nan_loss_stops_the_run_naming_step_and_checkpoint(digits_root, tmp_path
     cfg = compose_config("train", [*RUN, f"paths.data_dir={digits_root.parent}", "+callbacks.poison._target_=faults.PoisonAt",
                                    "+callbacks.poison.step=3"], tmp_path)
     last = tmp_path / "checkpoints" / "last.ckpt"
-    with pytest.raises(NonFiniteLossError, match=f"training loss is nan at step 3 .* Last checkpoint: {last} -- resume"):
+    with pytest.raises(NonFiniteLossError, match=f"training loss is nan at step 3 .* Last checkpoint: {last} -- check the data of this step"):
         train(cfg)
     assert torch.load(last, weights_only=False)["global_step"] == 2  # nothing written after the bad step
     assert not (tmp_path / "metrics.json").exists()
