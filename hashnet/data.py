@@ -20,6 +20,7 @@ from torchvision import transforms as T
 
 from hashnet.digits import build_digits
 from hashnet.lists import ImageList, ListFileError, read_list, resolve_paths
+from hashnet.sampling import ResumableSampler, SeededSamples
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
            "MissingImagesError", "collate_readable", "read_list", "resolve_paths", "transforms"]
@@ -122,6 +123,7 @@ class HashDataModule(pl.LightningDataModule):
     Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
     and query rows with no label; exclude_queries_from_database leaves out database rows whose image
     is a query (the strict protocol). What they leave out is logged and counted in `removed`.
+    seed: the training order and crops are a function of (seed, epoch, step) (hashnet.sampling).
     """
 
     def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None,
@@ -130,7 +132,7 @@ class HashDataModule(pl.LightningDataModule):
                  builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
                  crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
                  batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
-                 on_bad_image: str = "error", drop_unlabeled: bool = False,
+                 on_bad_image: str = "error", seed: int = 0, drop_unlabeled: bool = False,
                  exclude_queries_from_database: bool = False):
         super().__init__()
         _check_choice("builder", builder, (None, *BUILDERS))
@@ -143,6 +145,7 @@ class HashDataModule(pl.LightningDataModule):
         self.drop_unlabeled, self.exclude_queries_from_database = drop_unlabeled, exclude_queries_from_database
         self.removed: dict[str, int] = {}  # split -> rows left out by the protocol options
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.seed = seed
         self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train)
                             for train in (True, False)}
         self._lists: dict[str, ImageList] = {}
@@ -203,20 +206,23 @@ class HashDataModule(pl.LightningDataModule):
                                                    self.on_bad_image)
         return self._datasets[key]
 
-    def _loader(self, dataset: ImageListDataset, batch_size: int, train: bool) -> DataLoader:
-        """A loader over dataset; train: shuffled, dropping the last partial batch."""
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: ResumableSampler | None = None) -> DataLoader:
+        """A loader over dataset in order, or in the sampler's order (training)."""
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=sampler is not None,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available(),
                           collate_fn=collate_readable if self.on_bad_image == "skip" else None)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of batch_size with drop_last, since the loss needs full halves."""
+        """Shuffled full batches (the loss needs full halves), resumable at the trainer's global step."""
         data = self.dataset("train", train_transform=True)
         if len(data) < self.batch_size:
             raise ValueError(f"{self.list_path('train')} has {len(data)} images, fewer than "
                              f"batch_size={self.batch_size}: no full batch -- lower dataset.batch_size")
-        return self._loader(data, self.batch_size, train=True)
+        trainer = self.trainer
+        sampler = ResumableSampler(data, self.batch_size, self.seed, trainer.global_step if trainer else 0,
+                                   trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0)
+        return self._loader(SeededSamples(data), self.batch_size, sampler)
 
     def test_dataloader(self) -> list[DataLoader]:
         """[query loader, database loader], in list order."""
@@ -229,7 +235,7 @@ class HashDataModule(pl.LightningDataModule):
     def split_dataloader(self, split: Literal["train", "query", "database"],
                          train_transform: bool = False) -> DataLoader:
         """All of split in list order, eval_batch_size per batch, eval transform unless train_transform."""
-        return self._loader(self.dataset(split, train_transform), self.eval_batch_size, train=False)
+        return self._loader(self.dataset(split, train_transform), self.eval_batch_size)
 
     @property
     def skipped_images(self) -> list[str]:
