@@ -9,6 +9,7 @@ the PCIe bus in a quarter of the bytes. Decoding and transforms live in :mod:`ha
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -24,6 +25,7 @@ from hashnet.cache import ImageCache, fingerprint
 from hashnet.digits import build_digits
 from hashnet.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.lists import ImageList, ListFileError, read_list, resolve_paths
+from hashnet.sampling import ResumableSampler, SeededSamples
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
            "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
@@ -33,6 +35,8 @@ SPLITS = ("train", "query", "database")
 BUILDERS = ("digits", "digits_multi")
 BAD_IMAGE_MODES = ("error", "skip")
 SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
+
+log = logging.getLogger(__name__)
 
 
 class MissingImagesError(FileNotFoundError):
@@ -110,6 +114,10 @@ class HashDataModule(pl.LightningDataModule):
     root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
     embedded dataset that prepare_data builds into root when its lists are absent; topk: the
     mAP cut-off of this dataset, kept for the evaluation. on_bad_image: "error" or "skip".
+    Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
+    and query rows with no label; exclude_queries_from_database leaves out database rows whose image
+    is a query (the strict protocol). What they leave out is logged and counted in `removed`.
+    seed: the training order and crops are a function of (seed, epoch, step) (hashnet.sampling).
     normalize_on_device: batches hold uint8 pixels that HashNet.forward normalises on the device
     (False: workers yield normalised float32). cache: decode and resize each split once into
     cache_dir (default root/cache), see :mod:`hashnet.cache`; built by prepare_data, which
@@ -122,8 +130,9 @@ class HashDataModule(pl.LightningDataModule):
                  builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
                  crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
                  batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
-                 on_bad_image: str = "error", normalize_on_device: bool = True,
-                 cache: bool = False, cache_dir: str | Path | None = None):
+                 on_bad_image: str = "error", seed: int = 0, drop_unlabeled: bool = False,
+                 exclude_queries_from_database: bool = False,
+                 normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None):
         super().__init__()
         _check_choice("builder", builder, (None, *BUILDERS))
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
@@ -132,7 +141,10 @@ class HashDataModule(pl.LightningDataModule):
         self.list_names = {"train": train_list, "query": query_list, "database": database_list}
         self.path_map = dict(path_map) if path_map else None
         self.builder, self.on_bad_image = builder, on_bad_image
+        self.drop_unlabeled, self.exclude_queries_from_database = drop_unlabeled, exclude_queries_from_database
+        self.removed: dict[str, int] = {}  # split -> rows left out by the protocol options
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.seed = seed
         self.resize_size, self.use_cache = resize_size, cache
         self.cache_dir = Path(cache_dir) if cache_dir else Path(self.root) / "cache"
         self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train,
@@ -175,8 +187,7 @@ class HashDataModule(pl.LightningDataModule):
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""
-        lists = {split: read_list(self.list_path(split), self.num_classes, self.root, self.path_map)
-                 for split in splits if split not in self._lists}
+        lists = {split: self.read_split(split) for split in splits if split not in self._lists}
         missing = [(image_list, i) for image_list in lists.values()
                    for i, path in enumerate(image_list.paths) if not os.path.isfile(path)]
         if missing:
@@ -189,6 +200,23 @@ class HashDataModule(pl.LightningDataModule):
                 "dataset.path_map={old_prefix: new_prefix} to rewrite absolute paths")
         self._lists.update(lists)
 
+    def read_split(self, split: str) -> ImageList:
+        """split's list as parsed, less the rows the protocol options leave out (logged)."""
+        image_list = read_list(self.list_path(split), self.num_classes, self.root, self.path_map)
+        keep, why = None, ""
+        if self.drop_unlabeled and split in ("train", "query"):
+            keep, why = image_list.labels.any(axis=1), "rows with no label (drop_unlabeled=true)"
+        elif self.exclude_queries_from_database and split == "database":
+            queries = set(read_list(self.list_path("query"), self.num_classes, self.root, self.path_map).paths)
+            keep = np.array([path not in queries for path in image_list.paths], dtype=bool)
+            why = "query images (exclude_queries_from_database=true)"
+        if keep is None:
+            return image_list
+        self.removed[split] = len(image_list) - int(keep.sum())
+        log.info("%s: left out %d of %d %s from %s", self.name, self.removed[split], len(image_list), why,
+                 image_list.source)
+        return image_list.take(keep)
+
     def dataset(self, split: Literal["train", "query", "database"],
                 train_transform: bool = False) -> ImageListDataset:
         """The dataset of split with the train or eval transform (read on first use)."""
@@ -200,20 +228,23 @@ class HashDataModule(pl.LightningDataModule):
                                                    self.on_bad_image, cache)
         return self._datasets[key]
 
-    def _loader(self, dataset: ImageListDataset, batch_size: int, train: bool) -> DataLoader:
-        """A loader over dataset; train: shuffled, dropping the last partial batch."""
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: ResumableSampler | None = None) -> DataLoader:
+        """A loader over dataset in order, or in the sampler's order (training)."""
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=sampler is not None,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available(),
                           collate_fn=collate_readable if self.on_bad_image == "skip" else None)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of batch_size with drop_last, since the loss needs full halves."""
+        """Shuffled full batches (the loss needs full halves), resumable at the trainer's global step."""
         data = self.dataset("train", train_transform=True)
         if len(data) < self.batch_size:
             raise ValueError(f"{self.list_path('train')} has {len(data)} images, fewer than "
                              f"batch_size={self.batch_size}: no full batch -- lower dataset.batch_size")
-        return self._loader(data, self.batch_size, train=True)
+        trainer = self.trainer
+        sampler = ResumableSampler(data, self.batch_size, self.seed, trainer.global_step if trainer else 0,
+                                   trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0)
+        return self._loader(SeededSamples(data), self.batch_size, sampler)
 
     def test_dataloader(self) -> list[DataLoader]:
         """[query loader, database loader], in list order."""
@@ -226,7 +257,7 @@ class HashDataModule(pl.LightningDataModule):
     def split_dataloader(self, split: Literal["train", "query", "database"],
                          train_transform: bool = False) -> DataLoader:
         """All of split in list order, eval_batch_size per batch, eval transform unless train_transform."""
-        return self._loader(self.dataset(split, train_transform), self.eval_batch_size, train=False)
+        return self._loader(self.dataset(split, train_transform), self.eval_batch_size)
 
     @property
     def skipped_images(self) -> list[str]:

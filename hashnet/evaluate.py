@@ -3,16 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from hashnet.module import HashNetModule
 from hashnet.results import write_results
-from hashnet.train import build_trainer
+from hashnet.train import build_datamodule, build_trainer
 
 
-def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None) -> HashNetModule:
-    """Rebuild HashNetModule from a checkpoint, refusing one trained for another dataset or code length."""
+def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None,
+                    net: str | None = None) -> HashNetModule:
+    """Rebuild HashNetModule from a checkpoint, refusing one trained for another dataset, code length or backbone.
+
+    None skips a check; each error names what the checkpoint holds and what was asked for.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -21,15 +24,22 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
     if dataset is not None and trained_on is not None and trained_on != dataset:
         raise ValueError(f"checkpoint {path} was trained on dataset={trained_on}, not dataset={dataset}: pass dataset={trained_on}")
     if hash_bit is not None and hash_bit != model.hash_bit:
-        raise ValueError(f"checkpoint {path} holds {model.hash_bit}-bit codes, not hash_bit={hash_bit}")
+        raise ValueError(f"checkpoint {path} holds {model.hash_bit}-bit codes, not hash_bit={hash_bit}: "
+                         f"pass hash_bit={model.hash_bit} or another checkpoint")
+    backbone = model.hparams.net["backbone"]
+    if net is not None and net != backbone:
+        raise ValueError(f"checkpoint {path} was trained with net={backbone}, not net={net}: pass net={backbone} or another checkpoint")
     return model
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Encode query and database in eval mode, rank by Hamming distance, write metrics.json."""
-    model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"))
+    """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
+    otherwise), write metrics.json."""
+    net = cfg.get("net")  # set by net=<backbone> on the command line, as a check
+    model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None)
     model.topk = cfg.dataset.topk
-    datamodule = instantiate(cfg.dataset)
+    model.eval_codes = cfg.get("eval_codes") or model.eval_codes
+    datamodule = build_datamodule(cfg)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule)
     output_dir = Path(cfg.paths.output_dir)

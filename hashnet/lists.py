@@ -49,6 +49,12 @@ class ImageList:
         """``<list file>:<line>`` of entry index, for messages."""
         return f"{self.source}:{self.lines[index]}"
 
+    def take(self, keep: np.ndarray) -> ImageList:
+        """The entries where keep (N,) bool is true, in list order; line numbers stay those of source."""
+        chosen = np.flatnonzero(keep)
+        return ImageList(self.source, [self.paths[i] for i in chosen], [self.raw_paths[i] for i in chosen],
+                         self.labels[chosen], self.lines[chosen])
+
 
 def _trailing_bits(tokens: list[str]) -> int:
     """Length of the trailing run of "0"/"1" tokens."""

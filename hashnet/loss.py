@@ -9,10 +9,12 @@ codes, scaled by alpha, acts as the logit of that similarity:
              = theta_ij * (1 - s_ij)                         otherwise
     L        = (class_num * sum_{s=1} l_ij + sum_{s=0} l_ij) / (class_num * |S1| + |S0|)
 
-class_num weights similar pairs against dissimilar ones (the paper's w_ij = |S| / |S1|).
+class_num weights similar pairs against dissimilar ones (the paper's w_ij = |S| / |S1|);
+similar_pair_weight computes that ratio from a training set's labels (class_num: auto).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -52,3 +54,27 @@ def pairwise_loss(
     if exclude_diagonal:
         weight = weight * (1 - torch.eye(*weight.shape, device=weight.device))
     return (weight * pair_loss).sum() / weight.sum()
+
+
+_WEIGHT_CHUNK = 1 << 22  # label-row pairs per chunk of similar_pair_weight
+
+
+def similar_pair_weight(labels: np.ndarray) -> float:
+    """The paper's w = |S| / |S1|: pairs of distinct images over those that share a label.
+
+    labels: (N, C) 0/1 training labels, N >= 2. Identical rows are counted once with their
+    multiplicity, so the cost is O(U^2 C) for U distinct rows, in chunks of bounded memory.
+    Raises ValueError when no two images share a label (the ratio is undefined).
+    """
+    rows, counts = np.unique(np.asarray(labels) > 0, axis=0, return_counts=True)
+    rows, counts = rows.astype(np.float32), counts.astype(np.float64)
+    n = counts.sum()
+    similar = -float(counts @ (rows.sum(axis=1) > 0))  # ordered pairs (i, j), i != j: drop i == j
+    step = max(1, _WEIGHT_CHUNK // len(rows))
+    for start in range(0, len(rows), step):
+        shares = (rows[start:start + step] @ rows.T > 0).astype(np.float64)  # (chunk, U)
+        similar += float(counts[start:start + step] @ shares @ counts)
+    if similar <= 0:
+        raise ValueError(f"no two of the {int(n)} training images share a label: loss.class_num=auto is "
+                         "undefined -- set loss.class_num to a number")
+    return float(n * (n - 1) / similar)

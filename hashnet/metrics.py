@@ -64,7 +64,7 @@ def _clamp(k: int, size: int, name: str) -> int:
     return min(k, size)
 
 
-def _hamming(query: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
+def hamming_distances(query: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
     """Hamming distances (B, N) uint8 (uint16 if K > 255) of packed codes query (W, B), db (W, N)."""
     b, n = query.shape[1], db.shape[1]
     dist = np.empty((b, n), dtype=np.uint8 if bits < 256 else np.uint16)
@@ -130,7 +130,7 @@ def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bo
     chunk = query_chunk or max(1, _CHUNK_PAIRS // n)
     for start in range(0, data.query_codes.shape[1], chunk):
         queries = slice(start, start + chunk)
-        dist = _hamming(data.query_codes[:, queries], data.db_codes, k)
+        dist = hamming_distances(data.query_codes[:, queries], data.db_codes, k)
         b = len(dist)
         flat, bounds = _candidates(dist, depth, radius)
         values = np.take(dist.ravel(), flat)  # candidates' distances: by row, by index within a row

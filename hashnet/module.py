@@ -15,12 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from hashnet.codes import binarize
+from hashnet.continuous import mean_average_precision_by_score
 from hashnet.distributed import gather_by_index
 from hashnet.loss import pairwise_loss
 from hashnet.metrics import mean_average_precision
 from hashnet.optim import lr_multiplier, sgd
 
 SPLITS = ("query", "database")
+EVAL_CODES = ("sign", "continuous")
 
 
 def plain(config: Any) -> Any:
@@ -40,12 +42,19 @@ class HashNetModule(pl.LightningModule):
            of optim.lr_multiplier (policy, gamma, step_size, power) under `schedule`.
     topk:  R of mAP@R (None: the whole database).
     dataset: name of the training dataset, kept so evaluation can refuse a mismatched checkpoint.
+    eval_codes: "sign" ranks sign codes by Hamming distance (the paper's protocol); "continuous" ranks
+           the real-valued outputs by inner product (the paper's HashNet+C upper bound).
     """
 
-    def __init__(self, net: dict, loss: dict, optim: dict, topk: int | None = None, dataset: str | None = None) -> None:
+    def __init__(self, net: dict, loss: dict, optim: dict, topk: int | None = None, dataset: str | None = None,
+                 eval_codes: str = "sign") -> None:
         super().__init__()
+        if eval_codes not in EVAL_CODES:
+            raise ValueError(f"model.eval_codes must be one of {list(EVAL_CODES)}, got {eval_codes!r}")
         net, loss, optim = plain(net), plain(loss), plain(optim)
-        self.save_hyperparameters({"net": net, "loss": loss, "optim": optim, "topk": topk, "dataset": dataset})
+        self.save_hyperparameters({"net": net, "loss": loss, "optim": optim, "topk": topk, "dataset": dataset,
+                                   "eval_codes": eval_codes})
+        self.eval_codes = eval_codes
         self.net = instantiate(net)
         self.hash_bit = net["hash_bit"]
         self.alpha = loss.get("alpha") or 10.0 / self.hash_bit
@@ -110,12 +119,15 @@ class HashNetModule(pl.LightningModule):
         return rows[:, : self.hash_bit], rows[:, self.hash_bit :]
 
     def log_retrieval(self, stage: str) -> None:
-        """Gather both splits, binarise, compute mAP@R and keep everything in self.retrieval."""
+        """Gather both splits, binarise, compute mAP@R (of eval_codes) and keep everything in self.retrieval."""
         query_out, query_labels = self.gather_split("query")
         db_out, db_labels = self.gather_split("database")
         self.eval_outputs = {}
         query_codes, db_codes = binarize(query_out), binarize(db_out)
-        mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, self.topk)
+        if self.eval_codes == "sign":
+            mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, self.topk)
+        else:
+            mean_ap = mean_average_precision_by_score(query_out, query_labels, db_out, db_labels, self.topk)
         self.log(f"{stage}/mAP", mean_ap, prog_bar=True)  # identical on every rank: no sync
         self.retrieval = {
             "query_outputs": query_out, "query_labels": query_labels, "query_codes": query_codes,

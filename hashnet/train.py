@@ -1,6 +1,8 @@
 """train(cfg): build everything from a composed Hydra config, fit, then evaluate mAP@R."""
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -9,8 +11,15 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from hashnet.checkpoints import resume_checkpoint
+from hashnet.data import HashDataModule
+from hashnet.guards import FiniteLoss, check_train_config
+from hashnet.loss import similar_pair_weight
 from hashnet.module import HashNetModule
 from hashnet.results import write_results
+from hashnet.sampling import StepSeed
+
+log = logging.getLogger(__name__)
 
 
 def check_launch(cfg: DictConfig) -> None:
@@ -27,6 +36,26 @@ def check_launch(cfg: DictConfig) -> None:
         )
 
 
+def resolve_class_num(cfg: DictConfig, datamodule: HashDataModule) -> None:
+    """Replace loss.class_num=auto by |S| / |S1| of the training labels (after the protocol options), logged.
+
+    The number, not "auto", then reaches the model and so its checkpoint.
+    """
+    if cfg.loss.class_num != "auto":
+        return
+    datamodule.prepare_data()
+    cfg.loss.class_num = similar_pair_weight(datamodule.read_split("train").labels)
+    log.info("loss.class_num=auto: |S| / |S1| of the %s training labels = %.4f", datamodule.name, cfg.loss.class_num)
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    """The configured DataModule, built from plain containers so checkpoints hold no OmegaConf objects.
+
+    cfg.seed (0 when absent, as in evaluation) fixes the training order and crops (hashnet.sampling).
+    """
+    return instantiate(cfg.dataset, seed=cfg.get("seed", 0), _convert_="all")
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
     """The Trainer with the configured logger and callbacks (plus any given)."""
     configured = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
@@ -34,15 +63,23 @@ def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -
 
 
 def train(cfg: DictConfig) -> dict:
-    """Fit HashNet as configured, test the final weights, write metrics.json; returns the metrics."""
+    """Fit HashNet as configured (continuing ckpt_path, or with resume=true the run folder's last.ckpt),
+    test the final weights, write metrics.json; returns the metrics."""
     check_launch(cfg)
+    check_train_config(cfg)
+    resume_from = resume_checkpoint(cfg.get("ckpt_path"), cfg.get("resume", False), cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.dataset)
+    datamodule = build_datamodule(cfg)
+    resolve_class_num(cfg, datamodule)
     model: HashNetModule = instantiate(cfg.model)
     if cfg.get("compile"):
         model.net.compile()  # in place: the state dict keeps its keys, so checkpoints load either way
-    trainer = build_trainer(cfg, callbacks=[instantiate(cfg.continuation)])
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    callbacks = [instantiate(cfg.continuation), StepSeed(cfg.seed), FiniteLoss()]
+    trainer = build_trainer(cfg, callbacks=callbacks)
+    with warnings.catch_warnings():
+        # Lightning cannot tell that hashnet.sampling.ResumableSampler resumes mid-epoch exactly.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     trainer.test(model, datamodule=datamodule)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None

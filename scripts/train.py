@@ -3,11 +3,15 @@
     python scripts/train.py                                   # embedded digits, CPU, a few minutes
     python scripts/train.py dataset=coco net=resnet50 hash_bit=48
     python scripts/train.py -m hash_bit=16,32,48,64           # one run per code length
+    python scripts/train.py hash_bit=16 resume=true          # continue the newest digits/resnet18_16bit run
 """
 import hydra
 from omegaconf import DictConfig
 
+from hashnet.checkpoints import register_run_dir_resolver
 from hashnet.train import train
+
+register_run_dir_resolver()  # configs/hydra/default.yaml picks the run folder with it
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")

@@ -52,3 +52,12 @@ def test_evaluate_config_needs_a_checkpoint(tmp_path):
     cfg = compose_config("evaluate", ["dataset=coco"], tmp_path)
     assert OmegaConf.is_missing(cfg, "ckpt_path")
     assert cfg.dataset.topk == 5000
+
+
+@pytest.mark.parametrize("dataset", ["digits", "digits_multi"])
+@pytest.mark.parametrize("net", BACKBONES)
+def test_embedded_datasets_pick_an_input_size_the_net_accepts(dataset, net, tmp_path):
+    from hashnet.nets import min_input_size
+
+    cfg = compose_config("train", [f"dataset={dataset}", f"net={net}"], tmp_path)
+    assert min_input_size(net) <= cfg.dataset.crop_size <= cfg.dataset.resize_size

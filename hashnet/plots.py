@@ -1,0 +1,95 @@
+"""Figures of a retrieval evaluation: arrays in, matplotlib Figure out (no pyplot, no files, no state).
+
+Figures are drawn on matplotlib's Agg canvas, so they render the same on a headless machine;
+`figure_to_array` turns one into an RGB image for TensorBoard.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+RELEVANT, IRRELEVANT, UNKNOWN, QUERY = "#2ca02c", "#d62728", "#7f7f7f", "#1f77b4"  # frame colours
+SATURATED = 0.99  # |output| above which a pre-sign output counts as saturated (tanh at its limit)
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A Figure attached to an Agg canvas."""
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def figure_to_array(figure: Figure) -> np.ndarray:
+    """Render figure -> (H, W, 3) uint8 RGB."""
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def pr_curve_figure(precision: np.ndarray, recall: np.ndarray, title: str = "") -> Figure:
+    """Precision against recall of the Hamming balls of radius 0..K: precision, recall (K+1,)."""
+    figure = _figure(5, 4)
+    ax = figure.add_subplot()
+    ax.plot(recall, precision, marker="o", markersize=3)
+    for radius in sorted({0, 2, len(precision) // 2}):  # a few radii named on the curve
+        ax.annotate(f"r={radius}", (recall[radius], precision[radius]), textcoords="offset points", xytext=(4, 4))
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
+           title=title or f"PR over Hamming radius 0..{len(precision) - 1}")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def precision_at_k_figure(ks: Sequence[int], precision: np.ndarray, title: str = "") -> Figure:
+    """Precision of the top k against k: ks (M,), precision (M,)."""
+    figure = _figure(5, 4)
+    ax = figure.add_subplot()
+    ax.plot(ks, precision)
+    ax.set(xlabel="k (items retrieved)", ylabel="precision@k", ylim=(0, 1.02), title=title or "precision@k")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def output_histogram_figure(outputs: np.ndarray, title: str = "") -> Figure:
+    """Histogram of the pre-sign outputs (N, K) in [-1, 1], with the share of saturated ones."""
+    values = np.asarray(outputs, dtype=np.float64).ravel()
+    figure = _figure(5, 4)
+    ax = figure.add_subplot()
+    ax.hist(values, bins=np.linspace(-1, 1, 51), color=QUERY)
+    saturated = float(np.mean(np.abs(values) > SATURATED)) if len(values) else 0.0
+    ax.set(xlabel="output before sign", ylabel="count", xlim=(-1, 1),
+           title=title or f"pre-sign outputs: {saturated:.1%} with |h| > {SATURATED}")
+    return figure
+
+
+def retrieval_grid_figure(queries: Sequence[np.ndarray], retrieved: Sequence[Sequence[np.ndarray]],
+                          distances: np.ndarray, relevant: np.ndarray | None = None,
+                          captions: Sequence[str] | None = None) -> Figure:
+    """One row per query: the query image, then its retrieved images in rank order.
+
+    queries: Q images (H, W, 3) uint8; retrieved: Q lists of k images; distances (Q, k) Hamming
+    distances; relevant (Q, k) bool frames each retrieved image green (True) or red (False), grey
+    when None (labels unknown); captions: Q strings under the query images.
+    """
+    rows, cols = len(queries), 1 + max(len(row) for row in retrieved)
+    figure = _figure(1.1 * cols + 0.4, 1.25 * rows + 0.3)
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for q in range(rows):
+        for c, ax in enumerate(axes[q]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                image, colour, label = queries[q], QUERY, captions[q] if captions else "query"
+            elif c <= len(retrieved[q]):
+                image, label = retrieved[q][c - 1], f"d={int(distances[q, c - 1])}"
+                colour = UNKNOWN if relevant is None else RELEVANT if relevant[q, c - 1] else IRRELEVANT
+            else:
+                ax.set_axis_off()
+                continue
+            ax.imshow(image)
+            ax.set_xlabel(label, fontsize=7, labelpad=1)
+            for spine in ax.spines.values():
+                spine.set(color=colour, linewidth=3)
+    return figure

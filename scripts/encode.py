@@ -1,0 +1,17 @@
+"""Encode a dataset split (the database by default) into a file of bit-packed codes.
+
+    python scripts/encode.py ckpt_path=outputs/.../checkpoints/last.ckpt dataset=digits [split=database] [out=codes.npz]
+"""
+import hydra
+from omegaconf import DictConfig
+
+from hashnet.encode import encode
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="encode")
+def main(cfg: DictConfig) -> None:
+    encode(cfg)
+
+
+if __name__ == "__main__":
+    main()

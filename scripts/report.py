@@ -1,0 +1,30 @@
+"""Collect the metrics.json of runs or sweeps into the paper's tables, as Markdown and CSV.
+
+    python scripts/report.py multirun/2026-11-28_03-00-00                # a sweep folder
+    python scripts/report.py outputs/coco multirun/... --out reports/    # several; --out: where to write
+
+Prints the Markdown and writes report.md and report.csv (one row per run) into --out (default: the
+first folder given). See hashnet/report.py for the layout.
+"""
+import argparse
+from pathlib import Path
+
+from hashnet.files import atomic_write
+from hashnet.report import collect, to_csv, to_markdown
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="run or multirun folders (searched recursively)")
+    parser.add_argument("--out", type=Path, help="folder for report.md and report.csv (default: the first run_dir)")
+    args = parser.parse_args()
+    runs = collect(args.run_dirs)
+    out = args.out or args.run_dirs[0]
+    markdown = to_markdown(runs)
+    atomic_write(out / "report.md", lambda f: f.write(markdown.encode()))
+    atomic_write(out / "report.csv", lambda f: f.write(to_csv(runs).encode()))
+    print(f"{markdown}\n{len(runs)} runs -> {out / 'report.md'}, {out / 'report.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""Print the nearest database images (Hamming distance) of one or more query images.
+
+    python scripts/search.py ckpt_path=.../last.ckpt index=.../codes_database.npz image=query.png [k=10] [grid=out.png]
+"""
+import hydra
+from omegaconf import DictConfig
+
+from hashnet.search import search
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="search")
+def main(cfg: DictConfig) -> None:
+    search(cfg)
+
+
+if __name__ == "__main__":
+    main()
