@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ["hash_bit=16", "max_steps=6", "ckpt_every=2", "val_every=1000", "dataset.batch_size=8",
        "dataset.eval_batch_size=750", "optim.schedule.step_size=5", "continuation.step_size=5",
        "trainer.accelerator=cpu", "trainer.deterministic=true", "trainer.log_every_n_steps=1",
-       "+trainer.enable_progress_bar=false"]
+       "~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
 
 
 def train_script(args: list[str], data_dir: Path) -> subprocess.CompletedProcess:
