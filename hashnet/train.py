@@ -32,7 +32,7 @@ def check_launch(cfg: DictConfig) -> None:
     if in_sweep and not on_slurm and cfg.trainer.get("strategy") == "ddp":
         raise ValueError(
             "trainer.strategy=ddp inside a -m sweep re-launches the sweep in every child rank. "
-            "Use trainer=ddp_spawn for sweeps on one node, or a launcher (hydra/launcher=submitit_slurm)."
+            "Use trainer=ddp_spawn for sweeps on one node, or the SLURM launcher (hydra/launcher=slurm)."
         )
 
 
