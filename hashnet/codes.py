@@ -27,6 +27,11 @@ class CodeFileError(ValueError):
     """A code file that cannot be read, or whose metadata differ from what the caller expects."""
 
 
+def as_numpy(x: np.ndarray | Tensor) -> np.ndarray:
+    """A tensor (any device, any grad state) or array-like as a numpy array."""
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
 def binarize(outputs: Tensor) -> Tensor:
     """outputs: (N, K) real -> codes: (N, K) int8 in {-1,+1}, with sign(0) = +1."""
     return torch.where(outputs >= 0, 1, -1).to(torch.int8)
@@ -41,7 +46,7 @@ def check_packable(hash_bit: int) -> None:
 
 def pack_codes(codes: np.ndarray | Tensor) -> np.ndarray:
     """codes (N, K) in {-1,+1} -> (N, K/8) uint8, bit +1 -> 1; K must be a multiple of 8."""
-    a = codes.detach().cpu().numpy() if isinstance(codes, Tensor) else np.asarray(codes)
+    a = as_numpy(codes)
     if a.ndim != 2:
         raise ValueError(f"codes must be (N, K), got shape {a.shape}")
     check_packable(a.shape[1])
@@ -87,7 +92,7 @@ def save_codes(path: str | Path, codes: np.ndarray | Tensor, labels: np.ndarray 
     meta must hold hash_bit, net and dataset (checked on load); hash_bit must equal K.
     """
     packed = pack_codes(codes)
-    labels = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    labels = as_numpy(labels)
     missing = [key for key in CHECKED if key not in meta]
     if missing:
         raise ValueError(f"code file metadata needs {list(CHECKED)}, missing {missing}")

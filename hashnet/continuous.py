@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import torch
 
+from hashnet.codes import as_numpy
 from hashnet.metrics import _CHUNK_PAIRS, Array, _average_precision, _clamp, _prepare, _related
 
 
 def _float64(x: Array) -> np.ndarray:
     """x as a float64 numpy array."""
-    return (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)).astype(np.float64)
+    return as_numpy(x).astype(np.float64)
 
 
 def _ranked_by_score(query: np.ndarray, db: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray,

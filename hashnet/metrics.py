@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hashnet.codes import as_numpy
+
 Array = np.ndarray | torch.Tensor
 _CHUNK_PAIRS = 1 << 22  # query x database pairs per chunk: 4 MiB of uint8 distances
 _TILE_PAIRS = 1 << 18  # pairs per XOR tile (whole rows): bounds the uint64 temporary
@@ -37,7 +39,7 @@ class _Data:
 
 def _pack(x: Array, name: str, values: tuple[int, int]) -> np.ndarray:
     """Check that x (N, D) only holds `values`; return (x == values[1]) packed into (W, N) uint64."""
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    a = as_numpy(x)
     bits = a == values[1]
     if not (bits | (a == values[0])).all():
         raise ValueError(f"{name} must only hold {values[0]} and {values[1]}")
