@@ -1,8 +1,10 @@
 """Embedded datasets built from scikit-learn's bundled 8x8 digits (no download needed).
 
 ``digits``: the 1797 digits as 32x32 grey PNGs with one-hot labels over 10 classes.
-``digits_multi``: 2x2 mosaics (64x64) of those digits, labelled with the multi-hot set of
-the digits shown, a small stand-in for multi-label sets such as NUS-WIDE or COCO.
+``digits_multi``: 2x2 mosaics (64x64) of those digits showing 1 to 3 distinct classes,
+labelled with the multi-hot set of the classes shown, a small stand-in for multi-label sets
+such as NUS-WIDE or COCO: about 36% of mosaic pairs share a class (similar pairs are neither
+rare nor the rule), so Hamming ranking has room to beat chance.
 
 Both write ``train.txt``, ``test.txt`` (queries) and ``database.txt`` with paths relative to
 the dataset folder, in the list format that :func:`hashnet.data.read_list` reads. Builds are
@@ -29,6 +31,7 @@ CELL = 32  # digits are upscaled from 8x8 so that conv stems have more than a fe
 MULTI_QUERIES = 300
 MULTI_DATABASE = 2000
 MULTI_TRAIN = 1000  # the first database mosaics: train inside database, like the paper's lists
+MULTI_MAX_CLASSES = 3  # classes a mosaic shows: 1..3 of 10 makes ~36% of pairs similar
 MARKER = ".complete"  # written last; its presence means the folder is a finished build
 
 
@@ -90,8 +93,19 @@ def _build_single(folder: Path, images: np.ndarray, labels: np.ndarray, seed: in
 
 def _draw_mosaics(rng: np.random.Generator, pool: np.ndarray, count: int, images: np.ndarray,
                   labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """count mosaics of 4 distinct digits from pool: images (count, 2*CELL, 2*CELL), multi-hot (count, 10)."""
-    picks = np.stack([rng.choice(pool, size=4, replace=False) for _ in range(count)])
+    """count mosaics of 4 distinct digits from pool: images (count, 2*CELL, 2*CELL), multi-hot (count, 10).
+
+    Each mosaic shows c distinct classes, c uniform in [1, MULTI_MAX_CLASSES]: every class at
+    least once, the other cells repeat one of them, in a random order.
+    """
+    by_class = [pool[labels[pool] == label] for label in range(NUM_CLASSES)]
+    picks = np.empty((count, 4), np.int64)
+    for row in picks:
+        classes = rng.choice(NUM_CLASSES, size=rng.integers(1, MULTI_MAX_CLASSES + 1), replace=False)
+        cells = rng.permutation(np.concatenate([classes, rng.choice(classes, size=4 - len(classes))]))
+        for label in np.unique(cells):
+            slots = cells == label
+            row[slots] = rng.choice(by_class[label], size=slots.sum(), replace=False)
     multi_hot = np.zeros((count, NUM_CLASSES), np.uint8)
     multi_hot[np.arange(count)[:, None], labels[picks]] = 1
     return mosaic(images[picks]), multi_hot
@@ -135,6 +149,8 @@ def build_digits(root: str | Path, multi: bool = False, seed: int = 0) -> None:
     """
     root = Path(root)
     recipe = {"builder": "digits_multi" if multi else "digits", "seed": seed}
+    if multi:
+        recipe["classes_per_mosaic"] = [1, MULTI_MAX_CLASSES]  # tells this layout from earlier ones
     if _is_complete(root, recipe):
         return
     if root.exists() and any(root.iterdir()):

@@ -149,3 +149,9 @@ def test_multi_build(multi_root, all_digits):
             from_queries = np.isin(shown, query_digits)
             assert from_queries.all() if name == "test" else not from_queries.any()
             assert np.flatnonzero(row).tolist() == sorted(set(labels[shown].tolist()))
+    classes_shown = splits["database"].labels.sum(1)
+    assert np.bincount(classes_shown).tolist() == [0, 695, 632, 673]  # 1 to 3 classes a mosaic, seeded
+    similar = splits["test"].labels @ splits["database"].labels.T > 0
+    assert similar.mean() == pytest.approx(0.3632, abs=1e-4)  # chance mAP: far from 0 and from 1
+    assert json.loads((multi_root / ".complete").read_text()) == \
+        {"builder": "digits_multi", "seed": 0, "classes_per_mosaic": [1, 3]}
