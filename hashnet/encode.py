@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from hashnet.codes import binarize, check_packable, save_codes
-from hashnet.evaluate import load_checkpoint
+from hashnet.evaluate import load_checkpoint, use_trained_input_size
 from hashnet.module import HashNetModule
 from hashnet.train import build_datamodule
 
@@ -31,6 +31,7 @@ def encode(cfg: DictConfig) -> Path:
     """Encode cfg.split of cfg.dataset with the checkpoint cfg.ckpt_path; write the code file cfg.out."""
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name)
     check_packable(model.hash_bit)
+    use_trained_input_size(cfg)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     image_list = datamodule.dataset(cfg.split).image_list

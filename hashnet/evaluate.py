@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from hashnet.module import HashNetModule
@@ -32,6 +33,22 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
     return model
 
 
+def use_trained_input_size(cfg: DictConfig) -> None:
+    """Set cfg.dataset's resize_size / crop_size to those the checkpoint cfg.ckpt_path was trained with.
+
+    The test transform must match training: a run whose recipe changed the input size (digits_multi
+    reads its mosaics at 32 px, AlexNet needs 64) evaluates at that size without repeating the
+    override. Says so when the dataset config differs; checkpoints without datamodule settings
+    leave cfg as it is.
+    """
+    checkpoint = torch.load(cfg.ckpt_path, map_location="cpu", mmap=True, weights_only=True)
+    trained = checkpoint.get("datamodule_hyper_parameters") or {}
+    for key in ("resize_size", "crop_size"):
+        if key in trained and trained[key] != cfg.dataset[key]:
+            print(f"dataset.{key}={trained[key]}, as the checkpoint was trained (the dataset config says {cfg.dataset[key]})")
+            cfg.dataset[key] = trained[key]
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
     otherwise), write metrics.json."""
@@ -39,6 +56,7 @@ def evaluate(cfg: DictConfig) -> dict:
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None)
     model.topk = cfg.dataset.topk
     model.eval_codes = cfg.get("eval_codes") or model.eval_codes
+    use_trained_input_size(cfg)
     datamodule = build_datamodule(cfg)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule)

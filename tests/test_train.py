@@ -24,7 +24,9 @@ def run_script(args: list[str], data_dir: Path, timeout: int = 600) -> subproces
 @pytest.mark.slow
 def test_train_then_evaluate_the_checkpoint(digits_root, tmp_path):
     data_dir = digits_root.parent
-    cfg = compose_config("train", [*TINY, f"paths.data_dir={data_dir}"], tmp_path / "run")
+    # Trained at another input size than the dataset config's 36 -> 32: evaluation must follow the checkpoint.
+    cfg = compose_config("train", [*TINY, f"paths.data_dir={data_dir}", "dataset.resize_size=40",
+                                   "dataset.crop_size=36"], tmp_path / "run")
     results = train(cfg)
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert written == results
@@ -40,6 +42,7 @@ def test_train_then_evaluate_the_checkpoint(digits_root, tmp_path):
     eval_cfg = compose_config("evaluate", [f"ckpt_path={checkpoint}", f"paths.data_dir={data_dir}",
                                            "trainer.accelerator=cpu", "dataset.eval_batch_size=750"], tmp_path / "eval")
     assert evaluate(eval_cfg)["mAP"] == results["mAP"]
+    assert (eval_cfg.dataset.resize_size, eval_cfg.dataset.crop_size) == (40, 36)
 
 
 @pytest.mark.slow
