@@ -44,16 +44,19 @@ def pairwise_loss(
     alpha scales inner products into logits (HashNet uses 10 / K); class_num weights similar
     pairs; above `threshold` the logit's softplus is replaced by the logit itself, as in the
     original. exclude_diagonal drops pairs (i, i), for h1 is h2 (every pair of one batch).
-    Returns a scalar, finite with finite gradients for any code scale: softplus never
-    exponentiates a large positive number.
+    Returns a scalar of at least float32, finite with finite gradients for any code scale: softplus
+    never exponentiates a large positive number. Mixed precision does not reach it: in bf16, logits
+    near 10 would be rounded to steps of 1/16.
     """
-    theta = alpha * (h1 @ h2.T)
-    s = similarity(y1, y2)
-    pair_loss = torch.where(theta <= threshold, F.softplus(theta) - s * theta, theta * (1 - s))
-    weight = torch.where(s > 0, float(class_num), 1.0)
-    if exclude_diagonal:
-        weight = weight * (1 - torch.eye(*weight.shape, device=weight.device))
-    return (weight * pair_loss).sum() / weight.sum()
+    with torch.autocast(h1.device.type, enabled=False):
+        dtype = torch.promote_types(h1.dtype, torch.float32)  # bf16 / fp16 codes -> float32; float64 stays
+        theta = alpha * (h1.to(dtype) @ h2.to(dtype).T)
+        s = similarity(y1, y2)
+        pair_loss = torch.where(theta <= threshold, F.softplus(theta) - s * theta, theta * (1 - s))
+        weight = torch.where(s > 0, float(class_num), 1.0)
+        if exclude_diagonal:
+            weight = weight * (1 - torch.eye(*weight.shape, device=weight.device))
+        return (weight * pair_loss).sum() / weight.sum()
 
 
 _WEIGHT_CHUNK = 1 << 22  # label-row pairs per chunk of similar_pair_weight

@@ -67,3 +67,14 @@ def test_exclude_diagonal_matches_explicit_pair_sum():
             weight += w
     loss = pairwise_loss(h, h, y, y, alpha, class_num, exclude_diagonal=True).item()
     assert math.isclose(loss, total / weight, rel_tol=1e-12)
+
+
+def test_loss_is_float32_under_bf16_autocast():
+    generator = torch.Generator().manual_seed(0)
+    h1, h2 = torch.rand(6, 48, generator=generator) * 2 - 1, torch.rand(5, 48, generator=generator) * 2 - 1
+    y1, y2 = torch.eye(3)[[0, 1, 2, 0, 1, 2]], torch.eye(3)[[0, 0, 1, 2, 2]]
+    exact = pairwise_loss(h1, h2, y1, y2, alpha=1.0, class_num=3.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = pairwise_loss(h1, h2, y1, y2, alpha=1.0, class_num=3.0)
+        assert (h1 @ h2.T).dtype == torch.bfloat16  # what the loss would see without its guard
+    assert mixed.dtype == torch.float32 and mixed.item() == exact.item()
