@@ -3,7 +3,8 @@ ablation table (its Table 3 layout) and one CSV row per run.
 
 A run is a folder holding `metrics.json` (written by train/evaluate) and, when Hydra wrote it,
 `.hydra/config.yaml` and `.hydra/hydra.yaml`; the variant is the `ablation` config choice ("hashnet"
-when none), the protocol is "strict" when the run left queries out of the database or dropped
+when none; an evaluation takes its checkpoint's run's, and "hashnet_c" when it ranked HashNet's
+continuous outputs), the protocol is "strict" when the run left queries out of the database or dropped
 unlabeled rows, else "original". Runs of the same cell are averaged (n shown).
 """
 from __future__ import annotations
@@ -60,14 +61,29 @@ def _yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _choices(run_dir: Path) -> dict:
+    """The config group choices Hydra recorded for the run in run_dir; {} when it has none."""
+    return _yaml(run_dir / ".hydra" / "hydra.yaml").get("hydra", {}).get("runtime", {}).get("choices", {})
+
+
+def _variant(metrics: dict, run_dir: Path) -> str:
+    """The ablation a run measured: its `ablation` choice or, for an evaluation (which has no such choice),
+    that of the training run its checkpoint came from; ranking HashNet's continuous outputs is HashNet+C."""
+    choices = _choices(run_dir)
+    if "ablation" not in choices and metrics.get("checkpoint"):
+        choices = _choices(Path(metrics["checkpoint"]).parent.parent)  # <run>/checkpoints/<name>.ckpt
+    variant = choices.get("ablation") or "hashnet"
+    if metrics.get("eval_codes") == "continuous" and variant != "hashnet_c":
+        return "hashnet_c" if variant == "hashnet" else f"{variant}+C"
+    return variant
+
+
 def load_run(metrics_file: Path) -> Run:
     """The Run of one metrics.json, with its variant and protocol from the Hydra files beside it."""
     metrics = json.loads(metrics_file.read_text())
-    hydra_dir = metrics_file.parent / ".hydra"
-    choices = _yaml(hydra_dir / "hydra.yaml").get("hydra", {}).get("runtime", {}).get("choices", {})
-    dataset_cfg = _yaml(hydra_dir / "config.yaml").get("dataset", {})
+    dataset_cfg = _yaml(metrics_file.parent / ".hydra" / "config.yaml").get("dataset", {})
     strict = dataset_cfg.get("drop_unlabeled") or dataset_cfg.get("exclude_queries_from_database")
-    return Run(dataset=metrics["dataset"], net=metrics["net"], variant=choices.get("ablation") or "hashnet",
+    return Run(dataset=metrics["dataset"], net=metrics["net"], variant=_variant(metrics, metrics_file.parent),
                protocol="strict" if strict else "original", hash_bit=int(metrics["hash_bit"]),
                topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
                precision_at_hamming_2=metrics.get("precision_at_hamming_2"), run_dir=str(metrics_file.parent))

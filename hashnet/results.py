@@ -115,6 +115,7 @@ def write_results(trainer: pl.Trainer, model: HashNetModule, output_dir: Path, c
         "net": model.hparams.net["backbone"],
         "dataset": model.hparams.dataset,
         "checkpoint": checkpoint,
+        "eval_codes": model.eval_codes,
         "num_queries": len(model.retrieval["query_codes"]),
         "num_database": len(model.retrieval["db_codes"]),
         **retrieval_metrics(model.retrieval, model.topk),

@@ -59,6 +59,23 @@ def test_ablation_table_in_the_papers_order(sweep):
     assert table[3] == "| digits_multi | resnet18 | original | HashNet | 0.8500 |"
 
 
+def test_an_evaluation_takes_its_checkpoints_variant_and_continuous_codes_make_hashnet_c(tmp_path):
+    def evaluation(name: str, trained_in: Path, eval_codes: str) -> Path:
+        run = fake_run(tmp_path / name, "digits_multi", "resnet18", 48, 0.6, 1000)
+        (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(  # evaluate.yaml has no ablation group
+            {"hydra": {"runtime": {"choices": {"dataset": "digits_multi"}}}}))
+        metrics = json.loads((run / "metrics.json").read_text())
+        checkpoint = str(trained_in / "checkpoints" / "last.ckpt")
+        (run / "metrics.json").write_text(json.dumps({**metrics, "checkpoint": checkpoint, "eval_codes": eval_codes}))
+        return run
+
+    hashnet = fake_run(tmp_path / "train" / "hashnet", "digits_multi", "resnet18", 48, 0.58, 1000, None)
+    weightless = fake_run(tmp_path / "train" / "w", "digits_multi", "resnet18", 48, 0.46, 1000, "hashnet_w")
+    runs = [evaluation("eval_c", hashnet, "continuous"), evaluation("eval_w", weightless, "sign"),
+            evaluation("eval_w_c", weightless, "continuous"), evaluation("eval_lost", tmp_path / "gone", "sign")]
+    assert [collect([run])[0].variant for run in runs] == ["hashnet_c", "hashnet_w", "hashnet_w+C", "hashnet"]
+
+
 def test_csv_has_one_row_per_run_with_the_paper_number_where_it_applies(sweep):
     rows = list(csv.DictReader(io.StringIO(to_csv(collect([sweep / "sweep", sweep / "ablation"])))))
     assert len(rows) == 9

@@ -65,7 +65,7 @@ def test_metrics_json_holds_the_curves(tiny_run):
     run_dir, results = tiny_run
     written = json.loads((run_dir / "metrics.json").read_text())
     assert written == results
-    assert (written["hash_bit"], written["dataset"], written["net"]) == (16, "digits", "resnet18")
+    assert (written["hash_bit"], written["dataset"], written["net"], written["eval_codes"]) == (16, "digits", "resnet18", "sign")
     assert written["checkpoint"] == str(run_dir / "checkpoints" / "last.ckpt")
     pr, pk = written["pr_curve"], written["precision_at_k"]
     assert pr["radius"] == list(range(17)) and len(pr["precision"]) == len(pr["recall"]) == 17
