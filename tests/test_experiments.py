@@ -70,7 +70,7 @@ def test_sweeps_are_configured():
     ablations = hydra_config(["experiment=ablations"])
     assert ablations.hydra.sweeper.params == {"ablation": "hashnet,hashnet_w,hashnet_sgn,hashnet_c,pairwise"}
     assert (ablations.dataset.name, ablations.loss.class_num, ablations.net.pretrained) == ("digits_multi", "auto", False)
-    assert OmegaConf.to_container(ablations.hydra.sweep)["subdir"] == "${hydra.job.num}_${dataset.name}_${hydra:runtime.choices.ablation}_${hash_bit}bit"
+    assert OmegaConf.to_container(ablations.hydra.sweep)["subdir"] == "${hydra.job.num}_${dataset.name}_${hydra:runtime.choices.ablation}_${hash_bit}bit_seed${seed}"
     table1 = hydra_config(["hydra/sweeper=paper_table1"]).hydra.sweeper
     assert table1._target_ == "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
     assert table1.params == {"experiment": "hashnet_imagenet_alexnet,hashnet_nus_wide_alexnet,hashnet_coco_alexnet",
