@@ -33,7 +33,7 @@ from sklearn.datasets import load_sample_images
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from hashnet.data import HashDataModule, normalize_pixels
+from hashnet.data.datamodule import HashDataModule, normalize_pixels
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLASSES = 10

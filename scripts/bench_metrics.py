@@ -1,4 +1,4 @@
-"""Benchmark `hashnet.metrics.mean_average_precision` against a straightforward numpy mAP@R.
+"""Benchmark `hashnet.retrieval.metrics.mean_average_precision` against a straightforward numpy mAP@R.
 
 The reference is HashNet's own evaluation code (dense inner products of database x queries,
 `np.argsort` of that whole matrix, a Python loop over queries), with one change: the argsort is
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hashnet.metrics import mean_average_precision
+from hashnet.retrieval.metrics import mean_average_precision
 
 SCALES = {"default": (1_000, 50_000), "coco": (5_000, 200_000)}
 BITS, CLASSES, TOPK = 48, 80, 5000
@@ -97,7 +97,7 @@ def main() -> None:
     data = random_data(queries, database, args.seed)
     print(f"{queries} queries x {database} database items, {BITS} bits, {CLASSES} classes, R={TOPK}")
     warm_up = (data[0][:10], data[1][:10], *data[2:])  # 10 queries, the whole database
-    candidates = [("hashnet.metrics", mean_average_precision, 5)]
+    candidates = [("hashnet.retrieval.metrics", mean_average_precision, 5)]
     if args.scale == "default":
         candidates.append(("numpy reference", reference_map, 1))
     rows = []

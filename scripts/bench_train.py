@@ -1,16 +1,17 @@
-"""Benchmark the training step: HashNetModule under the Trainer against a bare PyTorch loop.
+"""Benchmark the training step of a method: HashingModule under the Trainer against a bare PyTorch loop.
 
 Both train the same model on the same fixed batch (uint8 pixels, as the DataModule yields them,
 already on the device), so the ratio measures only what the framework adds per step: hooks,
-logging, the progress bar, the Continuation callback, optimizer and scheduler plumbing. The
-Trainer is built by hashnet.train.build_trainer from the composed train config (its logger,
-callbacks and progress bar), without validation. The bare loop does what training_step does:
-set beta, forward, pairwise loss over the batch halves, backward, SGD step, scheduler step, all
-under the same autocast (and GradScaler for 16-mixed). Rounds interleave the two (which runs
+logging, the progress bar, the method's callbacks (HashNet's continuation), optimizer and scheduler
+plumbing. The Trainer is built by hashnet.tasks.setup.build_trainer from the composed train config
+(its logger, callbacks and progress bar), without validation. The bare loop does what training_step
+does: forward through the network and the method's code layer, the method's loss, backward,
+optimiser step, scheduler step, all under the same autocast (and GradScaler for 16-mixed). Rounds interleave the two (which runs
 first alternates) and medians are reported, so load changes hit both. Then it times encoding
 (eval mode, inference_mode) at the eval batch size against the training batch size.
 
-    python scripts/bench_train.py                                  # resnet18, 64x64, fp32 (a CPU in minutes)
+    python scripts/bench_train.py                                  # hashnet, resnet18, 64x64, fp32 (a CPU in minutes)
+    python scripts/bench_train.py --method csq                     # any method= of configs/method/
     python scripts/bench_train.py --precision bf16-mixed --channels-last
     python scripts/bench_train.py --net resnet50 --size 224 --precision bf16-mixed --channels-last   # a GPU
     python scripts/bench_train.py --compile
@@ -27,12 +28,11 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
-from hashnet.loss import pairwise_loss
-from hashnet.module import HashNetModule
-from hashnet.train import build_trainer
+from hashnet.methods import METHODS
+from hashnet.tasks.setup import build_model, build_trainer
+from hashnet.training.module import HashingModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -69,16 +69,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lightning_steps_per_second(cfg, model: HashNetModule, batch: tuple, warmup: int, steps: int) -> float:
+def lightning_steps_per_second(cfg, model: HashingModule, batch: tuple, warmup: int, steps: int) -> float:
     """Fit model for warmup + steps steps under the configured Trainer; steps/s after the warm-up."""
     clock = StepClock(warmup, warmup + steps)
-    trainer = build_trainer(cfg, callbacks=[instantiate(cfg.continuation), clock])
+    trainer = build_trainer(cfg, callbacks=[*model.method.callbacks(), clock])
     trainer.fit(model, train_dataloaders=DataLoader(SameBatch(batch, warmup + steps), batch_size=None))
     return steps / clock.seconds
 
 
-def bare_steps_per_second(model: HashNetModule, batch: tuple, precision: str, beta: float,
-                          warmup: int, steps: int) -> float:
+def bare_steps_per_second(model: HashingModule, batch: tuple, precision: str, warmup: int, steps: int) -> float:
     """The same step as training_step in a plain loop; steps/s after the warm-up."""
     device = next(model.parameters()).device
     images, labels, _ = (t.to(device) for t in batch)
@@ -90,12 +89,8 @@ def bare_steps_per_second(model: HashNetModule, batch: tuple, precision: str, be
         if step == warmup:
             synchronize(device)
             start = time.perf_counter()
-        model.net.set_beta(beta)
         with autocast:
-            codes = model.net(images)
-            half = len(codes) // 2
-            loss = pairwise_loss(codes[:half], codes[half:], labels[:half], labels[half:], model.alpha,
-                                 model.class_num, model.threshold)
+            loss = model.method.loss(model.method(model.net(images)), labels)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -105,7 +100,7 @@ def bare_steps_per_second(model: HashNetModule, batch: tuple, precision: str, be
     return steps / (time.perf_counter() - start)
 
 
-def encode_images_per_second(model: HashNetModule, images: torch.Tensor, batch_size: int, precision: str) -> float:
+def encode_images_per_second(model: HashingModule, images: torch.Tensor, batch_size: int, precision: str) -> float:
     """Images/s of eval-mode encoding under inference_mode, batch_size images a call."""
     device = next(model.parameters()).device
     autocast = (torch.autocast(device.type, dtype=AUTOCAST[precision]) if precision in AUTOCAST else nullcontext())
@@ -123,6 +118,7 @@ def encode_images_per_second(model: HashNetModule, images: torch.Tensor, batch_s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="hashnet", choices=sorted(METHODS))
     parser.add_argument("--net", default="resnet18")
     parser.add_argument("--size", type=int, default=64, help="input height and width")
     parser.add_argument("--batch-size", type=int, default=72)
@@ -136,14 +132,14 @@ def main() -> None:
     args = parser.parse_args()
 
     output_dir = tempfile.mkdtemp(prefix="hashnet_bench_train_")
-    overrides = [f"net={args.net}", "net.pretrained=false", f"net.channels_last={args.channels_last}",
+    overrides = [f"method={args.method}", f"net={args.net}", "net.pretrained=false", f"net.channels_last={args.channels_last}",
                  f"trainer.precision={args.precision}", f"compile={args.compile}", f"paths.output_dir={output_dir}",
                  "val_every=1000000", "+trainer.limit_val_batches=0", "callbacks.checkpoint.save_last=false",
                  f"max_steps={args.warmup + args.steps}"]
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     torch.manual_seed(0)
-    model: HashNetModule = instantiate(cfg.model)
+    model = build_model(cfg)
     if cfg.compile:
         model.net.compile()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -158,10 +154,10 @@ def main() -> None:
             if run_lightning:
                 ours.append(lightning_steps_per_second(cfg, model, batch, args.warmup, args.steps))
             else:
-                bare.append(bare_steps_per_second(model, batch, args.precision, float(model.net.beta),
+                bare.append(bare_steps_per_second(model, batch, args.precision,
                                                   args.warmup, args.steps))
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\n{args.net} {args.size}x{args.size}, batch {args.batch_size}, {args.precision}, "
+    print(f"\n{args.method}, {args.net} {args.size}x{args.size}, batch {args.batch_size}, {args.precision}, "
           f"channels_last={args.channels_last}, compile={args.compile}, {name}; median of {args.rounds} rounds "
           f"of {args.steps} steps:")
     print(f"  Lightning {statistics.median(ours):.3f} steps/s, bare loop {statistics.median(bare):.3f} steps/s, "

@@ -5,7 +5,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from hashnet.encode import encode
+from hashnet.tasks.encode import encode
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="encode")

@@ -5,7 +5,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from hashnet.evaluate import evaluate
+from hashnet.tasks.evaluate import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")

@@ -9,8 +9,8 @@ first folder given). See hashnet/report.py for the layout.
 import argparse
 from pathlib import Path
 
-from hashnet.files import atomic_write
-from hashnet.report import collect, to_csv, to_markdown
+from hashnet.outputs.report import collect, to_csv, to_markdown
+from hashnet.utils.files import atomic_write
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from hashnet.search import search
+from hashnet.tasks.search import search
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="search")

@@ -8,8 +8,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from hashnet.checkpoints import register_run_dir_resolver
-from hashnet.train import train
+from hashnet.tasks.train import train
+from hashnet.training.checkpoints import register_run_dir_resolver
 
 register_run_dir_resolver()  # configs/hydra/default.yaml picks the run folder with it
 

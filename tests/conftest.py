@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from hashnet.digits import build_digits
+from hashnet.data.digits import build_digits
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -2,8 +2,12 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from hashnet.data import HashDataModule
-from hashnet.nets import BACKBONES
+from hashnet.data.datamodule import HashDataModule
+from hashnet.methods import METHODS
+from hashnet.nets import BACKBONES, HashEncoder
+from hashnet.tasks.setup import build_model
+from hashnet.training.module import HashingModule
+
 from conftest import CONFIGS, compose_config
 
 DATASETS = {"digits": (10, 1000), "digits_multi": (10, 1000), "imagenet": (100, 1000),
@@ -14,6 +18,10 @@ def test_every_net_option_has_a_config():
     assert sorted(p.stem for p in (CONFIGS / "net").glob("*.yaml")) == sorted(BACKBONES)
 
 
+def test_every_method_option_has_a_config():
+    assert sorted(p.stem for p in (CONFIGS / "method").glob("*.yaml")) == sorted(METHODS)
+
+
 def test_every_dataset_option_is_tested():
     assert sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml")) == sorted(DATASETS)
 
@@ -22,13 +30,14 @@ def test_every_dataset_option_is_tested():
 @pytest.mark.parametrize("net", BACKBONES)
 def test_train_config_composes(dataset, net, tmp_path):
     cfg = compose_config("train", [f"dataset={dataset}", f"net={net}", "hash_bit=32"], tmp_path)
-    OmegaConf.resolve(cfg)
     num_classes, topk = DATASETS[dataset]
-    assert cfg.model.net == {"_target_": "hashnet.nets.HashNet", "backbone": net, "hash_bit": 32,
-                             "pretrained": not dataset.startswith("digits"), "channels_last": False}
-    assert (cfg.dataset.num_classes, cfg.model.topk, cfg.model.dataset) == (num_classes, topk, dataset)
+    assert OmegaConf.to_container(cfg.net, resolve=True) == {
+        "_target_": "hashnet.nets.HashEncoder", "backbone": net, "hash_bit": 32,
+        "pretrained": not dataset.startswith("digits"), "channels_last": False}
+    assert (cfg.dataset.num_classes, cfg.dataset.topk, cfg.dataset.name) == (num_classes, topk, dataset)
     assert cfg.paths.output_dir == str(tmp_path)
-    assert cfg.trainer.max_steps == (10000 if not dataset.startswith("digits") else cfg.max_steps)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_steps == (250 if dataset.startswith("digits") else 10000)
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -40,12 +49,18 @@ def test_dataset_config_instantiates(dataset, tmp_path):
     assert datamodule.list_path("query").name == "test.txt"
 
 
-def test_paper_defaults(tmp_path):
-    cfg = compose_config("train", ["dataset=coco"], tmp_path)
-    assert cfg.optim.schedule == {"policy": "step", "gamma": 0.5, "step_size": 2000, "power": 0.75}
-    assert (cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.nesterov, cfg.optim.hash_lr_mult) == (0.9, 5e-4, True, 10.0)
-    assert (cfg.continuation.gamma, cfg.continuation.power, cfg.continuation.step_size) == (0.005, 0.5, 200)
-    assert cfg.dataset.batch_size == 72 and cfg.loss.pairs == "halves" and cfg.loss.threshold == 15.0
+def test_paper_defaults_reach_the_built_model(tmp_path):
+    cfg = compose_config("train", ["dataset=coco", "net.pretrained=false"], tmp_path)
+    model = build_model(cfg)
+    assert isinstance(model, HashingModule) and isinstance(model.net, HashEncoder) and model.method.name == "hashnet"
+    assert (model.method.alpha, model.method.class_num, model.method.threshold, model.method.pairs) == (10 / 48, 1.0, 15.0, "halves")
+    assert round(model.method.beta_at(9000), 2) == 6.78 and model.method.beta_at(199) == 1.0
+    optimizer = model.configure_optimizers()["optimizer"]
+    assert type(optimizer).__name__ == "SGD" and [g["lr"] for g in optimizer.param_groups] == [3e-4, pytest.approx(3e-3)]
+    assert (optimizer.defaults["momentum"], optimizer.defaults["weight_decay"], optimizer.defaults["nesterov"]) == (0.9, 5e-4, True)
+    scheduler = model.configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert [scheduler.lr_lambdas[0](step) for step in (1999, 2000, 4000)] == [1.0, 0.5, 0.25]
+    assert instantiate(cfg.dataset).batch_size == 72 and (model.hparams.num_classes, model.hparams.multi_label) == (80, True)
 
 
 def test_evaluate_config_needs_a_checkpoint(tmp_path):
@@ -57,7 +72,7 @@ def test_evaluate_config_needs_a_checkpoint(tmp_path):
 @pytest.mark.parametrize("dataset", ["digits", "digits_multi"])
 @pytest.mark.parametrize("net", BACKBONES)
 def test_embedded_datasets_pick_an_input_size_the_net_accepts(dataset, net, tmp_path):
-    from hashnet.nets import min_input_size
+    from hashnet.nets.backbones import min_input_size
 
     cfg = compose_config("train", [f"dataset={dataset}", f"net={net}"], tmp_path)
     assert min_input_size(net) <= cfg.dataset.crop_size <= cfg.dataset.resize_size

@@ -1,0 +1,277 @@
+"""HashNet's transforms, the image dataset and the Lightning DataModule over list files.
+
+The list format and its parser live in :mod:`hashnet.data.lists`; read_list, ImageList and
+ListFileError are re-exported here. Samples are ``(image (3, H, W), labels (C,) float32, index
+int64)`` with index the line's position in its list. The image is float and normalised, or, when
+the DataModule normalises on the device (the default), uint8 pixels that HashNet.forward
+normalises (:func:`hashnet.data.images.normalize_pixels`): a uint8 batch crosses worker queues and
+the PCIe bus in a quarter of the bytes. Decoding and transforms live in :mod:`hashnet.data.images`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torchvision
+from torch.utils.data import DataLoader, Dataset, default_collate
+from torchvision.transforms import v2
+
+from hashnet.data.cache import ImageCache, fingerprint
+from hashnet.data.digits import build_digits
+from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
+from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
+from hashnet.data.sampling import ResumableSampler, SeededSamples
+
+__all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
+           "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
+           "resolve_paths", "transforms"]
+
+SPLITS = ("train", "query", "database")
+BUILDERS = ("digits", "digits_multi")
+BAD_IMAGE_MODES = ("error", "skip")
+SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
+
+log = logging.getLogger(__name__)
+
+
+class MissingImagesError(FileNotFoundError):
+    """Images named by the lists are absent on disk; raised once, counting all of them."""
+
+
+class BadImageError(OSError):
+    """An image file exists but cannot be decoded."""
+
+
+def _check_choice(name: str, value: object, choices: Sequence) -> None:
+    """Raise ValueError unless value is one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+class ImageListDataset(Dataset):
+    """Samples ``(transform(image), labels (C,) float32, index int)``; index = list position.
+
+    Images are decoded by :func:`read_image`, or read from cache (an ImageCache of the resized
+    images) when given. An unreadable image raises BadImageError naming the file
+    (on_bad_image="error"), or (on_bad_image="skip") yields None, which :func:`collate_readable`
+    drops, and is recorded in shared memory so that the count includes samples read in workers.
+    """
+
+    def __init__(self, image_list: ImageList, transform: Callable[[torch.Tensor], torch.Tensor],
+                 on_bad_image: str = "error", cache: ImageCache | None = None):
+        _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
+        self.image_list, self.transform, self.on_bad_image = image_list, transform, on_bad_image
+        self.cache = cache
+        self.labels = torch.from_numpy(image_list.labels.astype(np.float32))
+        self._skipped = torch.zeros(len(image_list), dtype=torch.bool).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.image_list)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        image = self._read(index)
+        return None if image is None else (self.transform(image), self.labels[index], index)
+
+    def _read(self, index: int) -> torch.Tensor | None:
+        """The uint8 pixels of image index, or None (skip mode) if it cannot be decoded."""
+        path = self.image_list.paths[index]
+        try:
+            if self.cache is None:
+                return read_image(path)
+            image = self.cache.read(index)
+            if image is None:
+                raise OSError(f"marked unreadable in the cache {self.cache.index_path}")
+            return image
+        except (OSError, SyntaxError, ValueError) as err:  # PIL reports corrupt files as any of these
+            if self.on_bad_image == "error":
+                raise BadImageError(f"cannot read image {path} (listed at {self.image_list.where(index)}): "
+                                    f"{err} -- replace the file or set dataset.on_bad_image=skip") from err
+            self._skipped[index] = True
+            return None
+
+    @property
+    def skipped_images(self) -> list[str]:
+        """Resolved paths of the images skipped so far as unreadable."""
+        return [self.image_list.paths[i] for i in self._skipped.nonzero().flatten().tolist()]
+
+
+def collate_readable(samples: list) -> list[torch.Tensor]:
+    """default_collate of the samples that were read; None marks an image skipped as unreadable."""
+    kept = [sample for sample in samples if sample is not None]
+    if not kept:
+        raise BadImageError(f"all {len(samples)} images of a batch are unreadable -- check the dataset files")
+    return default_collate(kept)
+
+
+class HashDataModule(pl.LightningDataModule):
+    """Train, query (list ``test.txt``) and database splits of a list-file dataset.
+
+    root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
+    embedded dataset that prepare_data builds into root when its lists are absent; topk: the
+    mAP cut-off of this dataset, kept for the evaluation; multi_label: whether a row may hold several
+    labels (a training row with several is refused otherwise). on_bad_image: "error" or "skip".
+    Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
+    and query rows with no label; exclude_queries_from_database leaves out database rows whose image
+    is a query (the strict protocol). What they leave out is logged and counted in `removed`.
+    seed: the training order and crops are a function of (seed, epoch, step) (hashnet.data.sampling).
+    normalize_on_device: batches hold uint8 pixels that HashNet.forward normalises on the device
+    (False: workers yield normalised float32). cache: decode and resize each split once into
+    cache_dir (default root/cache), see :mod:`hashnet.data.cache`; built by prepare_data, which
+    Lightning runs on one process per node, and memory-mapped by every rank.
+    """
+
+    def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None, multi_label: bool = True,
+                 train_list: str = "train.txt", query_list: str = "test.txt",
+                 database_list: str = "database.txt", path_map: dict[str, str] | None = None,
+                 builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
+                 crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
+                 batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
+                 on_bad_image: str = "error", seed: int = 0, drop_unlabeled: bool = False,
+                 exclude_queries_from_database: bool = False,
+                 normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None):
+        super().__init__()
+        _check_choice("builder", builder, (None, *BUILDERS))
+        _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
+        self.save_hyperparameters()
+        self.name, self.root, self.num_classes, self.topk = name, str(root), num_classes, topk
+        self.multi_label = multi_label
+        self.list_names = {"train": train_list, "query": query_list, "database": database_list}
+        self.path_map = dict(path_map) if path_map else None
+        self.builder, self.on_bad_image = builder, on_bad_image
+        self.drop_unlabeled, self.exclude_queries_from_database = drop_unlabeled, exclude_queries_from_database
+        self.removed: dict[str, int] = {}  # split -> rows left out by the protocol options
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.seed = seed
+        self.resize_size, self.use_cache = resize_size, cache
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(self.root) / "cache"
+        self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train,
+                                              normalize=not normalize_on_device)
+                            for train in (True, False)}
+        self._lists: dict[str, ImageList] = {}
+        self._datasets: dict[tuple[str, bool], ImageListDataset] = {}
+
+    def list_path(self, split: str) -> Path:
+        """The list file of split ("train", "query" or "database")."""
+        return Path(self.root) / self.list_names[split]
+
+    def prepare_data(self) -> None:
+        """Build the embedded dataset into root when a builder is set and its lists are absent,
+        then, with cache=True, the cache of every split whose list or settings changed."""
+        if self.builder and not all(self.list_path(split).is_file() for split in SPLITS):
+            build_digits(self.root, multi=self.builder == "digits_multi")
+        if self.use_cache:
+            for split in SPLITS:
+                self.image_cache(split)
+
+    def image_cache(self, split: str) -> ImageCache:
+        """The cache of split's resized images, built first if it is missing or stale."""
+        self._load((split,))
+        image_list = self._lists[split]
+        settings = {"resize_size": self.resize_size, "torchvision": torchvision.__version__}
+        cache = ImageCache(self.cache_dir, split, fingerprint(self.list_path(split), image_list.paths, settings))
+        if not cache.exists():
+            resized = ImageListDataset(image_list, v2.Compose([*resize_steps(self.resize_size), v2.ToPureTensor()]),
+                                       self.on_bad_image)
+            loader = DataLoader(resized, batch_size=64, num_workers=self.num_workers, collate_fn=list)
+            samples = (sample for batch in loader for sample in batch)
+            cache.build((None if sample is None else sample[0] for sample in samples), image_list.paths,
+                        self.resize_size, self.list_path(split))
+        return cache
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the lists the stage needs and check that every image they name exists."""
+        self._load({"fit": ("train",), "test": ("query", "database")}.get(stage, SPLITS))
+
+    def _load(self, splits: Sequence[str]) -> None:
+        """Read the lists of splits not read yet; one MissingImagesError covers all of them."""
+        lists = {split: self.read_split(split) for split in splits if split not in self._lists}
+        missing = [(image_list, i) for image_list in lists.values()
+                   for i, path in enumerate(image_list.paths) if not os.path.isfile(path)]
+        if missing:
+            total = sum(len(image_list) for image_list in lists.values())
+            shown = "".join(f"\n  {image_list.paths[i]}  ({image_list.where(i)}: "
+                            f"'{image_list.raw_paths[i]}')" for image_list, i in missing[:SHOWN_MISSING])
+            raise MissingImagesError(
+                f"{len(missing)} of {total} images named by the lists are missing, e.g.:{shown}\n-- set "
+                f"dataset.root (now '{self.root}') to the folder relative paths start from, or "
+                "dataset.path_map={old_prefix: new_prefix} to rewrite absolute paths")
+        self._lists.update(lists)
+
+    def read_split(self, split: str) -> ImageList:
+        """split's list as parsed, less the rows the protocol options leave out (logged)."""
+        image_list = read_list(self.list_path(split), self.num_classes, self.root, self.path_map)
+        if not self.multi_label and len(image_list) and image_list.labels.sum(axis=1).max() > 1:
+            row = int(np.argmax(image_list.labels.sum(axis=1) > 1))
+            raise ListFileError(image_list.source, int(image_list.lines[row]), "several labels on one row of a "
+                                "single-label dataset", image_list.raw_paths[row],
+                                f"set dataset.multi_label=true if {self.name} is multi-label")
+        keep, why = None, ""
+        if self.drop_unlabeled and split in ("train", "query"):
+            keep, why = image_list.labels.any(axis=1), "rows with no label (drop_unlabeled=true)"
+        elif self.exclude_queries_from_database and split == "database":
+            queries = set(read_list(self.list_path("query"), self.num_classes, self.root, self.path_map).paths)
+            keep = np.array([path not in queries for path in image_list.paths], dtype=bool)
+            why = "query images (exclude_queries_from_database=true)"
+        if keep is None:
+            return image_list
+        self.removed[split] = len(image_list) - int(keep.sum())
+        log.info("%s: left out %d of %d %s from %s", self.name, self.removed[split], len(image_list), why,
+                 image_list.source)
+        return image_list.take(keep)
+
+    def dataset(self, split: Literal["train", "query", "database"],
+                train_transform: bool = False) -> ImageListDataset:
+        """The dataset of split with the train or eval transform (read on first use)."""
+        key = (split, train_transform)
+        if key not in self._datasets:
+            self._load((split,))
+            cache = self.image_cache(split) if self.use_cache else None
+            self._datasets[key] = ImageListDataset(self._lists[split], self._transforms[train_transform],
+                                                   self.on_bad_image, cache)
+        return self._datasets[key]
+
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: ResumableSampler | None = None) -> DataLoader:
+        """A loader over dataset in order, or in the sampler's order (training)."""
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=sampler is not None,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          pin_memory=torch.cuda.is_available(),
+                          collate_fn=collate_readable if self.on_bad_image == "skip" else None)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled full batches (the loss needs full halves), resumable at the trainer's global step."""
+        data = self.dataset("train", train_transform=True)
+        if len(data) < self.batch_size:
+            raise ValueError(f"{self.list_path('train')} has {len(data)} images, fewer than "
+                             f"batch_size={self.batch_size}: no full batch -- lower dataset.batch_size")
+        trainer = self.trainer
+        sampler = ResumableSampler(data, self.batch_size, self.seed, trainer.global_step if trainer else 0,
+                                   trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0)
+        return self._loader(SeededSamples(data), self.batch_size, sampler)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """[query loader, database loader], in list order."""
+        return [self.split_dataloader("query"), self.split_dataloader("database")]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """The test protocol's loaders: validation reports mAP@R during training."""
+        return self.test_dataloader()
+
+    def split_dataloader(self, split: Literal["train", "query", "database"],
+                         train_transform: bool = False) -> DataLoader:
+        """All of split in list order, eval_batch_size per batch, eval transform unless train_transform."""
+        return self._loader(self.dataset(split, train_transform), self.eval_batch_size)
+
+    @property
+    def skipped_images(self) -> list[str]:
+        """Distinct resolved paths skipped as unreadable so far, over every split."""
+        return sorted({path for data in self._datasets.values() for path in data.skipped_images})
+
+    @property
+    def num_skipped(self) -> int:
+        """How many distinct images were skipped as unreadable so far."""
+        return len(self.skipped_images)

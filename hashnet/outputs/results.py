@@ -1,0 +1,128 @@
+"""What an evaluation leaves behind: metrics.json, TensorBoard scalars/figures and PNGs in the run folder.
+
+Everything is computed from a hashnet.retrieval.evaluation.Retrieval (the last test run's outputs,
+codes and labels of the query and database splits, and mAP@R); the retrieval grid also reads the
+datamodule's image paths. Only rank 0 writes or logs.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+from matplotlib.figure import Figure
+from PIL import Image
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from hashnet.outputs import plots
+from hashnet.retrieval.codes import pack_codes
+from hashnet.retrieval.evaluation import Retrieval
+from hashnet.retrieval.index import HammingIndex
+from hashnet.retrieval.metrics import (
+    precision_at_hamming_radius,
+    precision_at_k,
+    precision_recall_curve,
+)
+from hashnet.utils.files import atomic_write, atomic_write_json
+
+RADIUS = 2  # P@H<=2: the paper's precision within Hamming radius 2
+CURVE_POINTS = 100  # k values of the precision@k curve, evenly spaced over 1..R
+GRID_QUERIES, GRID_TOP = 8, 10  # the retrieval picture: 8 queries spread over the query list, top 10 each
+THUMBNAIL = 64  # pixels per side of an image in the retrieval picture
+
+
+def curve_ks(depth: int) -> list[int]:
+    """About CURVE_POINTS distinct k in 1..depth, evenly spaced, both ends included."""
+    return np.unique(np.linspace(1, depth, CURVE_POINTS).round().astype(int)).tolist()
+
+
+def retrieval_metrics(retrieval: Retrieval) -> dict:
+    """P@H<=2, the PR curve over radii 0..K and precision@k for k up to R."""
+    codes = (retrieval.query_codes, retrieval.query_labels, retrieval.db_codes, retrieval.db_labels)
+    precision, recall = precision_recall_curve(*codes)
+    ks = curve_ks(min(retrieval.topk or len(codes[2]), len(codes[2])))
+    return {
+        "precision_at_hamming_2": precision_at_hamming_radius(*codes, radius=RADIUS),
+        "pr_curve": {"radius": list(range(len(precision))), "precision": precision.tolist(), "recall": recall.tolist()},
+        "precision_at_k": {"k": ks, "precision": precision_at_k(*codes, ks).tolist()},
+    }
+
+
+def thumbnails(paths: Sequence[str], size: int = THUMBNAIL) -> list[np.ndarray]:
+    """The images at paths as (size, size, 3) uint8 RGB arrays, for pictures."""
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)))
+    return images
+
+
+def nearest(query_codes: np.ndarray, db_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices) (Q, k) of the k nearest db codes (N, K) to query codes (Q, K), ties by index.
+
+    Codes whose K is not a multiple of 8 are padded with equal bits, which leaves distances unchanged.
+    """
+    pad = ((0, 0), (0, -query_codes.shape[1] % 8))
+    index = HammingIndex(pack_codes(np.pad(db_codes, pad, constant_values=1)))
+    return index.search(pack_codes(np.pad(query_codes, pad, constant_values=1)), k)
+
+
+def retrieval_grid(retrieval: Retrieval, query_paths: Sequence[str], db_paths: Sequence[str]) -> Figure:
+    """GRID_QUERIES queries spread over the query list with their top GRID_TOP, framed by relevance."""
+    chosen = np.unique(np.linspace(0, len(query_paths) - 1, GRID_QUERIES).round().astype(int))
+    query_codes, db_codes = retrieval.query_codes.numpy(), retrieval.db_codes.numpy()
+    distances, indices = nearest(query_codes[chosen], db_codes, GRID_TOP)
+    query_labels, db_labels = retrieval.query_labels.numpy(), retrieval.db_labels.numpy()
+    relevant = (query_labels[chosen][:, None, :] * db_labels[indices]).sum(-1) > 0
+    retrieved = [thumbnails([db_paths[i] for i in row]) for row in indices]
+    captions = [f"query {i}" for i in chosen]
+    return plots.retrieval_grid_figure(thumbnails([query_paths[i] for i in chosen]), retrieved, distances,
+                                       relevant, captions)
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Write figure as a PNG, atomically."""
+    return atomic_write(path, lambda f: figure.savefig(f, format="png"))
+
+
+def publish_plots(trainer: pl.Trainer, retrieval: Retrieval, results: dict, plot_dir: Path) -> list[Path]:
+    """Draw the evaluation's figures, save them as PNGs in plot_dir, log them to TensorBoard (if used)."""
+    title = f"{results['method']}, {results['dataset']}, {results['net']}, {results['hash_bit']} bits"
+    pr, pk = results["pr_curve"], results["precision_at_k"]
+    figures = {
+        "pr_curve": plots.pr_curve_figure(np.array(pr["precision"]), np.array(pr["recall"]), f"PR, {title}"),
+        "precision_at_k": plots.precision_at_k_figure(pk["k"], np.array(pk["precision"]), f"precision@k, {title}"),
+        "code_histogram": plots.output_histogram_figure(retrieval.db_outputs.numpy()),
+    }
+    datamodule = trainer.datamodule
+    if datamodule is not None and hasattr(datamodule, "dataset"):
+        paths = [datamodule.dataset(split).image_list.paths for split in ("query", "database")]
+        figures["retrieval_grid"] = retrieval_grid(retrieval, *paths)
+    written = [save_png(figure, plot_dir / f"{name}.png") for name, figure in figures.items()]
+    if isinstance(trainer.logger, TensorBoardLogger):
+        writer, step = trainer.logger.experiment, trainer.global_step
+        writer.add_scalar(f"test/P@H<={RADIUS}", results["precision_at_hamming_2"], step)
+        writer.add_histogram("test/pre_sign_outputs", retrieval.db_outputs, step)
+        for name, figure in figures.items():
+            writer.add_image(f"test/{name}", plots.figure_to_array(figure), step, dataformats="HWC")
+        writer.flush()
+    return written
+
+
+def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
+    """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint); rank 0 writes
+    output_dir/metrics.json and the plots (output_dir/plots/)."""
+    results = {
+        "mAP": retrieval.mAP,
+        "topk": retrieval.topk,
+        **run,
+        "eval_codes": retrieval.eval_codes,
+        "num_queries": len(retrieval.query_codes),
+        "num_database": len(retrieval.db_codes),
+        **retrieval_metrics(retrieval),
+    }
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "metrics.json", results)
+        publish_plots(trainer, retrieval, results, output_dir / "plots")
+    return results

@@ -1,0 +1,128 @@
+"""Binary codes: from network outputs to {-1,+1}, bit packing, and the code file users keep.
+
+A code file (``.npz``, written atomically) holds one split's codes packed 8 bits a byte (bit j of
+an item is bit 7 - j % 8 of byte j // 8: numpy's big-endian ``packbits`` order, which faiss's
+binary indexes also read), its labels, its image paths and a JSON metadata record (hash_bit, net,
+dataset, checkpoint, split and the eval transform's sizes). Loading checks the metadata against
+what the caller expects, so codes of another network, length or dataset are never mixed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hashnet.utils.files import atomic_write
+
+FORMAT = "hashnet-codes-1"  # bumped when the layout of the file changes
+CHECKED = ("hash_bit", "net", "dataset")  # metadata that load_codes compares with the caller's
+
+
+class CodeFileError(ValueError):
+    """A code file that cannot be read, or whose metadata differ from what the caller expects."""
+
+
+def as_numpy(x: np.ndarray | Tensor) -> np.ndarray:
+    """A tensor (any device, any grad state) or array-like as a numpy array."""
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def binarize(outputs: Tensor) -> Tensor:
+    """outputs: (N, K) real -> codes: (N, K) int8 in {-1,+1}, with sign(0) = +1."""
+    return torch.where(outputs >= 0, 1, -1).to(torch.int8)
+
+
+def check_packable(hash_bit: int) -> None:
+    """Packed codes need whole bytes: ValueError unless hash_bit is a multiple of 8."""
+    if hash_bit % 8:
+        raise ValueError(f"packed codes need hash_bit to be a multiple of 8 (one byte holds 8 bits), "
+                         f"got hash_bit={hash_bit}: train with hash_bit=16/32/48/64")
+
+
+def pack_codes(codes: np.ndarray | Tensor) -> np.ndarray:
+    """codes (N, K) in {-1,+1} -> (N, K/8) uint8, bit +1 -> 1; K must be a multiple of 8."""
+    a = as_numpy(codes)
+    if a.ndim != 2:
+        raise ValueError(f"codes must be (N, K), got shape {a.shape}")
+    check_packable(a.shape[1])
+    ones = a == 1
+    if not (ones | (a == -1)).all():
+        raise ValueError("codes must only hold -1 and +1 (binarize the network outputs first)")
+    return np.packbits(ones, axis=1)
+
+
+def unpack_codes(packed: np.ndarray) -> np.ndarray:
+    """packed (N, B) uint8 -> codes (N, 8B) int8 in {-1,+1}; the inverse of pack_codes."""
+    if packed.ndim != 2 or packed.dtype != np.uint8:
+        raise ValueError(f"packed codes must be a (N, B) uint8 array, got {packed.dtype} {packed.shape}")
+    return np.unpackbits(packed, axis=1).astype(np.int8) * 2 - 1
+
+
+def packed_words(packed: np.ndarray) -> np.ndarray:
+    """packed (N, B) uint8 -> (W, N) uint64, W = ceil(B / 8): the layout of hashnet.retrieval.metrics' Hamming code."""
+    padded = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8)))
+    return np.ascontiguousarray(padded.view(np.uint64).T)
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    """One encoded split: packed codes (N, K/8) uint8, labels (N, C) uint8, paths (N,), metadata."""
+    codes: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    meta: dict[str, Any]
+
+    @property
+    def hash_bit(self) -> int:
+        return int(self.meta["hash_bit"])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def save_codes(path: str | Path, codes: np.ndarray | Tensor, labels: np.ndarray | Tensor,
+               paths: list[str], meta: dict[str, Any]) -> Path:
+    """Pack codes (N, K) in {-1,+1} and write them with labels (N, C) 0/1, paths and meta, atomically.
+
+    meta must hold hash_bit, net and dataset (checked on load); hash_bit must equal K.
+    """
+    packed = pack_codes(codes)
+    labels = as_numpy(labels)
+    missing = [key for key in CHECKED if key not in meta]
+    if missing:
+        raise ValueError(f"code file metadata needs {list(CHECKED)}, missing {missing}")
+    if int(meta["hash_bit"]) != packed.shape[1] * 8:
+        raise ValueError(f"meta hash_bit={meta['hash_bit']} but the codes have {packed.shape[1] * 8} bits")
+    if not len(packed) == len(labels) == len(paths):
+        raise ValueError(f"{len(packed)} codes, {len(labels)} label rows and {len(paths)} paths: they must match")
+    record = json.dumps({"format": FORMAT, **meta})
+    arrays = {"codes": packed, "labels": labels.astype(np.uint8), "paths": np.array(paths, dtype=str),
+              "meta": np.array(record)}
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_codes(path: str | Path, **expected: Any) -> CodeFile:
+    """Read a code file; CodeFileError if it is not one, or if a metadata value (e.g. hash_bit=48,
+    net="resnet50", dataset="coco") differs from the one given. None values are not checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise CodeFileError(f"code file {path} does not exist -- write it with scripts/encode.py")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            codes, labels, paths = data["codes"], data["labels"], data["paths"].tolist()
+            meta = json.loads(str(data["meta"]))
+    except (OSError, ValueError, KeyError) as err:
+        raise CodeFileError(f"{path} is not a hashnet code file ({err}) -- write it with scripts/encode.py") from err
+    if meta.get("format") != FORMAT:
+        raise CodeFileError(f"{path} has format {meta.get('format')!r}, this version reads {FORMAT!r}: re-encode it")
+    for key, value in expected.items():
+        if value is not None and meta.get(key) != value:
+            raise CodeFileError(f"{path} holds codes with {key}={meta.get(key)!r}, expected {key}={value!r}: "
+                                f"encode the database with the same checkpoint (scripts/encode.py)")
+    return CodeFile(codes, labels, paths, meta)
+

@@ -1,0 +1,47 @@
+"""One retrieval evaluation as a value: the outputs, codes and labels of the query and database splits,
+and the mAP@R of the chosen ranking. Built by `evaluate_retrieval`; read by the outputs (metrics.json,
+plots) and by anyone who wants the codes of a test run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from hashnet.retrieval.codes import binarize
+from hashnet.retrieval.metrics import mean_average_precision
+from hashnet.retrieval.scores import mean_average_precision_by_score
+
+EVAL_CODES = ("sign", "continuous")
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """query_* (Nq, ...) and db_* (N, ...) in dataset order, on the CPU: outputs (., K) float (the
+    continuous codes), codes (., K) int8 in {-1, +1}, labels (., C) 0/1 float. topk: R (None: N);
+    eval_codes: how the database was ranked for mAP ("sign": Hamming distance of the codes, the
+    paper's protocol; "continuous": inner product of the outputs, HashNet+C)."""
+
+    query_outputs: Tensor
+    query_codes: Tensor
+    query_labels: Tensor
+    db_outputs: Tensor
+    db_codes: Tensor
+    db_labels: Tensor
+    topk: int | None
+    eval_codes: str
+    mAP: float
+
+
+def evaluate_retrieval(query_outputs: Tensor, query_labels: Tensor, db_outputs: Tensor, db_labels: Tensor,
+                       topk: int | None, eval_codes: str = "sign") -> Retrieval:
+    """Binarise both splits (sign(0) = +1) and compute mAP@topk of the ranking eval_codes names."""
+    if eval_codes not in EVAL_CODES:
+        raise ValueError(f"eval_codes must be one of {list(EVAL_CODES)}, got {eval_codes!r}: pass eval_codes=sign")
+    query_codes, db_codes = binarize(query_outputs), binarize(db_outputs)
+    if eval_codes == "sign":
+        mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, topk)
+    else:
+        mean_ap = mean_average_precision_by_score(query_outputs, query_labels, db_outputs, db_labels, topk)
+    return Retrieval(query_outputs, query_codes, query_labels, db_outputs, db_codes, db_labels, topk, eval_codes,
+                     mean_ap)

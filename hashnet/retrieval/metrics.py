@@ -1,0 +1,298 @@
+"""Retrieval metrics for binary hash codes (HashNet, Cao et al., ICCV 2017, section 4.1).
+
+Codes are (N, K) arrays in {-1, +1}, labels (N, C) 0/1 arrays, numpy or torch, any dtype. A database
+item is relevant to a query when they share at least one label. Items are ranked by Hamming distance
+(K - <q, d>) / 2, ties broken by database index (lower first) unless stated otherwise.
+
+Every metric is one `_scan` over chunks of queries: Hamming distances by XOR + popcount of bit-packed
+codes, a per-query distance cut (a radius, or where the top `depth` ends), relevance by AND of
+bit-packed labels for the items inside the cut only, then per-distance histograms and/or the top
+`depth` in ranking order (stable radix sort of each query's candidates). Memory is bounded by a chunk.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hashnet.retrieval.codes import as_numpy
+
+Array = np.ndarray | torch.Tensor
+_CHUNK_PAIRS = 1 << 22  # query x database pairs per chunk: 4 MiB of uint8 distances
+_TILE_PAIRS = 1 << 18  # pairs per XOR tile (whole rows): bounds the uint64 temporary
+_SAMPLE = 2048  # database items sampled to guess a query's distance cut for a given depth
+
+
+@dataclass
+class _Data:
+    """Bit-packed inputs: codes (W, N) uint64 with W = ceil(K / 64), labels (V, N) uint64; bits = K."""
+    query_codes: np.ndarray
+    query_labels: np.ndarray
+    db_codes: np.ndarray
+    db_labels: np.ndarray
+    bits: int
+
+
+def _pack(x: Array, name: str, values: tuple[int, int]) -> np.ndarray:
+    """Check that x (N, D) only holds `values`; return (x == values[1]) packed into (W, N) uint64."""
+    a = as_numpy(x)
+    bits = a == values[1]
+    if not (bits | (a == values[0])).all():
+        raise ValueError(f"{name} must only hold {values[0]} and {values[1]}")
+    padded = np.pad(bits, ((0, 0), (0, 64 * max(1, -(-a.shape[1] // 64)) - a.shape[1])))
+    return np.ascontiguousarray(np.packbits(padded, axis=1).view(np.uint64).T)
+
+
+def _prepare(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array) -> _Data:
+    """Validate the shapes and values of the four inputs and bit-pack them."""
+    shapes = [tuple(x.shape) for x in (query_codes, query_labels, db_codes, db_labels)]
+    (nq, k), (nq2, c), (n, k2), (n2, c2) = (s if len(s) == 2 else (-1, -1) for s in shapes)
+    if min(nq, n) < 1 or (nq, n, k, c) != (nq2, n2, k2, c2):
+        raise ValueError(f"expected shapes (Nq, K), (Nq, C), (N, K), (N, C) with Nq, N >= 1, got {shapes}")
+    return _Data(_pack(query_codes, "query_codes", (-1, 1)), _pack(query_labels, "query_labels", (0, 1)),
+                 _pack(db_codes, "db_codes", (-1, 1)), _pack(db_labels, "db_labels", (0, 1)), k)
+
+
+def _clamp(k: int, size: int, name: str) -> int:
+    """k clamped to the database size (with a warning when larger); k < 1 is an error."""
+    if k < 1:
+        raise ValueError(f"{name} must be >= 1, got {k}")
+    if k > size:
+        warnings.warn(f"{name}={k} is larger than the database ({size} items); using {size}")
+    return min(k, size)
+
+
+def hamming_distances(query: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
+    """Hamming distances (B, N) uint8 (uint16 if K > 255) of packed codes query (W, B), db (W, N)."""
+    b, n = query.shape[1], db.shape[1]
+    dist = np.empty((b, n), dtype=np.uint8 if bits < 256 else np.uint16)
+    step = max(1, _TILE_PAIRS // n)
+    xor = np.empty((min(step, b), n), dtype=np.uint64)
+    for s in range(0, b, step):
+        e = min(b, s + step)
+        np.bitwise_xor(query[0][s:e, None], db[0], out=xor[: e - s])
+        np.bitwise_count(xor[: e - s], out=dist[s:e])
+        for w in range(1, query.shape[0]):
+            np.bitwise_xor(query[w][s:e, None], db[w], out=xor[: e - s])
+            dist[s:e] += np.bitwise_count(xor[: e - s])
+    return dist
+
+
+def _candidates(dist: np.ndarray, depth: int, radius: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (M,) of the pairs of dist (B, N) inside each row's cut (row-major); row bounds (B+1,).
+
+    The cut is `radius`, or the smallest distance whose ball holds `depth` items: guessed from a
+    strided sample of the database (4-sigma margin; exact if N <= _SAMPLE), raised where short.
+    """
+    (b, n), step = dist.shape, max(1, dist.shape[1] // _SAMPLE)
+    if radius is None:
+        sample, fraction = dist[:, ::step], depth / n
+        margin = 4 * math.sqrt(fraction * (1 - fraction) / sample.shape[1]) + 1 / sample.shape[1]
+        need = depth if step == 1 else math.ceil(sample.shape[1] * min(1.0, fraction + margin))
+        bins = int(sample.max()) + 1
+        histogram = np.bincount((sample + np.arange(b)[:, None] * bins).ravel(), minlength=b * bins)
+        cut = np.argmax(np.cumsum(histogram.reshape(b, bins), axis=1) >= need, axis=1)
+    else:
+        cut, depth = np.full(b, radius), 0
+    mask = dist <= cut.astype(dist.dtype)[:, None]  # same dtype: no upcast of (B, N)
+    while True:
+        flat = np.flatnonzero(mask)
+        bounds = np.searchsorted(flat, np.arange(b + 1) * n)
+        short = np.diff(bounds) < depth
+        if not short.any():
+            return flat, bounds
+        cut[short] += 1
+        mask[short] = dist[short] <= cut[short, None].astype(dist.dtype)
+
+
+def _related(query: np.ndarray, db: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Whether queries `rows` (of query (V, B)) and db items `cols` (of db (V, N)) share a label."""
+    shared = np.take(db[0], cols)
+    shared &= query[0][rows]
+    for query_words, db_words in zip(query[1:], db[1:]):
+        word = np.take(db_words, cols)
+        word &= query_words[rows]
+        shared |= word
+    return shared != 0
+
+
+def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bool = False,
+          ranked: bool = False, query_chunk: int | None = None) -> Iterator[tuple[np.ndarray | None, ...]]:
+    """Yield (count, relevant, ranked) per chunk of B = `query_chunk` queries (default ~_CHUNK_PAIRS / N).
+
+    count, relevant: (B, K+1) int64 items / relevant items at each distance, exact up to the cut
+    (see `_candidates`; 1 <= depth <= N), zero beyond it; None unless `histograms`. ranked:
+    (B, depth) bool relevance of each query's top `depth` in ranking order; None unless `ranked`.
+    """
+    n, k = data.db_codes.shape[1], data.bits
+    chunk = query_chunk or max(1, _CHUNK_PAIRS // n)
+    for start in range(0, data.query_codes.shape[1], chunk):
+        queries = slice(start, start + chunk)
+        dist = hamming_distances(data.query_codes[:, queries], data.db_codes, k)
+        b = len(dist)
+        flat, bounds = _candidates(dist, depth, radius)
+        values = np.take(dist.ravel(), flat)  # candidates' distances: by row, by index within a row
+        count = relevant = ordered = None
+        if histograms:
+            rows = np.repeat(np.arange(b), np.diff(bounds))
+            key = rows * (k + 1) + values
+            rel = _related(data.query_labels[:, queries], data.db_labels, rows, flat - rows * n)
+            count = np.bincount(key, minlength=b * (k + 1)).reshape(b, k + 1)
+            relevant = np.bincount(key[rel], minlength=b * (k + 1)).reshape(b, k + 1)
+        if ranked:
+            cols = np.empty((b, depth), dtype=np.int64)  # db indices of each query's top `depth`
+            for row, (s, e) in enumerate(zip(bounds[:-1], bounds[1:])):
+                first = np.argsort(values[s:e], kind="stable")[:depth]  # radix sort, in cache
+                np.subtract(np.take(flat[s:e], first), row * n, out=cols[row])
+            ordered = _related(data.query_labels[:, queries], data.db_labels, np.arange(b)[:, None], cols)
+        yield count, relevant, ordered
+
+
+def _average_precision(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AP (B,) float64 of ranked relevance (B, R) bool, and whether each row has a hit (B,) bool."""
+    b, depth = ranked.shape
+    where = np.flatnonzero(ranked)  # positions of the hits, row-major
+    rows = where // depth
+    hits_so_far = np.arange(1, len(where) + 1) - np.searchsorted(rows, np.arange(b))[rows]
+    precision_sum = np.bincount(rows, weights=hits_so_far / (where - rows * depth + 1), minlength=b)
+    found = np.bincount(rows, minlength=b)
+    return precision_sum / np.maximum(found, 1), found > 0
+
+
+def _group_precision_sum(before: np.ndarray, rel_before: np.ndarray, size: np.ndarray, rel: np.ndarray,
+                         harmonic: np.ndarray) -> np.ndarray:
+    """Expected sum of precision@rank over the relevant items of a tie group in random order.
+
+    The group has `size` items, `rel` relevant, ranked after `before` items of which `rel_before`
+    are relevant (broadcastable int arrays). Its position p is relevant w.p. rel/size, and then
+    1 + (p-1)(rel-1)/(size-1) of its first p items are, so the sum is (rel/size) [(rel_before+1) h
+    + (rel-1)/(size-1) (size - (before+1) h)], h = sum_{p<=size} 1/(before+p) from `harmonic`.
+    """
+    h = harmonic[before + size] - harmonic[before]
+    pairs = np.divide(rel - 1, size - 1, out=np.zeros(np.broadcast(rel, size).shape), where=size > 1)
+    share = np.divide(rel, size, out=np.zeros(pairs.shape), where=size > 0)
+    return share * ((rel_before + 1) * h + pairs * (size - (before + 1) * h))
+
+
+def _expected_average_precision(count: np.ndarray, relevant: np.ndarray, depth: int,
+                                harmonic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E[AP@depth | a relevant item in the top depth] (B,) with tie groups in uniformly random order.
+
+    count, relevant: (B, K+1) items / relevant items per distance (exact up to the cut). Groups
+    before the boundary group (the one holding rank `depth`, n items, r relevant, after n0 items
+    of which r0 relevant) are fully ranked. Its first m = depth - n0 items hold X relevant, X ~
+    Hypergeometric(n, r, m), uniformly placed, so given X = x: AP = (E[sum over earlier groups] +
+    E[boundary sum | x]) / (r0 + x). Orders with r0 + x = 0 have no AP and are conditioned away.
+    Also returns whether that condition has probability > 0 (else the query is left out).
+    """
+    before = np.cumsum(count, axis=1) - count
+    rel_before = np.cumsum(relevant, axis=1) - relevant
+    cut = np.argmax(before + count >= depth, axis=1)[:, None]
+    groups = _group_precision_sum(before, rel_before, count, relevant, harmonic)
+    inner = np.where(np.arange(count.shape[1]) < cut, groups, 0.0).sum(axis=1, keepdims=True)
+    n0, r0, n, r = (np.take_along_axis(a, cut, axis=1) for a in (before, rel_before, count, relevant))
+    m = depth - n0
+    lo, hi = np.maximum(0, m - (n - r)), np.minimum(r, m)
+    x = lo + np.arange((hi - lo).max() + 1)  # (B, X) values of X, valid up to hi
+    # log P(X = x) up to a constant, from P(x + 1) / P(x) = (r - x)(m - x) / ((x + 1)(n - r - m + x + 1))
+    step = np.log(np.where(x < hi, (r - x) * (m - x), 1.0)) - np.log((x + 1) * (n - r - m + x + 1))
+    log_p = np.concatenate([np.zeros_like(lo, dtype=float), np.cumsum(step, axis=1)[:, :-1]], axis=1)
+    log_p = np.where(x <= hi, log_p, -np.inf)
+    weight = np.where(r0 + x > 0, np.exp(log_p - log_p.max(axis=1, keepdims=True)), 0.0)
+    value = (inner + _group_precision_sum(n0, r0, m, x, harmonic)) / np.maximum(r0 + x, 1)
+    total = weight.sum(axis=1)
+    return (weight * value).sum(axis=1) / np.where(total > 0, total, 1.0), total > 0
+
+
+def mean_average_precision(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array,
+                           topk: int | None = None, ties: str = "index", *,
+                           query_chunk: int | None = None) -> float:
+    """HashNet's mAP@R: the mean over queries of AP over the top R = `topk` of the Hamming ranking.
+
+    query_codes (Nq, K), db_codes (N, K) in {-1,+1}; query_labels (Nq, C), db_labels (N, C) 0/1.
+    topk: R; None means N, more than N is clamped to N with a warning. AP = sum_{k<=R} precision@k
+    * rel_k / (relevant items in the top R). Queries with no relevant item in the top R are left
+    out of the mean (0.0 if every query is). query_chunk: queries per chunk (memory/speed only).
+
+    ties="index": equal distances are ranked by database index, lower first (a stable sort; HashNet's
+        own code used an unstable argsort, i.e. an arbitrary order); depends on the database order.
+    ties="average": for each query, the exact expectation of that same AP@R over uniformly random
+        orders within each group of equal distance, conditioned on the top R holding a relevant
+        item; a query is left out only if no order gives it one. Independent of the database
+        order; with no ties it equals "index". Computed in closed form, not sampled.
+    """
+    if ties not in ("index", "average"):
+        raise ValueError(f"ties must be 'index' or 'average', got {ties!r}")
+    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    size = data.db_codes.shape[1]
+    depth = _clamp(size if topk is None else topk, size, "topk")
+    total, counted, average = 0.0, 0, ties == "average"
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, size + 1))]) if average else None
+    for count, relevant, ranked in _scan(data, depth, histograms=average, ranked=not average,
+                                         query_chunk=query_chunk):
+        if average:
+            ap, included = _expected_average_precision(count, relevant, depth, harmonic)
+        else:
+            ap, included = _average_precision(ranked)
+        total += float(ap[included].sum())
+        counted += int(included.sum())
+    return total / counted if counted else 0.0
+
+
+def _ball_counts(data: _Data, radius: int, query_chunk: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Items and relevant items (Nq, R+1) int64 within distance 0..R of each query, R = min(radius, K)."""
+    radius = min(radius, data.bits)
+    chunks = list(_scan(data, radius=radius, histograms=True, query_chunk=query_chunk))
+    inside, relevant = (np.concatenate([c[i][:, : radius + 1] for c in chunks]) for i in (0, 1))
+    return np.cumsum(inside, axis=1), np.cumsum(relevant, axis=1)
+
+
+def precision_at_hamming_radius(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array,
+                                radius: int = 2, *, query_chunk: int | None = None) -> float:
+    """Mean over all queries of the precision within Hamming distance <= radius (empty ball: 0).
+
+    Inputs as in `mean_average_precision`; radius >= 0 (K or more: the whole database).
+    """
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    inside, relevant = _ball_counts(data, radius, query_chunk)
+    return float(np.mean(relevant[:, -1] / np.maximum(inside[:, -1], 1)))
+
+
+def precision_recall_curve(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array,
+                           *, query_chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall (K+1,) float64 of the Hamming ball of radius 0..K, mean over queries.
+
+    Inputs as in `mean_average_precision`. Precision = relevant items in the ball / ball size (0 for an
+    empty ball), averaged over all queries: precision[r] is precision_at_hamming_radius(r). Recall =
+    relevant items in the ball / relevant items in the database, averaged over the queries that have
+    one (recall is undefined for the others; all zeros if no query has one).
+    """
+    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    inside, relevant = _ball_counts(data, data.bits, query_chunk)
+    precision = (relevant / np.maximum(inside, 1)).mean(axis=0)
+    findable = relevant[relevant[:, -1] > 0]
+    recall = (findable / findable[:, -1:]).mean(axis=0) if len(findable) else np.zeros(data.bits + 1)
+    return precision, recall
+
+
+def precision_at_k(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array,
+                   ks: Sequence[int], *, query_chunk: int | None = None) -> np.ndarray:
+    """Mean over all queries of the precision (len(ks),) float64 of the top k, ties by index.
+
+    Inputs as in `mean_average_precision`. A k above the database size N is clamped to N with a
+    warning (the precision of the whole database).
+    """
+    if len(ks) == 0:
+        raise ValueError("ks must not be empty")
+    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    sizes = np.array([_clamp(int(k), data.db_codes.shape[1], "k") for k in ks])
+    total = np.zeros(len(sizes))
+    for _, _, ranked in _scan(data, int(sizes.max()), ranked=True, query_chunk=query_chunk):
+        total += np.cumsum(ranked, axis=1)[:, sizes - 1].sum(axis=0) / sizes
+    return total / data.query_codes.shape[1]

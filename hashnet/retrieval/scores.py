@@ -1,0 +1,68 @@
+"""mAP@R of real-valued outputs ranked by inner product: the paper's HashNet+C (no binarisation).
+
+The upper bound that sign codes are compared with (Cao et al., ICCV 2017, Table 3). It reuses the
+Hamming metrics' label packing, relevance test and AP core (hashnet.retrieval.metrics); only the ranking differs:
+larger <q, d> first, ties by database index. For codes in {-1,+1}, <q, d> = K - 2 * Hamming(q, d),
+so on sign codes it equals `mean_average_precision(..., ties="index")`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from hashnet.retrieval.codes import as_numpy
+from hashnet.retrieval.metrics import (
+    _CHUNK_PAIRS,
+    Array,
+    _average_precision,
+    _clamp,
+    _prepare,
+    _related,
+)
+
+
+def _float64(x: Array) -> np.ndarray:
+    """x as a float64 numpy array."""
+    return as_numpy(x).astype(np.float64)
+
+
+def _ranked_by_score(query: np.ndarray, db: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray,
+                     depth: int, query_chunk: int | None) -> Iterator[np.ndarray]:
+    """Yield (B, depth) bool relevance of each query's top `depth` by inner product, per chunk of B queries.
+
+    query (Nq, K), db (N, K) float64; labels bit-packed (V, Nq), (V, N) uint64 as hashnet.retrieval.metrics packs
+    them. The items scoring at least each row's depth-th best are sorted by (-score, index).
+    """
+    n = len(db)
+    chunk = query_chunk or max(1, _CHUNK_PAIRS // n)
+    for start in range(0, len(query), chunk):
+        cost = -(query[start:start + chunk] @ db.T)  # (B, N): lower ranks first
+        b = len(cost)
+        kth = np.partition(cost, depth - 1, axis=1)[:, depth - 1:depth]
+        rows, cols = np.nonzero(cost <= kth)  # at least depth per row; row-major
+        order = np.lexsort((cols, cost[rows, cols], rows))  # by row, then cost, then index
+        first = np.searchsorted(rows, np.arange(b))[:, None] + np.arange(depth)  # (B, depth) positions
+        yield _related(query_labels[:, start:start + b], db_labels, np.arange(b)[:, None], cols[order][first])
+
+
+def mean_average_precision_by_score(query_outputs: Array, query_labels: Array, db_outputs: Array,
+                                    db_labels: Array, topk: int | None = None, *,
+                                    query_chunk: int | None = None) -> float:
+    """mAP@R over the ranking of the database by inner product <q, d> of real-valued outputs.
+
+    query_outputs (Nq, K), db_outputs (N, K) real (e.g. tanh outputs in [-1, 1]); query_labels (Nq, C),
+    db_labels (N, C) 0/1. topk: R (None: N; more than N is clamped with a warning). AP as in
+    hashnet.retrieval.metrics.mean_average_precision; queries with no relevant item in the top R are left out.
+    For outputs of equal norm the ranking is that of Euclidean distance.
+    """
+    query, db = _float64(query_outputs), _float64(db_outputs)
+    # _prepare checks the shapes and packs the labels; the sign codes it also packs are not used.
+    data = _prepare(np.where(query >= 0, 1, -1), query_labels, np.where(db >= 0, 1, -1), db_labels)
+    depth = _clamp(len(db) if topk is None else topk, len(db), "topk")
+    total, counted = 0.0, 0
+    for ranked in _ranked_by_score(query, db, data.query_labels, data.db_labels, depth, query_chunk):
+        ap, included = _average_precision(ranked)
+        total += float(ap[included].sum())
+        counted += int(included.sum())
+    return total / counted if counted else 0.0

@@ -1,0 +1,1 @@
+"""Entry points (train, evaluate, encode, search, check_lists), sharing hashnet.tasks.setup; none imports another."""

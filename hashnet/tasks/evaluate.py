@@ -1,0 +1,36 @@
+"""evaluate(cfg): the paper's retrieval protocol on a trained checkpoint."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from hashnet.outputs.results import write_results
+from hashnet.tasks.setup import (
+    build_datamodule,
+    build_trainer,
+    load_checkpoint,
+    run_info,
+    use_trained_input_size,
+)
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
+    otherwise), write metrics.json."""
+    net = cfg.get("net")  # set by net=<backbone> on the command line, as a check
+    overrides = {"eval_codes": cfg.eval_codes} if cfg.get("eval_codes") else {}
+    model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
+                            **overrides)
+    use_trained_input_size(cfg)
+    datamodule = build_datamodule(cfg)
+    trainer = build_trainer(cfg)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    output_dir = Path(cfg.paths.output_dir)
+    results = write_results(trainer, model.retrieval, run_info(model, str(cfg.ckpt_path)), output_dir)
+    if trainer.is_global_zero:
+        log.info("mAP@%s = %.4f  -> %s", results["topk"] or "all", results["mAP"], output_dir / "metrics.json")
+    return results

@@ -1,0 +1,57 @@
+"""search(cfg): encode query images and list their nearest database images in a code file."""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, ListConfig
+from PIL import Image
+
+from hashnet.data.images import transforms
+from hashnet.outputs.plots import retrieval_grid_figure
+from hashnet.outputs.results import GRID_TOP, save_png, thumbnails
+from hashnet.retrieval.codes import binarize, load_codes, pack_codes
+from hashnet.retrieval.index import HammingIndex
+from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device
+
+log = logging.getLogger(__name__)
+
+
+def query_paths(image: str | list[str]) -> list[Path]:
+    """cfg.image (one path or a list of them) as existing files; FileNotFoundError names a missing one."""
+    paths = [Path(p) for p in (image if isinstance(image, (list, ListConfig)) else [image])]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"query image {path} does not exist (image=PATH or image=[PATH,PATH])")
+    return paths
+
+
+def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
+    """The top cfg.k (database path, Hamming distance) of each image in cfg.image, printed.
+
+    grid: a PNG path where the queries and their top GRID_TOP are drawn.
+    """
+    model = load_checkpoint(cfg.ckpt_path)
+    net = model.hparams.net["backbone"]
+    database = load_codes(cfg.index, hash_bit=model.hash_bit, net=net, dataset=model.hparams.dataset)
+    if database.meta["checkpoint"] != str(Path(cfg.ckpt_path).resolve()):
+        warnings.warn(f"{cfg.index} was encoded with {database.meta['checkpoint']}, not {cfg.ckpt_path}: "
+                      "codes of different checkpoints are not comparable unless the weights are the same")
+    queries = query_paths(cfg.image)
+    transform = transforms(database.meta["resize_size"], database.meta["crop_size"], train=False)
+    batch = torch.stack([transform(Image.open(path).convert("RGB")) for path in queries])
+    codes = binarize(encode_images(model, [batch], pick_device(cfg.device)))
+    distances, indices = HammingIndex(database.codes, cfg.backend).search(pack_codes(codes), cfg.k)
+    found = [[(database.paths[i], int(d)) for d, i in zip(row_d, row_i)] for row_d, row_i in zip(distances, indices)]
+    for path, results in zip(queries, found):
+        lines = [f"  {rank:3d}  d={distance:<3d} {result}" for rank, (result, distance) in enumerate(results, 1)]
+        log.info("%s: top %d of %d (%s/%s)\n%s", path, len(results), len(database), database.meta["dataset"],
+                 database.meta["split"], "\n".join(lines))
+    if cfg.grid:
+        figure = retrieval_grid_figure(thumbnails([str(p) for p in queries]),
+                                       [thumbnails([p for p, _ in results[:GRID_TOP]]) for results in found],
+                                       distances[:, :GRID_TOP], captions=[p.name for p in queries])
+        log.info("grid -> %s", save_png(figure, Path(cfg.grid)))
+    return found

@@ -1,0 +1,156 @@
+"""What every entry point shares: config checks, building the DataModule and the Trainer, loading and
+checking a checkpoint, and encoding images with it. Entry points import this, never each other."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+
+from hashnet.data.datamodule import HashDataModule
+from hashnet.training.module import HashingModule, build
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: from an older layout, or of another dataset, length or backbone."""
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Raise ValueError naming the key, the value and the fix for values that would fail later or silently."""
+    hash_bit = cfg.hash_bit
+    if not isinstance(hash_bit, int) or isinstance(hash_bit, bool) or hash_bit <= 0:
+        raise ValueError(f"hash_bit must be a positive integer (the code length in bits, e.g. hash_bit=48), got {hash_bit!r}")
+    batch_size = cfg.dataset.batch_size
+    if not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"dataset.batch_size={batch_size!r}: the pairwise loss needs at least 2 images a batch -- "
+                         "use dataset.batch_size=72 (the paper's) or another integer >= 2")
+    for key in ("max_steps", "val_every", "ckpt_every"):
+        value = cfg[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{key} must be a positive number of steps, got {value!r}: pass e.g. {key}=100")
+
+
+def check_launch(cfg: DictConfig) -> None:
+    """Refuse `-m` sweeps with in-process DDP: each child rank would re-run the whole sweep.
+
+    Under the SLURM launcher srun starts every rank and Lightning re-launches nothing, so ddp is right there.
+    """
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    on_slurm = in_sweep and str(HydraConfig.get().launcher.get("_target_", "")).endswith("SlurmLauncher")
+    if in_sweep and not on_slurm and cfg.trainer.get("strategy") == "ddp":
+        raise ValueError(
+            "trainer.strategy=ddp inside a -m sweep re-launches the sweep in every child rank. "
+            "Use trainer=ddp_spawn for sweeps on one node, or the SLURM launcher (hydra/launcher=slurm)."
+        )
+
+
+def build_datamodule(cfg: DictConfig) -> HashDataModule:
+    """The configured DataModule, built from plain containers so checkpoints hold no OmegaConf objects.
+
+    cfg.seed (0 when absent, as in evaluation) fixes the training order and crops (hashnet.data.sampling).
+    """
+    return instantiate(cfg.dataset, seed=cfg.get("seed", 0), _convert_="all")
+
+
+def resolve_method(cfg: DictConfig, datamodule: HashDataModule) -> None:
+    """Let the method fill in its data-dependent settings (e.g. HashNet's class_num=auto) in cfg.method.
+
+    The training labels are read only if the method asks for them, after the protocol options.
+    """
+    def train_labels():
+        datamodule.prepare_data()
+        return datamodule.read_split("train").labels
+
+    method = get_class(cfg.method._target_)
+    resolved = method.resolve(dict(cfg.method), train_labels)
+    with open_dict(cfg):
+        for key, value in resolved.items():
+            cfg.method[key] = value
+
+
+def build_model(cfg: DictConfig) -> HashingModule:
+    """The configured HashingModule; a setting it refuses raises its own error, not Hydra's wrapper of it."""
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    config.pop("_recursive_", None)
+    return build(config)
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
+    """The Trainer with the configured logger and callbacks (plus any given)."""
+    configured = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
+    return instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=configured + (callbacks or []))
+
+
+def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None,
+                    net: str | None = None, **overrides) -> HashingModule:
+    """Rebuild the HashingModule of a checkpoint, refusing one of another dataset, code length or backbone.
+
+    None skips a check; each error names what the checkpoint holds and what was asked for. overrides
+    replace saved hyper-parameters (e.g. eval_codes="continuous").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("hyper_parameters", {})
+    if "method" not in saved:
+        raise CheckpointError(
+            f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "
+            "cannot load -- train it again with this version, or evaluate it with the version that wrote it "
+            "(git checkout 80401af, then scripts/evaluate.py)")
+    model = HashingModule.load_from_checkpoint(path, map_location="cpu", **overrides)
+    trained_on = model.hparams.dataset
+    if dataset is not None and trained_on is not None and trained_on != dataset:
+        raise CheckpointError(f"checkpoint {path} was trained on dataset={trained_on}, not dataset={dataset}: "
+                              f"pass dataset={trained_on}")
+    if hash_bit is not None and hash_bit != model.hash_bit:
+        raise CheckpointError(f"checkpoint {path} holds {model.hash_bit}-bit codes, not hash_bit={hash_bit}: "
+                              f"pass hash_bit={model.hash_bit} or another checkpoint")
+    backbone = model.hparams.net["backbone"]
+    if net is not None and net != backbone:
+        raise CheckpointError(f"checkpoint {path} was trained with net={backbone}, not net={net}: "
+                              f"pass net={backbone} or another checkpoint")
+    return model
+
+
+def use_trained_input_size(cfg: DictConfig) -> None:
+    """Set cfg.dataset's resize_size / crop_size to those the checkpoint cfg.ckpt_path was trained with.
+
+    The test transform must match training: a run whose recipe changed the input size (digits_multi
+    reads its mosaics at 32 px, AlexNet needs 64) evaluates at that size without repeating the
+    override. Says so when the dataset config differs.
+    """
+    checkpoint = torch.load(cfg.ckpt_path, map_location="cpu", mmap=True, weights_only=True)
+    trained = checkpoint.get("datamodule_hyper_parameters") or {}
+    for key in ("resize_size", "crop_size"):
+        if key in trained and trained[key] != cfg.dataset[key]:
+            log.info("dataset.%s=%s, as the checkpoint was trained (the dataset config says %s)", key, trained[key],
+                     cfg.dataset[key])
+            cfg.dataset[key] = trained[key]
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto": the GPU when there is one, else the CPU; anything else is passed to torch.device."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def encode_images(model: HashingModule, batches: Iterable[Tensor], device: torch.device) -> Tensor:
+    """Continuous codes (N, K) float32 on the CPU of image batches (B, 3, H, W), network in eval mode."""
+    model.eval().to(device)
+    with torch.inference_mode():
+        outputs = [model(images.to(device)).float().cpu() for images in batches]
+    return torch.cat(outputs)
+
+
+def run_info(model: HashingModule, checkpoint: str | None) -> dict:
+    """What identifies an evaluated model in metrics.json: method, hash_bit, net, dataset, checkpoint."""
+    return {"method": model.method.name, "hash_bit": model.hash_bit, "net": model.hparams.net["backbone"],
+            "dataset": model.hparams.dataset, "checkpoint": checkpoint}

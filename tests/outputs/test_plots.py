@@ -1,0 +1,32 @@
+"""Tests for hashnet.outputs.plots: each figure renders from small arrays and shows what it should."""
+import matplotlib.colors as mcolors
+import numpy as np
+
+from hashnet.outputs import plots
+
+
+def test_curves_and_histogram_render():
+    pr = plots.pr_curve_figure(np.array([1.0, 0.8, 0.5, 0.3, 0.2]), np.array([0.1, 0.3, 0.6, 0.9, 1.0]), "t")
+    assert pr.axes[0].get_title() == "t" and np.allclose(pr.axes[0].lines[0].get_ydata(), [1.0, 0.8, 0.5, 0.3, 0.2])
+    assert [a.get_text() for a in pr.axes[0].texts] == ["r=0", "r=2"]
+    pk = plots.precision_at_k_figure([1, 5, 10], np.array([1.0, 0.6, 0.5]))
+    assert list(pk.axes[0].lines[0].get_xdata()) == [1, 5, 10]
+    histogram = plots.output_histogram_figure(np.array([[-1.0, 0.995], [0.2, -0.3]]))
+    assert histogram.axes[0].get_title() == "pre-sign outputs: 50.0% with |h| > 0.99"
+    image = plots.figure_to_array(histogram)
+    assert image.dtype == np.uint8 and image.shape == (400, 500, 3)
+
+
+def test_retrieval_grid_frames_by_relevance():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    relevant = np.array([[True, False], [False, True]])
+    figure = plots.retrieval_grid_figure([image, image], [[image, image], [image]], np.array([[0, 1], [2, 3]]),
+                                         relevant, captions=["q0", "q1"])
+    axes = np.array(figure.axes).reshape(2, 3)
+    colour = lambda ax: mcolors.to_hex(ax.spines["top"].get_edgecolor())  # noqa: E731
+    assert [colour(ax) for ax in axes[0]] == [plots.QUERY, plots.RELEVANT, plots.IRRELEVANT]
+    assert [ax.get_xlabel() for ax in axes[0]] == ["q0", "d=0", "d=1"]
+    assert colour(axes[1][1]) == plots.IRRELEVANT and not axes[1][2].axison  # row 1 has one result only
+    unknown = plots.retrieval_grid_figure([image], [[image]], np.array([[4]]))
+    assert colour(unknown.axes[1]) == plots.UNKNOWN
+    assert plots.figure_to_array(figure).shape[2] == 3

@@ -1,0 +1,91 @@
+"""End-to-end: train on the embedded digits, evaluate the checkpoint, multirun, 2-process DDP."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hashnet.tasks.evaluate import evaluate
+from hashnet.tasks.train import train
+
+from conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[2]
+# 4 steps, a checkpoint at step 4: enough to exercise every piece, quick on 2 CPU cores.
+TINY = ["hash_bit=16", "max_steps=4", "val_every=4", "dataset.eval_batch_size=750", "trainer.accelerator=cpu"]
+
+
+def run_script(args: list[str], data_dir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HASHNET_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_the_checkpoint(digits_root, tmp_path):
+    data_dir = digits_root.parent
+    # Trained at another input size than the dataset config's 36 -> 32: evaluation must follow the checkpoint.
+    cfg = compose_config("train", [*TINY, f"paths.data_dir={data_dir}", "dataset.resize_size=40",
+                                   "dataset.crop_size=36"], tmp_path / "run")
+    results = train(cfg)
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written == results
+    assert 0.0 < results["mAP"] <= 1.0
+    assert (results["hash_bit"], results["dataset"], results["net"], results["topk"]) == (16, "digits", "resnet18", 1000)
+    assert (results["num_queries"], results["num_database"]) == (300, 1497)
+    checkpoint = Path(results["checkpoint"])
+    assert checkpoint == tmp_path / "run" / "checkpoints" / "last.ckpt" and checkpoint.is_file()
+    assert (tmp_path / "run" / "checkpoints" / "step000004.ckpt").is_file()
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+
+    # The saved checkpoint holds the final weights: evaluating it reproduces the final test mAP.
+    eval_cfg = compose_config("evaluate", [f"ckpt_path={checkpoint}", f"paths.data_dir={data_dir}",
+                                           "trainer.accelerator=cpu", "dataset.eval_batch_size=750"], tmp_path / "eval")
+    assert evaluate(eval_cfg)["mAP"] == results["mAP"]
+    assert (eval_cfg.dataset.resize_size, eval_cfg.dataset.crop_size) == (40, 36)
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_checkpoint_of_another_dataset(digits_root, tmp_path):
+    cfg = compose_config("train", [*TINY, "max_steps=2", "val_every=2", f"paths.data_dir={digits_root.parent}"], tmp_path / "run")
+    checkpoint = train(cfg)["checkpoint"]
+    eval_cfg = compose_config("evaluate", [f"ckpt_path={checkpoint}", "dataset=coco"], tmp_path / "eval")
+    with pytest.raises(ValueError, match="trained on dataset=digits, not dataset=coco: pass dataset=digits"):
+        evaluate(eval_cfg)
+
+
+@pytest.mark.slow
+def test_multirun_two_jobs_in_their_own_folders(digits_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_script(["scripts/train.py", "-m", "hash_bit=8,16", "max_steps=2", "val_every=2",
+                         "trainer.accelerator=cpu", f"hydra.sweep.dir={sweep}"], digits_root.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = sorted(sweep.glob("*/metrics.json"))
+    assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit", "1_digits_hashnet_resnet18_16bit"]
+    assert [json.loads(p.read_text())["hash_bit"] for p in metrics] == [8, 16]
+
+
+@pytest.mark.slow
+def test_multirun_with_inprocess_ddp_is_refused(digits_root, tmp_path):
+    result = run_script(["scripts/train.py", "-m", "hash_bit=8", "trainer=ddp", "trainer.accelerator=cpu",
+                         f"hydra.sweep.dir={tmp_path}"], digits_root.parent, timeout=300)
+    assert result.returncode != 0
+    assert "re-launches the sweep in every child rank" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process_on_same_checkpoint(digits_root, tmp_path):
+    run_dir = tmp_path / "ddp"
+    result = run_script(["scripts/train.py", "trainer=ddp", *TINY, f"hydra.run.dir={run_dir}"], digits_root.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = json.loads((run_dir / "metrics.json").read_text())
+    assert ddp["num_database"] == 1497  # odd: DistributedSampler pads one rank
+    # Only rank 0 writes the run's files; rank 1 writes nothing but its own Hydra log.
+    assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("events.out.tfevents")) == [
+        ".hydra", "checkpoints", "hparams.yaml", "metrics.json", "plots", "train.log", "train_ddp_process_1.log"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt", "step000004.ckpt"]
+    # The same checkpoint evaluated in one process gives the same mAP.
+    eval_cfg = compose_config("evaluate", [f"ckpt_path={ddp['checkpoint']}", f"paths.data_dir={digits_root.parent}",
+                                           "trainer.accelerator=cpu", "dataset.eval_batch_size=750"], tmp_path / "eval")
+    assert evaluate(eval_cfg)["mAP"] == pytest.approx(ddp["mAP"], abs=1e-12)
