@@ -19,13 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def similarity(y1: Tensor, y2: Tensor) -> Tensor:
-    """Pairwise label similarity.
-
-    y1: (B1, C), y2: (B2, C) 0/1 labels -> (B1, B2) float, 1 where the rows share a label.
-    """
-    return (y1.float() @ y2.float().T > 0).float()
+from hashnet.methods.common import similarity
 
 
 def pairwise_loss(
