@@ -1,5 +1,10 @@
 """Hashing methods, one module each; METHODS maps a `method=` name to its class."""
 from hashnet.methods.base import HashMethod
+from hashnet.methods.csq import CSQ
+from hashnet.methods.dhn import DHN
+from hashnet.methods.dpsh import DPSH
+from hashnet.methods.dsh import DSH
+from hashnet.methods.greedyhash import GreedyHash
 from hashnet.methods.hashnet import HashNet
 
-METHODS: dict[str, type[HashMethod]] = {method.name: method for method in (HashNet,)}
+METHODS: dict[str, type[HashMethod]] = {method.name: method for method in (HashNet, DHN, DPSH, DSH, GreedyHash, CSQ)}

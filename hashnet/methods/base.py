@@ -1,4 +1,4 @@
-"""What every hashing method implements, and the pieces most of them share.
+"""What every hashing method implements (the shared math is in hashnet.methods.common).
 
 A method sits on top of the network's hash layer (hashnet.nets.HashEncoder: images -> z (N, K)). It
 owns its code layer (z -> continuous codes h, whose signs are the binary codes), its loss on a training
@@ -15,30 +15,7 @@ import numpy as np
 import pytorch_lightning as pl
 from torch import Tensor, nn
 
-PAIRS = ("halves", "all")
-
-
-def similarity(y1: Tensor, y2: Tensor) -> Tensor:
-    """Pairwise label similarity: y1 (B1, C), y2 (B2, C) 0/1 -> (B1, B2) float, 1 where rows share a label."""
-    return (y1.float() @ y2.float().T > 0).float()
-
-
-def split_pairs(h: Tensor, labels: Tensor, pairs: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The two sets (u1, u2, y1, y2) a pairwise loss compares, from one batch h (B, K), labels (B, C).
-
-    "halves": the first half against the second (the original HashNet's two streams of 36 images);
-    "all": the batch against itself (every (i, j), i == j included).
-    """
-    if pairs == "halves":
-        half = len(h) // 2
-        return h[:half], h[half:], labels[:half], labels[half:]
-    return h, h, labels, labels
-
-
-def check_choice(key: str, value: object, choices: tuple) -> None:
-    """Raise ValueError naming the config key unless value is one of choices."""
-    if value not in choices:
-        raise ValueError(f"{key} must be one of {list(choices)}, got {value!r}: pass {key}={choices[0]}")
+from hashnet.methods.common import PAIRS, check_choice, split_pairs
 
 
 class HashMethod(nn.Module):
@@ -69,3 +46,21 @@ class HashMethod(nn.Module):
         Runs once before the method is built, so the numbers, not placeholders, reach the checkpoint.
         """
         return config
+
+
+class PairwiseMethod(HashMethod):
+    """A method whose loss compares two sets of codes of a batch: pair_loss(u1, u2, y1, y2, **settings).
+
+    pairs: "halves" (the first half of a batch against the second, as HashNet's two streams) or "all"
+    (the batch against itself). Subclasses set `pair_loss` and pass their own settings.
+    """
+
+    pair_loss: ClassVar[Callable[..., Tensor]]
+
+    def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, **settings: float | None) -> None:
+        super().__init__(hash_bit, num_classes, multi_label)
+        check_choice("method.pairs", pairs, PAIRS)
+        self.pairs, self.settings = pairs, settings
+
+    def loss(self, h: Tensor, labels: Tensor) -> Tensor:
+        return type(self).pair_loss(*split_pairs(h, labels, self.pairs), **self.settings)

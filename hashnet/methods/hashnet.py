@@ -26,13 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hashnet.methods.base import (
-    PAIRS,
-    HashMethod,
-    check_choice,
-    similarity,
-    split_pairs,
-)
+from hashnet.methods.base import HashMethod
+from hashnet.methods.common import PAIRS, check_choice, similarity, split_pairs
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,9 @@ class HashingModule(pl.LightningModule):
         images, labels, _ = batch
         if len(images) < 2:
             raise ValueError(f"a training batch needs at least 2 images to form pairs, got {len(images)}")
-        loss = self.method.loss(self(images), labels)
+        codes = self(images)
+        with torch.autocast(codes.device.type, enabled=False):  # every loss in float32, even under bf16/fp16
+            loss = self.method.loss(codes.float(), labels)
         self.log("train/loss", loss, prog_bar=True)  # lr: LearningRateMonitor; a method logs its own schedule
         return loss
 

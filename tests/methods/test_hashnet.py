@@ -7,7 +7,7 @@ import torch
 
 from hashnet.continuation import beta_at as legacy_beta_at
 from hashnet.loss import pairwise_loss as legacy_pairwise_loss
-from hashnet.methods.base import similarity
+from hashnet.methods.common import similarity
 from hashnet.methods.hashnet import Continuation, HashNet, beta_at, pairwise_loss
 from hashnet.metrics import mean_average_precision as legacy_map
 from hashnet.retrieval.metrics import mean_average_precision

@@ -1,0 +1,40 @@
+"""DPSH: Deep Pairwise-Supervised Hashing (Li, Wang, Kang, IJCAI 2016).
+
+The hash layer's outputs u are used as they are (no output activation). The pairwise likelihood
+is DHN's (theta_ij = scale * <u1_i, u2_j>); the quantization term is the squared distance of
+each output to its sign, the paper's ||b_i - u_i||^2 with b = sign(u):
+
+    L = mean_ij(softplus(theta_ij) - s_ij * theta_ij)
+        + quantization_weight * mean over the entries of cat(u1, u2) of (u - sign(u))^2,  sign(0) = +1
+
+Defaults: scale = 0.5 is the paper's Theta_ij = u_i^T u_j / 2. quantization_weight = 0.1 is
+DeepHash-pytorch's DPSH config (swuxyj); the paper's eta (10 on CIFAR-10, 50 on NUS-WIDE in the
+authors' DPSH-pytorch) weights a term normalised per pair of the train set, not per entry, so its
+value does not carry over to this mean.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hashnet.methods.base import PairwiseMethod
+from hashnet.methods.common import pairwise_likelihood, sign
+
+
+def dpsh_loss(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor,
+              scale: float = 0.5, quantization_weight: float = 0.1) -> Tensor:
+    """DPSH's loss (module docstring) for codes u1: (B1, K), u2: (B2, K) and 0/1 labels y1: (B1, C),
+    y2: (B2, C) -> scalar."""
+    u = torch.cat((u1, u2))
+    return pairwise_likelihood(u1, u2, y1, y2, scale) + quantization_weight * (u - sign(u)).pow(2).mean()
+
+
+class DPSH(PairwiseMethod):
+    """DPSH on the hash layer's outputs u (no activation); settings: dpsh_loss's scale, quantization_weight."""
+
+    name = "dpsh"
+    pair_loss = staticmethod(dpsh_loss)
+
+    def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, scale: float,
+                 quantization_weight: float) -> None:
+        super().__init__(hash_bit, num_classes, multi_label, pairs, scale=scale, quantization_weight=quantization_weight)
