@@ -25,6 +25,7 @@ from hashnet.cache import ImageCache, fingerprint
 from hashnet.digits import build_digits
 from hashnet.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.lists import ImageList, ListFileError, read_list, resolve_paths
+from hashnet.protocol import check_conventions
 from hashnet.sampling import ResumableSampler, SeededSamples
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
@@ -112,8 +113,9 @@ class HashDataModule(pl.LightningDataModule):
     """Train, query (list ``test.txt``) and database splits of a list-file dataset.
 
     root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
-    embedded dataset that prepare_data builds into root when its lists are absent; topk: the
-    mAP cut-off of this dataset, kept for the evaluation. on_bad_image: "error" or "skip".
+    embedded dataset that prepare_data builds into root when its lists are absent; topk, ties,
+    empty_queries: the mAP cut-off and conventions of this dataset (hashnet.protocol), kept for the
+    evaluation. on_bad_image: "error" or "skip".
     Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
     and query rows with no label; exclude_queries_from_database leaves out database rows whose image
     is a query (the strict protocol). What they leave out is logged and counted in `removed`.
@@ -132,12 +134,15 @@ class HashDataModule(pl.LightningDataModule):
                  batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
                  on_bad_image: str = "error", seed: int = 0, drop_unlabeled: bool = False,
                  exclude_queries_from_database: bool = False,
-                 normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None):
+                 normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None,
+                 ties: str = "index", empty_queries: str = "drop"):
         super().__init__()
+        check_conventions(ties, empty_queries, prefix="dataset.")
         _check_choice("builder", builder, (None, *BUILDERS))
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
         self.save_hyperparameters()
         self.name, self.root, self.num_classes, self.topk = name, str(root), num_classes, topk
+        self.ties, self.empty_queries = ties, empty_queries
         self.list_names = {"train": train_list, "query": query_list, "database": database_list}
         self.path_map = dict(path_map) if path_map else None
         self.builder, self.on_bad_image = builder, on_bad_image

@@ -12,15 +12,16 @@ from hashnet.train import build_datamodule, build_trainer
 
 
 def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None,
-                    net: str | None = None) -> HashNetModule:
+                    net: str | None = None, **overrides) -> HashNetModule:
     """Rebuild HashNetModule from a checkpoint, refusing one trained for another dataset, code length or backbone.
 
-    None skips a check; each error names what the checkpoint holds and what was asked for.
+    None skips a check; each error names what the checkpoint holds and what was asked for. overrides:
+    constructor arguments that replace the checkpoint's (e.g. topk), in the module's hparams too.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    model = HashNetModule.load_from_checkpoint(path, map_location="cpu")
+    model = HashNetModule.load_from_checkpoint(path, map_location="cpu", **overrides)
     trained_on = model.hparams.dataset
     if dataset is not None and trained_on is not None and trained_on != dataset:
         raise ValueError(f"checkpoint {path} was trained on dataset={trained_on}, not dataset={dataset}: pass dataset={trained_on}")
@@ -53,8 +54,10 @@ def evaluate(cfg: DictConfig) -> dict:
     """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
     otherwise), write metrics.json."""
     net = cfg.get("net")  # set by net=<backbone> on the command line, as a check
-    model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None)
-    model.topk = cfg.dataset.topk
+    # the dataset's mAP settings, in the module's hparams too: Lightning refuses module and datamodule
+    # hparams that disagree
+    model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
+                            topk=cfg.dataset.topk, ties=cfg.dataset.ties, empty_queries=cfg.dataset.empty_queries)
     model.eval_codes = cfg.get("eval_codes") or model.eval_codes
     use_trained_input_size(cfg)
     datamodule = build_datamodule(cfg)
@@ -63,5 +66,5 @@ def evaluate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     results = write_results(trainer, model, output_dir, str(cfg.ckpt_path))
     if trainer.is_global_zero:
-        print(f"\nmAP@{model.topk or 'all'} = {results['mAP']:.4f}  -> {output_dir / 'metrics.json'}")
+        print(f"\nmAP = {results['mAP']:.4f}  ({results['protocol']})  -> {output_dir / 'metrics.json'}")
     return results

@@ -20,6 +20,7 @@ from hashnet.distributed import gather_by_index
 from hashnet.loss import pairwise_loss
 from hashnet.metrics import mean_average_precision
 from hashnet.optim import lr_multiplier, sgd
+from hashnet.protocol import check_conventions
 
 SPLITS = ("query", "database")
 EVAL_CODES = ("sign", "continuous")
@@ -44,16 +45,18 @@ class HashNetModule(pl.LightningModule):
     dataset: name of the training dataset, kept so evaluation can refuse a mismatched checkpoint.
     eval_codes: "sign" ranks sign codes by Hamming distance (the paper's protocol); "continuous" ranks
            the real-valued outputs by inner product (the paper's HashNet+C upper bound).
+    ties, empty_queries: the mAP conventions (hashnet.metrics.mean_average_precision, hashnet.protocol).
     """
 
     def __init__(self, net: dict, loss: dict, optim: dict, topk: int | None = None, dataset: str | None = None,
-                 eval_codes: str = "sign") -> None:
+                 eval_codes: str = "sign", ties: str = "index", empty_queries: str = "drop") -> None:
         super().__init__()
         if eval_codes not in EVAL_CODES:
             raise ValueError(f"model.eval_codes must be one of {list(EVAL_CODES)}, got {eval_codes!r}")
+        check_conventions(ties, empty_queries, prefix="model.")
         net, loss, optim = plain(net), plain(loss), plain(optim)
         self.save_hyperparameters({"net": net, "loss": loss, "optim": optim, "topk": topk, "dataset": dataset,
-                                   "eval_codes": eval_codes})
+                                   "eval_codes": eval_codes, "ties": ties, "empty_queries": empty_queries})
         self.eval_codes = eval_codes
         self.net = instantiate(net)
         self.hash_bit = net["hash_bit"]
@@ -63,7 +66,7 @@ class HashNetModule(pl.LightningModule):
         self.pairs = loss.get("pairs", "halves")
         if self.pairs not in ("halves", "all"):
             raise ValueError(f"loss.pairs must be 'halves' or 'all', got {self.pairs!r}")
-        self.topk = topk
+        self.topk, self.ties, self.empty_queries = topk, ties, empty_queries
         self.eval_outputs: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
         self.retrieval: dict[str, Tensor] = {}
 
@@ -125,9 +128,11 @@ class HashNetModule(pl.LightningModule):
         self.eval_outputs = {}
         query_codes, db_codes = binarize(query_out), binarize(db_out)
         if self.eval_codes == "sign":
-            mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, self.topk)
+            mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, self.topk, self.ties,
+                                             self.empty_queries)
         else:
-            mean_ap = mean_average_precision_by_score(query_out, query_labels, db_out, db_labels, self.topk)
+            mean_ap = mean_average_precision_by_score(query_out, query_labels, db_out, db_labels, self.topk,
+                                                      self.empty_queries)
         self.log(f"{stage}/mAP", mean_ap, prog_bar=True)  # identical on every rank: no sync
         self.retrieval = {
             "query_outputs": query_out, "query_labels": query_labels, "query_codes": query_codes,

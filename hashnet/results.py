@@ -1,12 +1,13 @@
 """What an evaluation leaves behind: metrics.json, TensorBoard scalars/figures and PNGs in the run folder.
 
 Everything is computed from `model.retrieval` (filled by the last test run: outputs, codes and labels
-of the query and database splits, and mAP@R); the retrieval grid also reads the datamodule's image
-paths. Only rank 0 writes or logs.
+of the query and database splits, and mAP@R); the retrieval grid and the protocol line (hashnet.protocol)
+also read the datamodule's image paths. Only rank 0 writes or logs.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from hashnet.files import atomic_write, atomic_write_json
 from hashnet.index import HammingIndex
 from hashnet.metrics import precision_at_hamming_radius, precision_at_k, precision_recall_curve
 from hashnet.module import HashNetModule
+from hashnet.protocol import Protocol, queries_in_database, split_of
 
 RADIUS = 2  # P@H<=2: the paper's precision within Hamming radius 2
 CURVE_POINTS = 100  # k values of the precision@k curve, evenly spaced over 1..R
@@ -106,11 +108,27 @@ def publish_plots(trainer: pl.Trainer, model: HashNetModule, results: dict, plot
     return written
 
 
+def evaluation_protocol(model: HashNetModule, datamodule: pl.LightningDataModule | None) -> Protocol:
+    """The protocol of model.retrieval's mAP: the model's R and conventions (ties by index when it ranked
+    continuous outputs by score), and from the datamodule whether a query image is in the database (from
+    the image paths when it has them, else "no" only when exclude_queries_from_database is on) and the
+    split ("strict" with either protocol option)."""
+    exclude = bool(getattr(datamodule, "exclude_queries_from_database", False))
+    overlap = False if exclude else None
+    if datamodule is not None and hasattr(datamodule, "dataset"):
+        overlap = queries_in_database(*(datamodule.dataset(split).image_list.paths for split in ("query", "database")))
+    split = split_of(bool(getattr(datamodule, "drop_unlabeled", False)), exclude)
+    ties = model.ties if model.eval_codes == "sign" else "index"
+    return Protocol(model.topk, ties, model.empty_queries, overlap, split)
+
+
 def write_results(trainer: pl.Trainer, model: HashNetModule, output_dir: Path, checkpoint: str | None) -> dict:
     """Summarise model.retrieval; rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/)."""
+    protocol = evaluation_protocol(model, trainer.datamodule)
     results = {
         "mAP": model.retrieval["mAP"],
-        "topk": model.topk,
+        "protocol": str(protocol),
+        **asdict(protocol),  # topk, ties, empty_queries, queries_in_database, split: what the line says
         "hash_bit": model.hash_bit,
         "net": model.hparams.net["backbone"],
         "dataset": model.hparams.dataset,

@@ -87,6 +87,7 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         print(
             f"\ntest mAP@{model.topk or 'all'} = {results['mAP']:.4f}  ({cfg.dataset.name}, {cfg.net.backbone}, {cfg.hash_bit} bits)\n"
+            f"  protocol:    {results['protocol']}\n"
             f"  checkpoint:  {checkpoint}\n"
             f"  tensorboard: tensorboard --logdir {output_dir}\n"
             f"  config:      {output_dir / '.hydra' / 'config.yaml'}\n"
