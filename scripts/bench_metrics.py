@@ -129,8 +129,9 @@ def main() -> None:
         assert abs(rows[0][2] - rows[1][2]) <= 1e-9, f"results differ: {rows[0][2]!r} vs {rows[1][2]!r}"
         print(f"results equal to 1e-9; speed-up {rows[1][3] / rows[0][3]:.1f}x (reference time / ours)")
     for ties in ("index", "average"):
-        alone, several = interleaved([lambda: mean_average_precision(*data, topk=TOPK, ties=ties),
-                                      lambda: mean_average_precision(*data, topk=MULTI_TOPK, ties=ties)], ROUNDS)
+        alone, several = interleaved([lambda ties=ties: mean_average_precision(*data, topk=TOPK, ties=ties),
+                                      lambda ties=ties: mean_average_precision(*data, topk=MULTI_TOPK, ties=ties)],
+                                     ROUNDS)
         print(f"ties={ties}: one call with R={MULTI_TOPK} takes {several / alone:.2f}x the time of one with "
               f"R={TOPK} ({several:.3f} s / {alone:.3f} s, medians of {ROUNDS} alternating runs)")
 
