@@ -9,6 +9,9 @@ Peak extra memory is the peak resident set size (VmHWM from /proc/self/status, r
 /proc/self/clear_refs before each run) minus the resident size before the run, so it covers
 numpy, torch and allocator overheads alike.
 
+It also times one call with several R (MULTI_TOPK) against one call with the largest alone, for
+both tie rules: the ratio is what the extra cut-offs cost on top of the one scan.
+
     python scripts/bench_metrics.py                # 1,000 x 50,000, 48 bits, 80 classes, R=5000
     python scripts/bench_metrics.py --scale coco   # ours only: 5,000 x 200,000
 """
@@ -25,6 +28,8 @@ from hashnet.retrieval.metrics import mean_average_precision
 
 SCALES = {"default": (1_000, 50_000), "coco": (5_000, 200_000)}
 BITS, CLASSES, TOPK = 48, 80, 5000
+MULTI_TOPK = [1000, 2500, TOPK]  # several R in one call; the largest is TOPK
+ROUNDS = 9  # alternating runs of each call when comparing two: drifts of a shared machine hit both alike
 
 
 def random_data(queries: int, database: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -88,6 +93,18 @@ def measure(fn: Callable[[], float], repeats: int) -> tuple[float, float, float]
     return results[0], float(np.median(seconds)), max(mib)
 
 
+def interleaved(fns: list[Callable[[], object]], rounds: int) -> list[float]:
+    """Median seconds of each of fns, run in turn `rounds` times (after one untimed run of each)."""
+    seconds: list[list[float]] = [[] for _ in fns]
+    for timed in [False] + [True] * rounds:
+        for fn, times in zip(fns, seconds):
+            start = time.perf_counter()
+            fn()
+            if timed:
+                times.append(time.perf_counter() - start)
+    return [float(np.median(times)) for times in seconds]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="default")
@@ -111,6 +128,12 @@ def main() -> None:
     if len(rows) == 2:
         assert abs(rows[0][2] - rows[1][2]) <= 1e-9, f"results differ: {rows[0][2]!r} vs {rows[1][2]!r}"
         print(f"results equal to 1e-9; speed-up {rows[1][3] / rows[0][3]:.1f}x (reference time / ours)")
+    for ties in ("index", "average"):
+        alone, several = interleaved([lambda ties=ties: mean_average_precision(*data, topk=TOPK, ties=ties),
+                                      lambda ties=ties: mean_average_precision(*data, topk=MULTI_TOPK, ties=ties)],
+                                     ROUNDS)
+        print(f"ties={ties}: one call with R={MULTI_TOPK} takes {several / alone:.2f}x the time of one with "
+              f"R={TOPK} ({several:.3f} s / {alone:.3f} s, medians of {ROUNDS} alternating runs)")
 
 
 if __name__ == "__main__":

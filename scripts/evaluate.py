@@ -1,6 +1,7 @@
 """Evaluate a checkpoint: mAP@R of the test split against the database, in eval mode.
 
     python scripts/evaluate.py ckpt_path=outputs/.../checkpoints/last.ckpt dataset=digits
+    python scripts/evaluate.py ckpt_path=... dataset=digits dataset.empty_queries=zero dataset.ties=average
 """
 import hydra
 from omegaconf import DictConfig

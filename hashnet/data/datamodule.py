@@ -112,9 +112,10 @@ class HashDataModule(pl.LightningDataModule):
     """Train, query (list ``test.txt``) and database splits of a list-file dataset.
 
     root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
-    embedded dataset that prepare_data builds into root when its lists are absent; topk: the
-    mAP cut-off of this dataset, kept for the evaluation; multi_label: whether a row may hold several
-    labels (a training row with several is refused otherwise). on_bad_image: "error" or "skip".
+    embedded dataset that prepare_data builds into root when its lists are absent; topk, ties,
+    empty_queries: the mAP cut-off and conventions of this dataset (hashnet.retrieval.protocol), kept for
+    the evaluation; multi_label: whether a row may hold several labels (a training row with several is
+    refused otherwise). on_bad_image: "error" or "skip".
     Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
     and query rows with no label; exclude_queries_from_database leaves out database rows whose image
     is a query (the strict protocol). What they leave out is logged and counted in `removed`.
@@ -133,13 +134,15 @@ class HashDataModule(pl.LightningDataModule):
                  batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
                  on_bad_image: str = "error", seed: int = 0, drop_unlabeled: bool = False,
                  exclude_queries_from_database: bool = False,
-                 normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None):
+                 normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None,
+                 ties: str = "index", empty_queries: str = "drop"):
         super().__init__()
         _check_choice("builder", builder, (None, *BUILDERS))
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
         self.save_hyperparameters()
         self.name, self.root, self.num_classes, self.topk = name, str(root), num_classes, topk
         self.multi_label = multi_label
+        self.ties, self.empty_queries = ties, empty_queries
         self.list_names = {"train": train_list, "query": query_list, "database": database_list}
         self.path_map = dict(path_map) if path_map else None
         self.builder, self.on_bad_image = builder, on_bad_image

@@ -4,8 +4,11 @@ ablation table (its Table 3 layout) and one CSV row per run.
 A run is a folder holding `metrics.json` (written by train/evaluate) and, when Hydra wrote it,
 `.hydra/config.yaml` and `.hydra/hydra.yaml`; the variant is the `ablation` config choice ("hashnet"
 when none; an evaluation takes its checkpoint's run's, and "hashnet_c" when it ranked HashNet's
-continuous outputs), the protocol is "strict" when the run left queries out of the database or dropped
-unlabeled rows, else "original". Runs of the same cell are averaged (n shown).
+continuous outputs), the protocol is metrics.json's (hashnet.retrieval.protocol; for a metrics.json older than that
+field: ties=index, empty=drop as then, the split "strict" when the run left queries out of the database
+or dropped unlabeled rows, else "original", queries-in-database unknown unless left out). Runs of the
+same cell are averaged (n shown); each row names its protocol, and runs of different protocols in one
+row are refused.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from typing import Iterable, Sequence
 
 import yaml
 
+from hashnet.retrieval.protocol import Protocol, split_of
+
 BITS = (16, 32, 48, 64)
 # HashNet's published mAP (Cao et al., ICCV 2017, Table 1; AlexNet): dataset -> (R of mAP@R, mAP per BITS).
 PAPER = {
@@ -27,6 +32,7 @@ PAPER = {
     "coco": (5000, (0.6873, 0.7184, 0.7301, 0.7362)),
 }
 PAPER_NET = "alexnet"
+PAPER_CONVENTIONS = "ties=arbitrary empty=drop split=original"  # its code: unstable argsort, queries without a hit left out
 # The paper's ablation rows, in its order, then the plain pairwise baseline.
 VARIANTS = {"hashnet_c": "HashNet+C", "hashnet": "HashNet", "hashnet_w": "HashNet-W",
             "hashnet_sgn": "HashNet-sgn", "pairwise": "pairwise (no W, no continuation)"}
@@ -38,7 +44,7 @@ class Run:
     dataset: str
     net: str
     variant: str
-    protocol: str
+    protocol: Protocol
     hash_bit: int
     topk: int | None
     mAP: float
@@ -47,11 +53,12 @@ class Run:
 
     @property
     def paper_mAP(self) -> float | None:
-        """The paper's number for this cell (HashNet, AlexNet, its protocol and R), or None."""
+        """The paper's number for this cell (HashNet, its R, the original split, empty=drop), or None."""
         if self.dataset not in PAPER or self.hash_bit not in BITS or self.variant != "hashnet":
             return None
         topk, values = PAPER[self.dataset]
-        return values[BITS.index(self.hash_bit)] if self.topk == topk and self.protocol == "original" else None
+        comparable = self.protocol.split == "original" and self.protocol.empty_queries == "drop"
+        return values[BITS.index(self.hash_bit)] if self.topk == topk and comparable else None
 
 
 def _yaml(path: Path) -> dict:
@@ -78,13 +85,24 @@ def _variant(metrics: dict, run_dir: Path) -> str:
     return variant
 
 
+def _protocol(metrics: dict, run_dir: Path) -> Protocol:
+    """The protocol metrics.json records or, for one written before it did, what it was then: ties=index,
+    empty=drop, the split from the run's dataset options, queries-in-database "no" if it left them out."""
+    if "protocol" in metrics:
+        return Protocol(metrics["topk"], metrics["ties"], metrics["empty_queries"], metrics["queries_in_database"],
+                        metrics["split"])
+    dataset_cfg = _yaml(run_dir / ".hydra" / "config.yaml").get("dataset", {})
+    exclude = bool(dataset_cfg.get("exclude_queries_from_database"))
+    return Protocol(metrics.get("topk"), queries_in_database=False if exclude else None,
+                    split=split_of(bool(dataset_cfg.get("drop_unlabeled")), exclude))
+
+
 def load_run(metrics_file: Path) -> Run:
-    """The Run of one metrics.json, with its variant and protocol from the Hydra files beside it."""
+    """The Run of one metrics.json, with its variant (and, for an old metrics.json, protocol) from the
+    Hydra files beside it."""
     metrics = json.loads(metrics_file.read_text())
-    dataset_cfg = _yaml(metrics_file.parent / ".hydra" / "config.yaml").get("dataset", {})
-    strict = dataset_cfg.get("drop_unlabeled") or dataset_cfg.get("exclude_queries_from_database")
     return Run(dataset=metrics["dataset"], net=metrics["net"], variant=_variant(metrics, metrics_file.parent),
-               protocol="strict" if strict else "original", hash_bit=int(metrics["hash_bit"]),
+               protocol=_protocol(metrics, metrics_file.parent), hash_bit=int(metrics["hash_bit"]),
                topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
                precision_at_hamming_2=metrics.get("precision_at_hamming_2"), run_dir=str(metrics_file.parent))
 
@@ -95,7 +113,7 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Run]:
     if not files:
         raise FileNotFoundError(f"no metrics.json under {[str(d) for d in run_dirs]}: pass run or multirun folders")
     runs = [load_run(f) for f in files]
-    return sorted(runs, key=lambda r: (r.dataset, r.net, r.protocol, list(VARIANTS).index(r.variant)
+    return sorted(runs, key=lambda r: (r.dataset, r.net, r.protocol.split, list(VARIANTS).index(r.variant)
                                        if r.variant in VARIANTS else len(VARIANTS), r.hash_bit))
 
 
@@ -111,46 +129,74 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines)
 
 
-def _grid(runs: Sequence[Run], row_key) -> tuple[list[int], dict[tuple, dict[int, list[float]]]]:
-    """Code lengths present, and {row_key(run): {hash_bit: [mAP, ...]}} in run order."""
+def _mixed_protocols(row: tuple, first: Run, other: Run) -> ValueError:
+    """The error for runs of different protocols in one row: both folders and lines, and the fix."""
+    return ValueError(
+        f"runs of different protocols in one row of the report ({', '.join(str(part) for part in row)}):\n"
+        f"  {first.run_dir}: {first.protocol}\n  {other.run_dir}: {other.protocol}\n"
+        f"their mAP are not comparable. Pass only runs of one protocol, e.g.\n"
+        f"  python scripts/report.py {first.run_dir}\n"
+        f"or evaluate the checkpoints alike (scripts/evaluate.py with the same dataset.topk, dataset.ties, "
+        f"dataset.empty_queries and dataset options)." + (
+            "\nqueries-in-database=unknown: that metrics.json predates the protocol field; evaluating its "
+            "checkpoint again records it." if None in (first.protocol.queries_in_database,
+                                                       other.protocol.queries_in_database) else ""))
+
+
+def _grid(runs: Sequence[Run], row_key) -> tuple[list[int], dict[tuple, dict[int, list[float]]], dict[tuple, Protocol]]:
+    """Code lengths present, {row_key(run): {hash_bit: [mAP, ...]}} in run order and each row's protocol.
+
+    A row whose runs differ in protocol is refused (ValueError naming two of them): averaging them, or
+    setting them side by side under one protocol line, would compare numbers that are not comparable.
+    """
     cells: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    first: dict[tuple, Run] = {}
     for run in runs:
-        cells[row_key(run)][run.hash_bit].append(run.mAP)
-    return sorted({run.hash_bit for run in runs}), cells
+        key = row_key(run)
+        if first.setdefault(key, run).protocol != run.protocol:
+            raise _mixed_protocols(key, first[key], run)
+        cells[key][run.hash_bit].append(run.mAP)
+    return sorted({run.hash_bit for run in runs}), cells, {key: run.protocol for key, run in first.items()}
 
 
 def table1(runs: Sequence[Run]) -> str:
-    """The paper's Table 1 layout: per dataset, the paper's HashNet row then ours, mAP@R by code length."""
+    """The paper's Table 1 layout: per dataset, the paper's HashNet row then ours, mAP@R by code length,
+    and each row's protocol."""
     runs = [run for run in runs if run.variant == "hashnet"]
-    bits, cells = _grid(runs, lambda r: (r.dataset, r.topk, f"ours, {r.net}" + (", strict" if r.protocol == "strict" else "")))
+    bits, cells, protocols = _grid(runs, lambda r: (r.dataset, r.topk, f"ours, {r.net}" + (
+        ", strict" if r.protocol.split == "strict" else "")))
     rows, shown_paper = [], set()
     for (dataset, topk, method), by_bits in cells.items():
         if dataset in PAPER and dataset not in shown_paper and PAPER[dataset][0] == topk:
             shown_paper.add(dataset)
             rows.append([dataset, f"mAP@{topk}", f"paper, {PAPER_NET}",
-                         *(f"{PAPER[dataset][1][BITS.index(b)]:.4f}" if b in BITS else "" for b in bits)])
-        rows.append([dataset, f"mAP@{topk or 'all'}", method, *(_mean(by_bits[b]) if by_bits.get(b) else "" for b in bits)])
-    return _markdown(["dataset", "metric", "method", *(f"{b} bits" for b in bits)], rows)
+                         *(f"{PAPER[dataset][1][BITS.index(b)]:.4f}" if b in BITS else "" for b in bits),
+                         f"mAP@{topk} {PAPER_CONVENTIONS}"])
+        rows.append([dataset, f"mAP@{topk or 'all'}", method, *(_mean(by_bits[b]) if by_bits.get(b) else "" for b in bits),
+                     protocols[dataset, topk, method]])
+    return _markdown(["dataset", "metric", "method", *(f"{b} bits" for b in bits), "protocol"], rows)
 
 
 def ablation_table(runs: Sequence[Run]) -> str | None:
-    """The paper's Table 3 layout (variant rows, code-length columns) per dataset/net; None without ablations."""
+    """The paper's Table 3 layout (variant rows, code-length columns, each row's protocol) per dataset/net/split;
+    None without ablations."""
     if all(run.variant == "hashnet" for run in runs):
         return None
-    bits, cells = _grid(runs, lambda r: (r.dataset, r.net, r.protocol, VARIANTS.get(r.variant, r.variant)))
-    rows = [[dataset, net, protocol, variant, *(_mean(by_bits[b]) if by_bits.get(b) else "" for b in bits)]
-            for (dataset, net, protocol, variant), by_bits in cells.items()]
-    return _markdown(["dataset", "net", "protocol", "variant", *(f"{b} bits" for b in bits)], rows)
+    bits, cells, protocols = _grid(runs, lambda r: (r.dataset, r.net, r.protocol.split, VARIANTS.get(r.variant, r.variant)))
+    rows = [[dataset, net, variant, *(_mean(by_bits[b]) if by_bits.get(b) else "" for b in bits),
+             protocols[dataset, net, split, variant]]
+            for (dataset, net, split, variant), by_bits in cells.items()]
+    return _markdown(["dataset", "net", "variant", *(f"{b} bits" for b in bits), "protocol"], rows)
 
 
 def to_csv(runs: Sequence[Run]) -> str:
-    """One row per run, with the paper's number where it applies."""
+    """One row per run, with its protocol line and the paper's number where it applies."""
     buffer = io.StringIO()
     fields = [*Run.__dataclass_fields__, "paper_mAP"]
     writer = csv.DictWriter(buffer, fields, lineterminator="\n")
     writer.writeheader()
     for run in runs:
-        writer.writerow({**asdict(run), "paper_mAP": run.paper_mAP})
+        writer.writerow({**asdict(run), "protocol": str(run.protocol), "paper_mAP": run.paper_mAP})
     return buffer.getvalue()
 
 

@@ -1,12 +1,13 @@
 """What an evaluation leaves behind: metrics.json, TensorBoard scalars/figures and PNGs in the run folder.
 
 Everything is computed from a hashnet.retrieval.evaluation.Retrieval (the last test run's outputs,
-codes and labels of the query and database splits, and mAP@R); the retrieval grid also reads the
-datamodule's image paths. Only rank 0 writes or logs.
+codes and labels of the query and database splits, and mAP@R); the retrieval grid and the protocol
+line (hashnet.retrieval.protocol) also read the datamodule's image paths. Only rank 0 writes or logs.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,8 @@ from hashnet.outputs import plots
 from hashnet.retrieval.codes import pack_codes
 from hashnet.retrieval.evaluation import Retrieval
 from hashnet.retrieval.index import HammingIndex
-from hashnet.retrieval.metrics import (
-    precision_at_hamming_radius,
-    precision_at_k,
-    precision_recall_curve,
-)
+from hashnet.retrieval.metrics import precision_at_hamming_radius, precision_at_k, precision_recall_curve
+from hashnet.retrieval.protocol import Protocol, queries_in_database, split_of
 from hashnet.utils.files import atomic_write, atomic_write_json
 
 RADIUS = 2  # P@H<=2: the paper's precision within Hamming radius 2
@@ -110,12 +108,26 @@ def publish_plots(trainer: pl.Trainer, retrieval: Retrieval, results: dict, plot
     return written
 
 
+def evaluation_protocol(retrieval: Retrieval, datamodule: pl.LightningDataModule | None) -> Protocol:
+    """The protocol of the retrieval's mAP: its R and conventions, and from the datamodule whether a query
+    image is in the database (from the image paths when it has them, else "no" only when
+    exclude_queries_from_database is on) and the split ("strict" with either protocol option)."""
+    exclude = bool(getattr(datamodule, "exclude_queries_from_database", False))
+    overlap = False if exclude else None
+    if datamodule is not None and hasattr(datamodule, "dataset"):
+        overlap = queries_in_database(*(datamodule.dataset(split).image_list.paths for split in ("query", "database")))
+    split = split_of(bool(getattr(datamodule, "drop_unlabeled", False)), exclude)
+    return Protocol(retrieval.topk, retrieval.ties, retrieval.empty_queries, overlap, split)
+
+
 def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
     """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint); rank 0 writes
     output_dir/metrics.json and the plots (output_dir/plots/)."""
+    protocol = evaluation_protocol(retrieval, trainer.datamodule)
     results = {
         "mAP": retrieval.mAP,
-        "topk": retrieval.topk,
+        "protocol": str(protocol),
+        **asdict(protocol),  # topk, ties, empty_queries, queries_in_database, split: what the line says
         **run,
         "eval_codes": retrieval.eval_codes,
         "num_queries": len(retrieval.query_codes),

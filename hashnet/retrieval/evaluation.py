@@ -20,7 +20,8 @@ class Retrieval:
     """query_* (Nq, ...) and db_* (N, ...) in dataset order, on the CPU: outputs (., K) float (the
     continuous codes), codes (., K) int8 in {-1, +1}, labels (., C) 0/1 float. topk: R (None: N);
     eval_codes: how the database was ranked for mAP ("sign": Hamming distance of the codes, the
-    paper's protocol; "continuous": inner product of the outputs, HashNet+C)."""
+    paper's protocol; "continuous": inner product of the outputs, HashNet+C); ties, empty_queries: the
+    mAP conventions (hashnet.retrieval.protocol; score ranking breaks ties by index)."""
 
     query_outputs: Tensor
     query_codes: Tensor
@@ -30,18 +31,23 @@ class Retrieval:
     db_labels: Tensor
     topk: int | None
     eval_codes: str
+    ties: str
+    empty_queries: str
     mAP: float
 
 
 def evaluate_retrieval(query_outputs: Tensor, query_labels: Tensor, db_outputs: Tensor, db_labels: Tensor,
-                       topk: int | None, eval_codes: str = "sign") -> Retrieval:
+                       topk: int | None, eval_codes: str = "sign", ties: str = "index",
+                       empty_queries: str = "drop") -> Retrieval:
     """Binarise both splits (sign(0) = +1) and compute mAP@topk of the ranking eval_codes names."""
     if eval_codes not in EVAL_CODES:
         raise ValueError(f"eval_codes must be one of {list(EVAL_CODES)}, got {eval_codes!r}: pass eval_codes=sign")
     query_codes, db_codes = binarize(query_outputs), binarize(db_outputs)
     if eval_codes == "sign":
-        mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, topk)
+        mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, topk, ties, empty_queries)
     else:
-        mean_ap = mean_average_precision_by_score(query_outputs, query_labels, db_outputs, db_labels, topk)
+        ties = "index"  # scores are real numbers: equal ones are rare and go by index
+        mean_ap = mean_average_precision_by_score(query_outputs, query_labels, db_outputs, db_labels, topk,
+                                                  empty_queries)
     return Retrieval(query_outputs, query_codes, query_labels, db_outputs, db_codes, db_labels, topk, eval_codes,
-                     mean_ap)
+                     ties, empty_queries, mean_ap)

@@ -8,18 +8,27 @@ Every metric is one `_scan` over chunks of queries: Hamming distances by XOR + p
 codes, a per-query distance cut (a radius, or where the top `depth` ends), relevance by AND of
 bit-packed labels for the items inside the cut only, then per-distance histograms and/or the top
 `depth` in ranking order (stable radix sort of each query's candidates). Memory is bounded by a chunk.
+mAP at several cut-offs R comes from one scan to the largest R.
 """
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from hashnet.retrieval.average_precision import (
+    MeanAP,
+    TopK,
+    average_precision,
+    clamp,
+    cut_offs,
+    expected_average_precision,
+)
 from hashnet.retrieval.codes import as_numpy
+from hashnet.retrieval.protocol import check_conventions
 
 Array = np.ndarray | torch.Tensor
 _CHUNK_PAIRS = 1 << 22  # query x database pairs per chunk: 4 MiB of uint8 distances
@@ -55,15 +64,6 @@ def _prepare(query_codes: Array, query_labels: Array, db_codes: Array, db_labels
         raise ValueError(f"expected shapes (Nq, K), (Nq, C), (N, K), (N, C) with Nq, N >= 1, got {shapes}")
     return _Data(_pack(query_codes, "query_codes", (-1, 1)), _pack(query_labels, "query_labels", (0, 1)),
                  _pack(db_codes, "db_codes", (-1, 1)), _pack(db_labels, "db_labels", (0, 1)), k)
-
-
-def _clamp(k: int, size: int, name: str) -> int:
-    """k clamped to the database size (with a warning when larger); k < 1 is an error."""
-    if k < 1:
-        raise ValueError(f"{name} must be >= 1, got {k}")
-    if k > size:
-        warnings.warn(f"{name}={k} is larger than the database ({size} items); using {size}")
-    return min(k, size)
 
 
 def hamming_distances(query: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
@@ -152,95 +152,39 @@ def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bo
         yield count, relevant, ordered
 
 
-def _average_precision(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AP (B,) float64 of ranked relevance (B, R) bool, and whether each row has a hit (B,) bool."""
-    b, depth = ranked.shape
-    where = np.flatnonzero(ranked)  # positions of the hits, row-major
-    rows = where // depth
-    hits_so_far = np.arange(1, len(where) + 1) - np.searchsorted(rows, np.arange(b))[rows]
-    precision_sum = np.bincount(rows, weights=hits_so_far / (where - rows * depth + 1), minlength=b)
-    found = np.bincount(rows, minlength=b)
-    return precision_sum / np.maximum(found, 1), found > 0
-
-
-def _group_precision_sum(before: np.ndarray, rel_before: np.ndarray, size: np.ndarray, rel: np.ndarray,
-                         harmonic: np.ndarray) -> np.ndarray:
-    """Expected sum of precision@rank over the relevant items of a tie group in random order.
-
-    The group has `size` items, `rel` relevant, ranked after `before` items of which `rel_before`
-    are relevant (broadcastable int arrays). Its position p is relevant w.p. rel/size, and then
-    1 + (p-1)(rel-1)/(size-1) of its first p items are, so the sum is (rel/size) [(rel_before+1) h
-    + (rel-1)/(size-1) (size - (before+1) h)], h = sum_{p<=size} 1/(before+p) from `harmonic`.
-    """
-    h = harmonic[before + size] - harmonic[before]
-    pairs = np.divide(rel - 1, size - 1, out=np.zeros(np.broadcast(rel, size).shape), where=size > 1)
-    share = np.divide(rel, size, out=np.zeros(pairs.shape), where=size > 0)
-    return share * ((rel_before + 1) * h + pairs * (size - (before + 1) * h))
-
-
-def _expected_average_precision(count: np.ndarray, relevant: np.ndarray, depth: int,
-                                harmonic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """E[AP@depth | a relevant item in the top depth] (B,) with tie groups in uniformly random order.
-
-    count, relevant: (B, K+1) items / relevant items per distance (exact up to the cut). Groups
-    before the boundary group (the one holding rank `depth`, n items, r relevant, after n0 items
-    of which r0 relevant) are fully ranked. Its first m = depth - n0 items hold X relevant, X ~
-    Hypergeometric(n, r, m), uniformly placed, so given X = x: AP = (E[sum over earlier groups] +
-    E[boundary sum | x]) / (r0 + x). Orders with r0 + x = 0 have no AP and are conditioned away.
-    Also returns whether that condition has probability > 0 (else the query is left out).
-    """
-    before = np.cumsum(count, axis=1) - count
-    rel_before = np.cumsum(relevant, axis=1) - relevant
-    cut = np.argmax(before + count >= depth, axis=1)[:, None]
-    groups = _group_precision_sum(before, rel_before, count, relevant, harmonic)
-    inner = np.where(np.arange(count.shape[1]) < cut, groups, 0.0).sum(axis=1, keepdims=True)
-    n0, r0, n, r = (np.take_along_axis(a, cut, axis=1) for a in (before, rel_before, count, relevant))
-    m = depth - n0
-    lo, hi = np.maximum(0, m - (n - r)), np.minimum(r, m)
-    x = lo + np.arange((hi - lo).max() + 1)  # (B, X) values of X, valid up to hi
-    # log P(X = x) up to a constant, from P(x + 1) / P(x) = (r - x)(m - x) / ((x + 1)(n - r - m + x + 1))
-    step = np.log(np.where(x < hi, (r - x) * (m - x), 1.0)) - np.log((x + 1) * (n - r - m + x + 1))
-    log_p = np.concatenate([np.zeros_like(lo, dtype=float), np.cumsum(step, axis=1)[:, :-1]], axis=1)
-    log_p = np.where(x <= hi, log_p, -np.inf)
-    weight = np.where(r0 + x > 0, np.exp(log_p - log_p.max(axis=1, keepdims=True)), 0.0)
-    value = (inner + _group_precision_sum(n0, r0, m, x, harmonic)) / np.maximum(r0 + x, 1)
-    total = weight.sum(axis=1)
-    return (weight * value).sum(axis=1) / np.where(total > 0, total, 1.0), total > 0
-
-
 def mean_average_precision(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array,
-                           topk: int | None = None, ties: str = "index", *,
-                           query_chunk: int | None = None) -> float:
+                           topk: TopK = None, ties: str = "index", empty_queries: str = "drop", *,
+                           query_chunk: int | None = None) -> float | list[float]:
     """HashNet's mAP@R: the mean over queries of AP over the top R = `topk` of the Hamming ranking.
 
     query_codes (Nq, K), db_codes (N, K) in {-1,+1}; query_labels (Nq, C), db_labels (N, C) 0/1.
-    topk: R; None means N, more than N is clamped to N with a warning. AP = sum_{k<=R} precision@k
-    * rel_k / (relevant items in the top R). Queries with no relevant item in the top R are left
-    out of the mean (0.0 if every query is). query_chunk: queries per chunk (memory/speed only).
+    topk: R; None means N, more than N is clamped to N with a warning. A list of R gives a list of
+    mAP in its order, from one scan to the largest R. AP = sum_{k<=R} precision@k * rel_k /
+    (relevant items in the top R). query_chunk: queries per chunk (memory/speed only).
 
+    empty_queries="drop": a query with no relevant item in the top R is left out of the mean (0.0
+        if every query is): the paper's code. "zero": it counts as AP 0 (DeepHash-pytorch, FIRe).
     ties="index": equal distances are ranked by database index, lower first (a stable sort; HashNet's
         own code used an unstable argsort, i.e. an arbitrary order); depends on the database order.
     ties="average": for each query, the exact expectation of that same AP@R over uniformly random
-        orders within each group of equal distance, conditioned on the top R holding a relevant
-        item; a query is left out only if no order gives it one. Independent of the database
-        order; with no ties it equals "index". Computed in closed form, not sampled.
+        orders within each group of equal distance. With "drop" it is conditioned on the top R
+        holding a relevant item (a query is left out only if no order gives it one); with "zero"
+        it is not (orders without one count as AP 0). Independent of the database order; with no
+        ties it equals "index". Computed in closed form, not sampled.
     """
-    if ties not in ("index", "average"):
-        raise ValueError(f"ties must be 'index' or 'average', got {ties!r}")
+    check_conventions(ties, empty_queries)
     data = _prepare(query_codes, query_labels, db_codes, db_labels)
     size = data.db_codes.shape[1]
-    depth = _clamp(size if topk is None else topk, size, "topk")
-    total, counted, average = 0.0, 0, ties == "average"
+    depths, single = cut_offs(topk, size)
+    mean, average = MeanAP(len(depths), empty_queries), ties == "average"
     harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, size + 1))]) if average else None
-    for count, relevant, ranked in _scan(data, depth, histograms=average, ranked=not average,
+    for count, relevant, ranked in _scan(data, max(depths), histograms=average, ranked=not average,
                                          query_chunk=query_chunk):
         if average:
-            ap, included = _expected_average_precision(count, relevant, depth, harmonic)
+            mean.add(*expected_average_precision(count, relevant, depths, harmonic))
         else:
-            ap, included = _average_precision(ranked)
-        total += float(ap[included].sum())
-        counted += int(included.sum())
-    return total / counted if counted else 0.0
+            mean.add(*average_precision(ranked, depths))
+    return mean.result(single)
 
 
 def _ball_counts(data: _Data, radius: int, query_chunk: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +235,7 @@ def precision_at_k(query_codes: Array, query_labels: Array, db_codes: Array, db_
     if len(ks) == 0:
         raise ValueError("ks must not be empty")
     data = _prepare(query_codes, query_labels, db_codes, db_labels)
-    sizes = np.array([_clamp(int(k), data.db_codes.shape[1], "k") for k in ks])
+    sizes = np.array([clamp(int(k), data.db_codes.shape[1], "k") for k in ks])
     total = np.zeros(len(sizes))
     for _, _, ranked in _scan(data, int(sizes.max()), ranked=True, query_chunk=query_chunk):
         total += np.cumsum(ranked, axis=1)[:, sizes - 1].sum(axis=0) / sizes

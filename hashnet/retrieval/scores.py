@@ -11,15 +11,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from hashnet.retrieval.average_precision import MeanAP, TopK, average_precision, cut_offs
 from hashnet.retrieval.codes import as_numpy
-from hashnet.retrieval.metrics import (
-    _CHUNK_PAIRS,
-    Array,
-    _average_precision,
-    _clamp,
-    _prepare,
-    _related,
-)
+from hashnet.retrieval.metrics import _CHUNK_PAIRS, Array, _prepare, _related
+from hashnet.retrieval.protocol import check_conventions
 
 
 def _float64(x: Array) -> np.ndarray:
@@ -47,22 +42,23 @@ def _ranked_by_score(query: np.ndarray, db: np.ndarray, query_labels: np.ndarray
 
 
 def mean_average_precision_by_score(query_outputs: Array, query_labels: Array, db_outputs: Array,
-                                    db_labels: Array, topk: int | None = None, *,
-                                    query_chunk: int | None = None) -> float:
+                                    db_labels: Array, topk: TopK = None, empty_queries: str = "drop", *,
+                                    query_chunk: int | None = None) -> float | list[float]:
     """mAP@R over the ranking of the database by inner product <q, d> of real-valued outputs.
 
     query_outputs (Nq, K), db_outputs (N, K) real (e.g. tanh outputs in [-1, 1]); query_labels (Nq, C),
-    db_labels (N, C) 0/1. topk: R (None: N; more than N is clamped with a warning). AP as in
-    hashnet.retrieval.metrics.mean_average_precision; queries with no relevant item in the top R are left out.
-    For outputs of equal norm the ranking is that of Euclidean distance.
+    db_labels (N, C) 0/1. topk: R (None: N; more than N is clamped with a warning), or a list of R
+    (a list of mAP in its order, from one ranking to the largest R). AP and empty_queries ("drop":
+    queries with no relevant item in the top R are left out; "zero": they count as AP 0) as in
+    hashnet.retrieval.metrics.mean_average_precision. For outputs of equal norm the ranking is that of
+    Euclidean distance.
     """
+    check_conventions("index", empty_queries)
     query, db = _float64(query_outputs), _float64(db_outputs)
     # _prepare checks the shapes and packs the labels; the sign codes it also packs are not used.
     data = _prepare(np.where(query >= 0, 1, -1), query_labels, np.where(db >= 0, 1, -1), db_labels)
-    depth = _clamp(len(db) if topk is None else topk, len(db), "topk")
-    total, counted = 0.0, 0
-    for ranked in _ranked_by_score(query, db, data.query_labels, data.db_labels, depth, query_chunk):
-        ap, included = _average_precision(ranked)
-        total += float(ap[included].sum())
-        counted += int(included.sum())
-    return total / counted if counted else 0.0
+    depths, single = cut_offs(topk, len(db))
+    mean = MeanAP(len(depths), empty_queries)
+    for ranked in _ranked_by_score(query, db, data.query_labels, data.db_labels, max(depths), query_chunk):
+        mean.add(*average_precision(ranked, depths))
+    return mean.result(single)

@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from hashnet.outputs.results import write_results
+from hashnet.retrieval.protocol import check_conventions
 from hashnet.tasks.setup import (
     build_datamodule,
     build_trainer,
@@ -25,6 +26,7 @@ def evaluate(cfg: DictConfig) -> dict:
     overrides = {"eval_codes": cfg.eval_codes} if cfg.get("eval_codes") else {}
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
                             **overrides)
+    check_conventions(cfg.dataset.ties, cfg.dataset.empty_queries, prefix="dataset.")
     use_trained_input_size(cfg)
     datamodule = build_datamodule(cfg)
     trainer = build_trainer(cfg)
@@ -32,5 +34,5 @@ def evaluate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     results = write_results(trainer, model.retrieval, run_info(model, str(cfg.ckpt_path)), output_dir)
     if trainer.is_global_zero:
-        log.info("mAP@%s = %.4f  -> %s", results["topk"] or "all", results["mAP"], output_dir / "metrics.json")
+        log.info("mAP = %.4f  (%s)  -> %s", results["mAP"], results["protocol"], output_dir / "metrics.json")
     return results

@@ -46,8 +46,8 @@ def train(cfg: DictConfig) -> dict:
     checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
     results = write_results(trainer, model.retrieval, run_info(model, checkpoint), output_dir)
     if trainer.is_global_zero:
-        log.info("test mAP@%s = %.4f  (%s, %s, %s, %d bits)\n  checkpoint:  %s\n  tensorboard: tensorboard --logdir %s\n"
+        log.info("test mAP@%s = %.4f  (%s, %s, %s, %d bits)\n  protocol:    %s\n  checkpoint:  %s\n  tensorboard: tensorboard --logdir %s\n"
                  "  config:      %s\n  metrics:     %s", results["topk"] or "all", results["mAP"], results["method"],
-                 cfg.dataset.name, cfg.net.backbone, cfg.hash_bit, checkpoint, output_dir,
+                 cfg.dataset.name, cfg.net.backbone, cfg.hash_bit, results["protocol"], checkpoint, output_dir,
                  output_dir / ".hydra" / "config.yaml", output_dir / "metrics.json")
     return results

@@ -118,5 +118,6 @@ class HashingModule(pl.LightningModule):
         """Gather both splits, rank the database for every query, log {stage}/mAP, keep self.retrieval."""
         query, database = self.gather_split("query"), self.gather_split("database")
         self.eval_outputs = {}
-        self.retrieval = evaluate_retrieval(*query, *database, self.trainer.datamodule.topk, self.eval_codes)
+        data = self.trainer.datamodule  # R and the mAP conventions belong to the evaluated dataset
+        self.retrieval = evaluate_retrieval(*query, *database, data.topk, self.eval_codes, data.ties, data.empty_queries)
         self.log(f"{stage}/mAP", self.retrieval.mAP, prog_bar=True, add_dataloader_idx=False)  # same on every rank

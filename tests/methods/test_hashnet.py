@@ -9,8 +9,8 @@ from hashnet.continuation import beta_at as legacy_beta_at
 from hashnet.loss import pairwise_loss as legacy_pairwise_loss
 from hashnet.methods.common import similarity
 from hashnet.methods.hashnet import Continuation, HashNet, beta_at, pairwise_loss
-from hashnet.metrics import mean_average_precision as legacy_map
 from hashnet.retrieval.metrics import mean_average_precision
+from hashnet.retrieval.metrics import mean_average_precision as legacy_map
 
 from conftest import compose_config
 

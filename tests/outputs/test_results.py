@@ -68,6 +68,9 @@ def test_metrics_json_holds_the_curves(tiny_run):
     written = json.loads((run_dir / "metrics.json").read_text())
     assert written == results
     assert (written["hash_bit"], written["dataset"], written["net"], written["eval_codes"]) == (16, "digits", "resnet18", "sign")
+    # digits' queries are not database images; the lists as built: the original split
+    assert written["protocol"] == "mAP@1000 ties=index empty=drop queries-in-database=no split=original"
+    assert (written["topk"], written["ties"], written["empty_queries"], written["split"]) == (1000, "index", "drop", "original")
     assert written["checkpoint"] == str(run_dir / "checkpoints" / "last.ckpt")
     pr, pk = written["pr_curve"], written["precision_at_k"]
     assert pr["radius"] == list(range(17)) and len(pr["precision"]) == len(pr["recall"]) == 17

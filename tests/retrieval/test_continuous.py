@@ -22,6 +22,31 @@ def test_hand_made_ranking_with_a_tie_by_index():
     assert mean_average_precision_by_score(query, query_labels, db, db_labels) == pytest.approx((1 / 2 + 2 / 3 + 3 / 4) / 3)
 
 
+def test_empty_queries_drop_or_zero_by_score():
+    # The ranking above (AP@3 7/12) plus a query without labels, which never has a hit:
+    # drop -> 7/12, zero -> (7/12 + 0) / 2 = 7/24
+    query = np.array([[1.0, 0.0], [0.0, 1.0]])
+    db = np.array([[0.9, 0.3], [0.2, 0.9], [0.9, -0.5], [-1.0, 0.0]])
+    query_labels, db_labels = np.array([[1, 0], [0, 0]]), np.array([[0, 1], [1, 0], [1, 0], [1, 0]])
+    args = (query, query_labels, db, db_labels, 3)
+    assert mean_average_precision_by_score(*args) == pytest.approx(7 / 12)
+    assert mean_average_precision_by_score(*args, "zero") == pytest.approx(7 / 24)
+    with pytest.raises(ValueError, match="empty_queries must be one of"):
+        mean_average_precision_by_score(*args, "none")
+
+
+def test_several_cut_offs_by_score_equal_separate_calls_exactly():
+    rng = np.random.default_rng(2)
+    query, db = rng.normal(size=(30, 6)), rng.normal(size=(200, 6))
+    labels = (rng.random((30, 5)) < 0.1).astype(int), (rng.random((200, 5)) < 0.1).astype(int)
+    topks = [50, 1, None, 7]
+    for empty in ("drop", "zero"):
+        together = mean_average_precision_by_score(query, labels[0], db, labels[1], topks, empty, query_chunk=8)
+        separate = [mean_average_precision_by_score(query, labels[0], db, labels[1], k, empty, query_chunk=8)
+                    for k in topks]
+        assert together == separate and len(set(together)) == 4, empty
+
+
 @pytest.mark.parametrize("topk,chunk", [(None, None), (25, 7), (1, 3)])
 def test_equals_hamming_map_on_sign_codes(topk, chunk):
     rng = np.random.default_rng(1)

@@ -1,4 +1,5 @@
-"""Tests for hashnet.retrieval.metrics: hand-computed cases, brute force for ties="average", loop references."""
+"""Tests for hashnet.retrieval.metrics: hand-computed cases, brute force for ties="average" (drop and zero), several R
+at once, loop references."""
 import itertools
 import warnings
 from fractions import Fraction as F
@@ -74,21 +75,75 @@ def test_average_ties_conditions_on_a_hit_in_the_top_r():
     assert close(mean_average_precision(*args, ties="average"), F(1, 2))
 
 
+def test_empty_queries_drop_or_zero_hand_computed():
+    args = (Q_CODES, Q_LABELS, DB_CODES, DB_LABELS)
+    # whole ranking: A 53/90, B 13/40, C (no label) has no hit: drop -> (53/90 + 13/40) / 2 = 329/720,
+    # zero -> (53/90 + 13/40 + 0) / 3 = 329/1080
+    assert close(mean_average_precision(*args, empty_queries="zero"), F(329, 1080))
+    assert close(AP_B5, F(13, 40)) and close(F(329, 720) * 2 / 3, F(329, 1080))
+    # top 3: only A has hits (ranks 2, 3: 7/12): drop 7/12, zero 7/12 / 3 = 7/36
+    assert close(mean_average_precision(*args, 3, "index", "zero"), F(7, 36))
+    # ties="average", top 3: A 35/48 (test_average_ties_hand_computed; item 2 at d=0 is in every top 3,
+    # so P(hit) = 1), B's top 3 {3, 1, 4} never holds a relevant item, C none: drop 35/48, zero 35/144
+    assert close(mean_average_precision(*args, 3, "average", "drop"), F(35, 48))
+    assert close(mean_average_precision(*args, 3, "average", "zero"), F(35, 144))
+    # top 1: no query has a hit either way
+    assert mean_average_precision(*args, 1, "index", "zero") == mean_average_precision(*args, 1) == 0.0
+
+
+def test_average_ties_zero_does_not_condition_on_a_hit():
+    # One query (label 0), item 0 at d=0 irrelevant, then a tie group at d=1 of items 1, 2, 3 with only
+    # item 2 relevant. Top 2 = item 0 + one of the group: a hit w.p. 1/3, always at rank 2 (AP 1/2):
+    # drop 1/2, zero 1/3 * 1/2 = 1/6. Top 3 = item 0 + two of the group: item 2 at rank 2 w.p. 1/3
+    # (AP 1/2), at rank 3 w.p. 1/3 (AP 1/3), absent w.p. 1/3: drop (1/2 + 1/3) / 2 = 5/12, zero 5/18.
+    codes, labels = np.array([[1, 1], [1, -1], [1, -1], [1, -1]]), np.array([[0], [0], [1], [0]])
+    args = (np.array([[1, 1]]), np.array([[1]]), codes, labels)
+    expected = {(2, "drop"): F(1, 2), (2, "zero"): F(1, 6), (3, "drop"): F(5, 12), (3, "zero"): F(5, 18)}
+    for (topk, empty), value in expected.items():
+        assert close(mean_average_precision(*args, topk, "average", empty), value), (topk, empty)
+    # by index the top 2 is items 0, 1 (no hit), the top 3 adds item 2 at rank 3 (AP 1/3)
+    assert mean_average_precision(*args, 2, "index", "zero") == 0.0
+    assert close(mean_average_precision(*args, 3, "index", "zero"), F(1, 3))
+
+
+def test_several_cut_offs_equal_separate_calls_exactly(monkeypatch):
+    rng = np.random.default_rng(3)
+    q_codes, db_codes = rng.choice([-1, 1], (40, 7)), rng.choice([-1, 1], (500, 7))
+    q_labels, db_labels = rng.random((40, 6)) < 0.1, rng.random((500, 6)) < 0.1
+    args, topks = (q_codes, q_labels, db_codes, db_labels), [37, 1, None, 250, 37]
+    depths = []
+    scan = metrics._scan
+    monkeypatch.setattr(metrics, "_scan", lambda data, depth, **kw: depths.append(depth) or scan(data, depth, **kw))
+    for ties, empty in itertools.product(("index", "average"), ("drop", "zero")):
+        depths.clear()
+        together = mean_average_precision(*args, topks, ties, empty, query_chunk=7)
+        assert depths == [500]  # one scan, to the largest R (None: the whole database)
+        separate = [mean_average_precision(*args, topk, ties, empty, query_chunk=7) for topk in topks]
+        assert together == separate and isinstance(separate[0], float), (ties, empty)
+        assert together[0] == together[4] and len(set(together)) == 4
+    assert mean_average_precision(*args, [None]) == [mean_average_precision(*args)]
+    assert mean_average_precision(*args, (np.int64(5),)) == [mean_average_precision(*args, 5)]
+
+
 def brute_force_average(q_codes, q_labels, db_codes, db_labels, topk):
-    """Mean over queries of E[AP@topk | a hit in the top k] over every order of the database."""
-    per_query = []
+    """Mean over queries of AP@topk over every order of the database (so every order of each tie group,
+    equally often): {"drop": conditioned on a hit in the top k, queries never hit left out; "zero":
+    unconditioned, an order without a hit counting as AP 0, every query counted}."""
+    dropped, zeroed = [], []
     for code, label in zip(q_codes, q_labels):
         dist, relevant = (code.size - db_codes @ code) // 2, db_labels @ label > 0
-        aps = []
+        aps, orders = [], 0
         for perm in itertools.permutations(range(len(db_codes))):
             perm = np.array(perm)
             rel = relevant[perm[np.argsort(dist[perm], kind="stable")]][:topk]
+            orders += 1
             if rel.any():
                 precisions = [F(int(rel[: i + 1].sum()), i + 1) for i in np.flatnonzero(rel)]
                 aps.append(sum(precisions) / len(precisions))
         if aps:
-            per_query.append(sum(aps) / len(aps))
-    return sum(per_query) / len(per_query) if per_query else 0
+            dropped.append(sum(aps) / len(aps))
+        zeroed.append(sum(aps, F(0)) / orders)
+    return {"drop": sum(dropped) / len(dropped) if dropped else 0, "zero": sum(zeroed) / len(zeroed)}
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -99,8 +154,9 @@ def test_average_ties_match_brute_force_enumeration(seed):
     q_labels, db_labels = rng.random((3, 3)) < 0.4, rng.random((n, 3)) < 0.4
     for topk in range(1, n + 1):
         expected = brute_force_average(q_codes, q_labels, db_codes, db_labels, topk)
-        ap = mean_average_precision(q_codes, q_labels, db_codes, db_labels, topk, ties="average")
-        assert close(ap, expected), (topk, ap, float(expected))
+        for empty in ("drop", "zero"):
+            ap = mean_average_precision(q_codes, q_labels, db_codes, db_labels, topk, "average", empty)
+            assert close(ap, expected[empty]), (topk, empty, ap, float(expected[empty]))
 
 
 def test_average_ties_ignore_database_order():
@@ -203,8 +259,14 @@ def test_invalid_inputs():
         mean_average_precision(Q_CODES, Q_LABELS[:2], DB_CODES, DB_LABELS)
     with pytest.raises(ValueError, match="ties"):
         mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, ties="random")
+    with pytest.raises(ValueError, match=r"empty_queries must be one of \['drop', 'zero'\], got 'skip'"):
+        mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, empty_queries="skip")
     with pytest.raises(ValueError, match="topk must be >= 1"):
         mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, topk=0)
+    with pytest.raises(ValueError, match="topk must be >= 1"):
+        mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, topk=[5, 0])
+    with pytest.raises(ValueError, match="topk must not be an empty list"):
+        mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, topk=[])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a valid call warns about nothing
         mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, topk=5, ties="average")

@@ -45,6 +45,15 @@ def test_train_then_evaluate_the_checkpoint(digits_root, tmp_path):
     assert evaluate(eval_cfg)["mAP"] == results["mAP"]
     assert (eval_cfg.dataset.resize_size, eval_cfg.dataset.crop_size) == (40, 36)
 
+    # Another protocol by dataset keys: AP@1 is the top item's relevance, so with empty queries counted
+    # as 0 the mAP@1 is the mean precision@1 over all queries; the protocol line says so.
+    zero_cfg = compose_config("evaluate", [f"ckpt_path={checkpoint}", f"paths.data_dir={data_dir}", "dataset.topk=1",
+                                           "dataset.empty_queries=zero", "trainer.accelerator=cpu",
+                                           "dataset.eval_batch_size=750"], tmp_path / "eval_zero")
+    zero = evaluate(zero_cfg)
+    assert zero["protocol"] == "mAP@1 ties=index empty=zero queries-in-database=no split=original"
+    assert zero["precision_at_k"]["k"] == [1] and zero["mAP"] == pytest.approx(zero["precision_at_k"]["precision"][0])
+
 
 @pytest.mark.slow
 def test_evaluate_refuses_checkpoint_of_another_dataset(digits_root, tmp_path):
