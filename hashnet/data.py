@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 
 from hashnet.cache import ImageCache, fingerprint
+from hashnet.cifar10 import PROTOCOLS as CIFAR10_PROTOCOLS, build_cifar10
 from hashnet.digits import build_digits
 from hashnet.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.lists import ImageList, ListFileError, read_list, resolve_paths
@@ -32,7 +33,7 @@ __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "
            "resolve_paths", "transforms"]
 
 SPLITS = ("train", "query", "database")
-BUILDERS = ("digits", "digits_multi")
+BUILDERS = ("digits", "digits_multi", *CIFAR10_PROTOCOLS)
 BAD_IMAGE_MODES = ("error", "skip")
 SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
 
@@ -111,9 +112,11 @@ def collate_readable(samples: list) -> list[torch.Tensor]:
 class HashDataModule(pl.LightningDataModule):
     """Train, query (list ``test.txt``) and database splits of a list-file dataset.
 
-    root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
-    embedded dataset that prepare_data builds into root when its lists are absent; topk: the
-    mAP cut-off of this dataset, kept for the evaluation. on_bad_image: "error" or "skip".
+    root: folder for relative list names and image paths; builder ("digits" / "digits_multi", or
+    a CIFAR-10 protocol "cifar10" / "cifar10_1" / "cifar10_2" built from its archive in root's
+    parent, see :mod:`hashnet.cifar10`): dataset that prepare_data builds into root when its
+    lists are absent; topk: the mAP cut-off of this dataset, kept for the evaluation.
+    on_bad_image: "error" or "skip".
     Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
     and query rows with no label; exclude_queries_from_database leaves out database rows whose image
     is a query (the strict protocol). What they leave out is logged and counted in `removed`.
@@ -158,10 +161,13 @@ class HashDataModule(pl.LightningDataModule):
         return Path(self.root) / self.list_names[split]
 
     def prepare_data(self) -> None:
-        """Build the embedded dataset into root when a builder is set and its lists are absent,
+        """Build the builder's dataset into root when a builder is set and its lists are absent,
         then, with cache=True, the cache of every split whose list or settings changed."""
         if self.builder and not all(self.list_path(split).is_file() for split in SPLITS):
-            build_digits(self.root, multi=self.builder == "digits_multi")
+            if self.builder in CIFAR10_PROTOCOLS:
+                build_cifar10(self.root, self.builder)
+            else:
+                build_digits(self.root, multi=self.builder == "digits_multi")
         if self.use_cache:
             for split in SPLITS:
                 self.image_cache(split)

@@ -7,7 +7,9 @@ from hashnet.nets import BACKBONES
 from conftest import CONFIGS, compose_config
 
 DATASETS = {"digits": (10, 1000), "digits_multi": (10, 1000), "imagenet": (100, 1000),
-            "nus_wide": (21, 5000), "nus_wide_81": (81, 5000), "coco": (80, 5000)}
+            "nus_wide": (21, 5000), "nus_wide_81": (81, 5000), "coco": (80, 5000),
+            "cifar10": (10, None), "cifar10_1": (10, None), "cifar10_2": (10, None)}
+ROOTS = {name: f"cifar10/{name}" for name in ("cifar10", "cifar10_1", "cifar10_2")}  # lists beside the shared images/
 
 
 def test_every_net_option_has_a_config():
@@ -36,7 +38,7 @@ def test_dataset_config_instantiates(dataset, tmp_path):
     cfg = compose_config("train", [f"dataset={dataset}", f"paths.data_dir={tmp_path}"], tmp_path)
     datamodule = instantiate(cfg.dataset)
     assert isinstance(datamodule, HashDataModule)
-    assert datamodule.root == str(tmp_path / dataset)
+    assert datamodule.root == str(tmp_path / ROOTS.get(dataset, dataset))
     assert datamodule.list_path("query").name == "test.txt"
 
 
