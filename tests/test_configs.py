@@ -11,7 +11,9 @@ from hashnet.training.module import HashingModule
 from conftest import CONFIGS, compose_config
 
 DATASETS = {"digits": (10, 1000), "digits_multi": (10, 1000), "imagenet": (100, 1000),
-            "nus_wide": (21, 5000), "nus_wide_81": (81, 5000), "coco": (80, 5000)}
+            "nus_wide": (21, 5000), "nus_wide_81": (81, 5000), "coco": (80, 5000),
+            "cifar10": (10, None), "cifar10_1": (10, None), "cifar10_2": (10, None)}
+ROOTS = {name: f"cifar10/{name}" for name in ("cifar10", "cifar10_1", "cifar10_2")}  # lists beside the shared images/
 
 
 def test_every_net_option_has_a_config():
@@ -26,8 +28,8 @@ def test_every_dataset_option_is_tested():
     assert sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml")) == sorted(DATASETS)
 
 
-@pytest.mark.parametrize("dataset", DATASETS)
-@pytest.mark.parametrize("net", BACKBONES)
+@pytest.mark.parametrize("dataset, net", [(dataset, "resnet50") for dataset in DATASETS] +
+                         [("digits", net) for net in BACKBONES] + [("coco", "alexnet"), ("digits_multi", "vgg11")])
 def test_train_config_composes(dataset, net, tmp_path):
     cfg = compose_config("train", [f"dataset={dataset}", f"net={net}", "hash_bit=32"], tmp_path)
     num_classes, topk = DATASETS[dataset]
@@ -45,7 +47,7 @@ def test_dataset_config_instantiates(dataset, tmp_path):
     cfg = compose_config("train", [f"dataset={dataset}", f"paths.data_dir={tmp_path}"], tmp_path)
     datamodule = instantiate(cfg.dataset)
     assert isinstance(datamodule, HashDataModule)
-    assert datamodule.root == str(tmp_path / dataset)
+    assert datamodule.root == str(tmp_path / ROOTS.get(dataset, dataset))
     assert datamodule.list_path("query").name == "test.txt"
 
 

@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 
 from hashnet.data.cache import ImageCache, fingerprint
+from hashnet.data.cifar10 import PROTOCOLS as CIFAR10_PROTOCOLS
+from hashnet.data.cifar10 import build_cifar10
 from hashnet.data.digits import build_digits
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
@@ -32,7 +34,7 @@ __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "
            "resolve_paths", "transforms"]
 
 SPLITS = ("train", "query", "database")
-BUILDERS = ("digits", "digits_multi")
+BUILDERS = ("digits", "digits_multi", *CIFAR10_PROTOCOLS)
 BAD_IMAGE_MODES = ("error", "skip")
 SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
 
@@ -111,11 +113,12 @@ def collate_readable(samples: list) -> list[torch.Tensor]:
 class HashDataModule(pl.LightningDataModule):
     """Train, query (list ``test.txt``) and database splits of a list-file dataset.
 
-    root: folder for relative list names and image paths; builder ("digits" / "digits_multi"):
-    embedded dataset that prepare_data builds into root when its lists are absent; topk, ties,
-    empty_queries: the mAP cut-off and conventions of this dataset (hashnet.retrieval.protocol), kept for
-    the evaluation; multi_label: whether a row may hold several labels (a training row with several is
-    refused otherwise). on_bad_image: "error" or "skip".
+    root: folder for relative list names and image paths; builder ("digits" / "digits_multi", or
+    a CIFAR-10 protocol "cifar10" / "cifar10_1" / "cifar10_2" built from its archive in root's
+    parent, see :mod:`hashnet.data.cifar10`): dataset that prepare_data builds into root when its
+    lists are absent; topk, ties, empty_queries: the mAP cut-off and conventions of this dataset
+    (hashnet.retrieval.protocol), kept for the evaluation; multi_label: whether a row may hold several
+    labels (a training row with several is refused otherwise). on_bad_image: "error" or "skip".
     Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
     and query rows with no label; exclude_queries_from_database leaves out database rows whose image
     is a query (the strict protocol). What they leave out is logged and counted in `removed`.
@@ -163,10 +166,13 @@ class HashDataModule(pl.LightningDataModule):
         return Path(self.root) / self.list_names[split]
 
     def prepare_data(self) -> None:
-        """Build the embedded dataset into root when a builder is set and its lists are absent,
+        """Build the builder's dataset into root when a builder is set and its lists are absent,
         then, with cache=True, the cache of every split whose list or settings changed."""
         if self.builder and not all(self.list_path(split).is_file() for split in SPLITS):
-            build_digits(self.root, multi=self.builder == "digits_multi")
+            if self.builder in CIFAR10_PROTOCOLS:
+                build_cifar10(self.root, self.builder)
+            else:
+                build_digits(self.root, multi=self.builder == "digits_multi")
         if self.use_cache:
             for split in SPLITS:
                 self.image_cache(split)

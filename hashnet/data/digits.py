@@ -8,21 +8,19 @@ rare nor the rule), so Hamming ranking has room to beat chance.
 
 Both write ``train.txt``, ``test.txt`` (queries) and ``database.txt`` with paths relative to
 the dataset folder, in the list format that :func:`hashnet.data.read_list` reads. Builds are
-seeded, idempotent and atomic: everything is written into a temporary sibling folder that
-is renamed into place only when complete, so an interrupted build leaves nothing behind and
-is redone, and two processes racing on the same folder both end with one complete copy.
+seeded, idempotent and atomic (:func:`hashnet.data.builds.build_atomically`): an interrupted build
+leaves nothing behind and is redone, and two processes racing on the same folder both end
+with one complete copy.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
+
+from hashnet.data.builds import build_atomically, save_pngs, write_list
 
 NUM_CLASSES = 10
 QUERIES_PER_CLASS = 30  # 300 queries, held out of the database as in the paper's protocol
@@ -32,7 +30,6 @@ MULTI_QUERIES = 300
 MULTI_DATABASE = 2000
 MULTI_TRAIN = 1000  # the first database mosaics: train inside database, like the paper's lists
 MULTI_MAX_CLASSES = 3  # classes a mosaic shows: 1..3 of 10 makes ~36% of pairs similar
-MARKER = ".complete"  # written last; its presence means the folder is a finished build
 
 
 def split_digits(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,26 +66,15 @@ def mosaic(tiles: np.ndarray) -> np.ndarray:
     return tiles.reshape(m, 2, 2, h, w).transpose(0, 1, 3, 2, 4).reshape(m, 2 * h, 2 * w)
 
 
-def _save_pngs(folder: Path, names: list[str], images: np.ndarray) -> None:
-    """Save grey images (N, H, W) uint8 as PNGs at folder/name for each name."""
-    for name, image in zip(names, images):
-        Image.fromarray(image).save(folder / name)
-
-
-def _write_list(path: Path, names: list[str], labels: np.ndarray) -> None:
-    """Write ``<name> <l1> ... <lC>`` lines; labels (N, C) 0/1."""
-    path.write_text("".join(f"{name} {' '.join(map(str, row))}\n" for name, row in zip(names, labels)))
-
-
 def _build_single(folder: Path, images: np.ndarray, labels: np.ndarray, seed: int) -> None:
     """Write every digit once under images/ and list the seeded splits."""
     query, train, database = split_digits(labels, seed)
     (folder / "images").mkdir()
     names = [f"images/{i:04d}.png" for i in range(len(images))]
-    _save_pngs(folder, names, images)
+    save_pngs(folder, names, images)
     onehot = np.eye(NUM_CLASSES, dtype=np.uint8)[labels]
     for list_name, index in (("train.txt", train), ("test.txt", query), ("database.txt", database)):
-        _write_list(folder / list_name, [names[i] for i in index], onehot[index])
+        write_list(folder / list_name, [names[i] for i in index], onehot[index])
 
 
 def _draw_mosaics(rng: np.random.Generator, pool: np.ndarray, count: int, images: np.ndarray,
@@ -121,24 +107,12 @@ def _build_multi(folder: Path, images: np.ndarray, labels: np.ndarray, seed: int
         (folder / split).mkdir()
         tiles, multi_hot = _draw_mosaics(rng, pool, count, images, labels)
         names = [f"{split}/{i:04d}.png" for i in range(count)]
-        _save_pngs(folder, names, tiles)
+        save_pngs(folder, names, tiles)
         lists[split] = names, multi_hot
     names, multi_hot = lists["database"]
-    _write_list(folder / "test.txt", *lists["query"])
-    _write_list(folder / "database.txt", names, multi_hot)
-    _write_list(folder / "train.txt", names[:MULTI_TRAIN], multi_hot[:MULTI_TRAIN])
-
-
-def _is_complete(root: Path, recipe: dict) -> bool:
-    """Whether root holds a finished build of recipe; a different finished build is an error."""
-    marker = root / MARKER
-    if not marker.is_file():
-        return False
-    found = json.loads(marker.read_text())
-    if found != recipe:
-        raise ValueError(f"{root} already holds a {found} build, not {recipe} -- "
-                         "point dataset.root at another folder or delete this one")
-    return True
+    write_list(folder / "test.txt", *lists["query"])
+    write_list(folder / "database.txt", names, multi_hot)
+    write_list(folder / "train.txt", names[:MULTI_TRAIN], multi_hot[:MULTI_TRAIN])
 
 
 def build_digits(root: str | Path, multi: bool = False, seed: int = 0) -> None:
@@ -151,22 +125,9 @@ def build_digits(root: str | Path, multi: bool = False, seed: int = 0) -> None:
     recipe = {"builder": "digits_multi" if multi else "digits", "seed": seed}
     if multi:
         recipe["classes_per_mosaic"] = [1, MULTI_MAX_CLASSES]  # tells this layout from earlier ones
-    if _is_complete(root, recipe):
-        return
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} is not empty and holds no finished {recipe['builder']} "
-                              "build -- point dataset.root at a new folder or delete this one")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    building = root.parent / f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    building.mkdir()
-    try:
+
+    def write(folder: Path) -> None:
         images, labels = digit_images()
-        (_build_multi if multi else _build_single)(building, images, labels, seed)
-        (building / MARKER).write_text(json.dumps(recipe))
-        try:
-            os.rename(building, root)  # atomic; replaces an empty root, fails on a full one
-        except OSError:
-            if not _is_complete(root, recipe):  # not a racing process that finished first
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+        (_build_multi if multi else _build_single)(folder, images, labels, seed)
+
+    build_atomically(root, recipe, write)

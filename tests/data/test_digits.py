@@ -104,7 +104,7 @@ def test_interrupted_build_leaves_nothing_and_is_redone(tiny, tmp_path, monkeypa
 
     root = tmp_path / "d"
     with monkeypatch.context() as patch:
-        patch.setattr(digits, "_save_pngs", crash)
+        patch.setattr(digits, "save_pngs", crash)
         with pytest.raises(KeyboardInterrupt):
             build_digits(root)
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,71 @@
+"""Seeded, idempotent and atomic builds of dataset folders (the embedded digits, CIFAR-10).
+
+A build writes everything into a temporary sibling folder, writes a marker file holding its
+recipe (a JSON dict: builder name and settings) last, and renames the folder into place. So
+an interrupted build leaves nothing behind and is redone, two processes racing on the same
+folder both end with one complete copy, and a folder built with other settings is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+MARKER = ".complete"  # written last; its presence means the folder is a finished build
+
+
+def is_complete(root: Path, recipe: dict) -> bool:
+    """Whether root holds a finished build of recipe; a finished build of another recipe is an error."""
+    marker = root / MARKER
+    if not marker.is_file():
+        return False
+    found = json.loads(marker.read_text())
+    if found != recipe:
+        raise ValueError(f"{root} already holds a {found} build, not {recipe} -- delete {root} "
+                         "to rebuild it with these settings, or point dataset.root at another folder")
+    return True
+
+
+def build_atomically(root: str | Path, recipe: dict, write: Callable[[Path], None]) -> None:
+    """Unless root already holds recipe's build, call write(folder) on a fresh temporary folder,
+    mark it with recipe and rename it to root.
+
+    root must be absent, an empty folder, or a finished build of the same recipe (then nothing
+    happens); recipe["builder"] names the build in messages.
+    """
+    root = Path(root)
+    if is_complete(root, recipe):
+        return
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} is not empty and holds no finished {recipe['builder']} "
+                              "build -- point dataset.root at a new folder or delete this one")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    building = root.parent / f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    building.mkdir()
+    try:
+        write(building)
+        (building / MARKER).write_text(json.dumps(recipe))
+        try:
+            os.rename(building, root)  # atomic; replaces an empty root, fails on a full one
+        except OSError:
+            if not is_complete(root, recipe):  # not a racing process that finished first
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def save_pngs(folder: Path, names: list[str], images: np.ndarray) -> None:
+    """Save images (N, H, W) grey or (N, H, W, 3) RGB uint8 as PNGs at folder/name for each name."""
+    for name, image in zip(names, images):
+        Image.fromarray(image).save(folder / name)
+
+
+def write_list(path: Path, names: list[str], labels: np.ndarray) -> None:
+    """Write ``<name> <l1> ... <lC>`` lines (the format :func:`hashnet.data.lists.read_list` reads); labels (N, C) 0/1."""
+    path.write_text("".join(f"{name} {' '.join(map(str, row))}\n" for name, row in zip(names, labels)))

@@ -1,0 +1,209 @@
+"""CIFAR-10 under the three deep-hashing protocols ``cifar10``, ``cifar10_1`` and ``cifar10_2``.
+
+All 60,000 images of the official python archive (``data_batch_1..5`` then ``test_batch``) are
+merged and each class is shuffled with a seeded generator; its first queries_per_class images
+are queries, the next train_per_class training images, the others the rest. Per protocol
+(DeepHash-pytorch's three CIFAR-10 settings):
+
+- ``cifar10``: 100 queries and 500 training images a class; database = the rest (54,000).
+- ``cifar10_1``: the same queries and training images; database = training + rest (59,000),
+  DPSH's protocol.
+- ``cifar10_2``: 1,000 queries and 5,000 training images a class; database = training (50,000).
+
+The CIFAR-10 folder is the parent of a protocol's root (``data/cifar10/`` for
+``data/cifar10/cifar10_1``): it holds the archive (``cifar-10-python.tar.gz`` or its extracted
+``cifar-10-batches-py/``) and ``images/``, the 60,000 PNGs written once for all protocols with
+``images/all.txt`` listing them; a protocol's root holds its train.txt / test.txt /
+database.txt with paths ``../images/NNNNN.png``. Both are built atomically with a marker
+(:mod:`hashnet.data.builds`). The archive is read with pickle here, not with torchvision's dataset
+class, whose checksums a hand-placed copy may not match; only the download uses torchvision.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Iterator
+
+import numpy as np
+from torchvision.datasets import CIFAR10
+from torchvision.datasets.utils import download_url
+
+from hashnet.data.builds import build_atomically, save_pngs, write_list
+from hashnet.data.lists import read_list
+
+NUM_CLASSES = 10
+SIDE = 32  # images are 32 x 32 RGB
+ARCHIVE = CIFAR10.filename  # cifar-10-python.tar.gz
+EXTRACTED = CIFAR10.base_folder  # cifar-10-batches-py, the archive's one folder
+BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+URL = CIFAR10.url  # https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz
+IMAGES = "images"  # sibling of the protocol folders
+ALL_LIST = "all.txt"  # inside images/: every image and its label, in archive order
+IMAGES_RECIPE = {"builder": "cifar10_images", "batches": list(BATCHES)}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Per-class counts and which parts ("train", "rest") make up the database."""
+
+    queries_per_class: int
+    train_per_class: int
+    database: tuple[str, ...]
+
+
+PROTOCOLS = {"cifar10": Protocol(100, 500, ("rest",)),
+             "cifar10_1": Protocol(100, 500, ("train", "rest")),
+             "cifar10_2": Protocol(1000, 5000, ("train",))}
+
+
+class ArchiveError(ValueError):
+    """The CIFAR-10 archive or one of its batch files is unreadable or not in the expected format."""
+
+
+def download_archive(folder: Path) -> None:
+    """Download the official archive into folder with torchvision's downloader (md5-checked)."""
+    log.info("downloading %s into %s", URL, folder)
+    download_url(URL, str(folder), ARCHIVE, CIFAR10.tgz_md5)
+
+
+def find_archive(folder: Path, download: Callable[[Path], None] | None = None) -> Path:
+    """The extracted folder or the archive in folder, downloaded first (download(folder), by default
+    :func:`download_archive`) when neither is there; FileNotFoundError saying what to fetch if that fails."""
+    for candidate in (folder / EXTRACTED, folder / ARCHIVE):
+        if candidate.exists():
+            return candidate
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        (download or download_archive)(folder)
+        if not (folder / ARCHIVE).is_file():
+            raise FileNotFoundError(f"the download left no {folder / ARCHIVE}")
+    except Exception as err:  # offline, proxy, checksum: every failure means the same to the user
+        (folder / ARCHIVE).unlink(missing_ok=True)  # a partial download would be taken for the archive
+        raise FileNotFoundError(
+            f"CIFAR-10 is missing: neither {ARCHIVE} nor its extracted {EXTRACTED}/ is in {folder}, and "
+            f"downloading it failed ({type(err).__name__}: {err}) -- download {URL} and put {ARCHIVE} "
+            f"into {folder}/") from err
+    return folder / ARCHIVE
+
+
+def _decode_batch(file: IO[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch -> images (n, 32, 32, 3) uint8 RGB and labels (n,) int64.
+
+    b"data" rows are 3,072 bytes: the red plane (32 x 32, row-major), then green, then blue.
+    """
+    entry = pickle.load(file, encoding="bytes")
+    if not isinstance(entry, dict) or b"data" not in entry or b"labels" not in entry:
+        raise ArchiveError(f"{where}: not a CIFAR-10 batch (no b'data' and b'labels' keys)")
+    data, labels = np.asarray(entry[b"data"]), np.asarray(entry[b"labels"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
+        raise ArchiveError(f"{where}: b'data' is {data.dtype} {data.shape}, expected uint8 (n, 3072)")
+    if labels.shape != (len(data),) or not np.isin(labels, np.arange(NUM_CLASSES)).all():
+        raise ArchiveError(f"{where}: b'labels' must be {len(data)} class ids in 0..9, got shape {labels.shape}")
+    return data.reshape(-1, 3, SIDE, SIDE).transpose(0, 2, 3, 1), labels.astype(np.int64)
+
+
+def _open_batches(source: Path) -> Iterator[tuple[IO[bytes], str]]:
+    """(file, where) of each batch in BATCHES order, from the extracted folder or the .tar.gz."""
+    if source.is_dir():
+        for name in BATCHES:
+            with open(source / name, "rb") as file:
+                yield file, str(source / name)
+        return
+    with tarfile.open(source, "r:gz") as tar:
+        for name in BATCHES:
+            member = f"{EXTRACTED}/{name}"
+            try:
+                file = tar.extractfile(member)
+            except KeyError:
+                raise ArchiveError(f"{source} has no {member}") from None
+            yield file, f"{source}:{member}"
+
+
+def read_archive(source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All batches of source (the .tar.gz or the extracted folder) in BATCHES order:
+    images (N, 32, 32, 3) uint8 RGB and labels (N,) int64."""
+    fix = f"delete it and download {URL} again"
+    try:
+        parts = [_decode_batch(file, where) for file, where in _open_batches(source)]
+    except ArchiveError as err:
+        raise ArchiveError(f"{err} -- {fix}") from None
+    except (OSError, EOFError, zlib.error, tarfile.TarError, pickle.UnpicklingError) as err:
+        raise ArchiveError(f"cannot read CIFAR-10 from {source} ({type(err).__name__}: {err}) -- {fix}") from err
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def split_classes(labels: np.ndarray, queries_per_class: int, train_per_class: int,
+                  seed: int) -> dict[str, np.ndarray]:
+    """Seeded per-class split of image indices; labels (N,) class ids in [0, 10).
+
+    Each class is permuted (one generator, classes in order); its first queries_per_class
+    indices go to "query", the next train_per_class to "train", the others to "rest". Returns
+    sorted index arrays. The permutation does not depend on the counts, so protocols sharing
+    counts share the split.
+    """
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"query": [], "train": [], "rest": []}
+    for label in range(NUM_CLASSES):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        if len(members) < queries_per_class + train_per_class:
+            raise ValueError(f"class {label} has {len(members)} images, fewer than {queries_per_class} "
+                             f"queries + {train_per_class} training images -- the archive is incomplete: "
+                             f"download {URL} again")
+        parts["query"].append(members[:queries_per_class])
+        parts["train"].append(members[queries_per_class:queries_per_class + train_per_class])
+        parts["rest"].append(members[queries_per_class + train_per_class:])
+    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def protocol_lists(labels: np.ndarray, protocol: Protocol, seed: int) -> dict[str, np.ndarray]:
+    """{list file name: sorted image indices} of protocol: train.txt, test.txt (queries), database.txt."""
+    parts = split_classes(labels, protocol.queries_per_class, protocol.train_per_class, seed)
+    database = np.sort(np.concatenate([parts[name] for name in protocol.database]))
+    return {"train.txt": parts["train"], "test.txt": parts["query"], "database.txt": database}
+
+
+def _write_images(out: Path, source: Path) -> None:
+    """Write every image of source (archive or extracted folder) as out/NNNNN.png, listed in out/all.txt."""
+    images, labels = read_archive(source)
+    names = [f"{i:05d}.png" for i in range(len(images))]
+    log.info("writing %d CIFAR-10 images from %s", len(images), source)
+    save_pngs(out, names, images)
+    write_list(out / ALL_LIST, names, np.eye(NUM_CLASSES, dtype=np.uint8)[labels])
+
+
+def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
+                  queries_per_class: int | None = None, train_per_class: int | None = None,
+                  download: Callable[[Path], None] | None = None) -> None:
+    """Build protocol's lists into root (and the shared images into root's parent) unless done.
+
+    protocol: a key of PROTOCOLS; queries_per_class / train_per_class default to the protocol's.
+    download(folder) fetches the archive into folder when it is absent (default
+    :func:`download_archive`). root must be absent, empty, or a finished build of the same
+    settings; a build with other settings raises ValueError naming the folder to delete.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+    root = Path(root)
+    folder = root.parent
+    spec = PROTOCOLS[protocol]
+    spec = Protocol(spec.queries_per_class if queries_per_class is None else queries_per_class,
+                    spec.train_per_class if train_per_class is None else train_per_class, spec.database)
+    recipe = {"builder": protocol, "seed": seed, "queries_per_class": spec.queries_per_class,
+              "train_per_class": spec.train_per_class}
+
+    def write(out: Path) -> None:
+        build_atomically(folder / IMAGES, IMAGES_RECIPE,
+                         lambda images: _write_images(images, find_archive(folder, download)))
+        listed = read_list(folder / IMAGES / ALL_LIST, NUM_CLASSES)
+        labels = listed.labels.argmax(axis=1)
+        for list_name, index in protocol_lists(labels, spec, seed).items():
+            write_list(out / list_name, [f"../{IMAGES}/{listed.raw_paths[i]}" for i in index],
+                       listed.labels[index])
+
+    build_atomically(root, recipe, write)
