@@ -7,6 +7,8 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch import Tensor
 
+from hashnet.backbones import check_input_size
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
@@ -25,6 +27,8 @@ def check_train_config(cfg: DictConfig) -> None:
         value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{key} must be a positive number of steps, got {value!r}")
+    net = cfg.model.net
+    check_input_size(net.backbone, net.pretrained, net.get("image_size"), cfg.dataset.crop_size, cfg.dataset.resize_size)
 
 
 class FiniteLoss(pl.Callback):

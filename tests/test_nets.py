@@ -5,18 +5,7 @@ import pytest
 import torch
 import torchvision
 
-from hashnet.nets import BACKBONES, HashNet, min_input_size
-
-
-@pytest.mark.parametrize("backbone", BACKBONES)
-def test_output_shape_at_minimum_input(backbone):
-    torch.manual_seed(0)
-    net = HashNet(backbone, 16).eval()
-    size = min_input_size(backbone)
-    with torch.no_grad():
-        codes = net(torch.randn(2, 3, size, size))
-    assert codes.shape == (2, 16)
-    assert torch.isfinite(codes).all() and codes.abs().max() <= 1
+from hashnet.nets import HashNet
 
 
 def test_below_minimum_input_is_a_clear_error():
@@ -75,5 +64,5 @@ def test_pretrained_loads_cached_weights(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     torch.save(reference.state_dict(), cache / Path(url).name)
     net = HashNet("resnet18", 8, pretrained=True)
-    assert torch.equal(net.backbone[0].weight, reference.conv1.weight)
-    assert torch.equal(net.backbone[4][0].conv1.weight, reference.layer1[0].conv1.weight)
+    assert torch.equal(net.backbone.conv1.weight, reference.conv1.weight)
+    assert torch.equal(net.backbone.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
