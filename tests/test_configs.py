@@ -19,6 +19,7 @@ DATASETS = {"digits": (10, 1000), "digits_multi": (10, 1000), "imagenet": (100, 
 def test_every_net_config_is_a_torchvision_backbone():
     assert BACKBONES == tuple(torchvision.models.list_models(module=torchvision.models)) and len(BACKBONES) >= 80
     assert set(NET_CONFIGS) <= set(BACKBONES)
+    assert {"alexnet", "resnet50", "vit_b_16", "swin_b", "convnext_base", "regnet_y_1_6gf"} <= set(NET_CONFIGS)
 
 
 def test_every_dataset_option_is_tested():
