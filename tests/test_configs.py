@@ -1,14 +1,19 @@
 import pytest
+import torchvision
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from hashnet.data.datamodule import HashDataModule
 from hashnet.methods import METHODS
 from hashnet.nets import BACKBONES, HashEncoder
-from hashnet.tasks.setup import build_model
+from hashnet.tasks.setup import build_model, check_train_config
 from hashnet.training.module import HashingModule
 
 from conftest import CONFIGS, compose_config
+
+NET_CONFIGS = sorted(p.stem for p in (CONFIGS / "net").glob("*.yaml"))
+# ViT on the embedded datasets is built for their input size (configs/dataset_net/digits_vit_*.yaml).
+EMBEDDED_IMAGE_SIZE = {"vit_b_16": 32, "vit_b_32": 64}
 
 DATASETS = {"digits": (10, 1000), "digits_multi": (10, 1000), "imagenet": (100, 1000),
             "nus_wide": (21, 5000), "nus_wide_81": (81, 5000), "coco": (80, 5000),
@@ -16,8 +21,10 @@ DATASETS = {"digits": (10, 1000), "digits_multi": (10, 1000), "imagenet": (100, 
 ROOTS = {name: f"cifar10/{name}" for name in ("cifar10", "cifar10_1", "cifar10_2")}  # lists beside the shared images/
 
 
-def test_every_net_option_has_a_config():
-    assert sorted(p.stem for p in (CONFIGS / "net").glob("*.yaml")) == sorted(BACKBONES)
+def test_every_net_config_is_a_torchvision_backbone():
+    assert BACKBONES == tuple(torchvision.models.list_models(module=torchvision.models)) and len(BACKBONES) >= 80
+    assert set(NET_CONFIGS) <= set(BACKBONES)
+    assert {"alexnet", "resnet50", "vit_b_16", "swin_b", "convnext_base", "regnet_y_1_6gf"} <= set(NET_CONFIGS)
 
 
 def test_every_method_option_has_a_config():
@@ -29,17 +36,20 @@ def test_every_dataset_option_is_tested():
 
 
 @pytest.mark.parametrize("dataset, net", [(dataset, "resnet50") for dataset in DATASETS] +
-                         [("digits", net) for net in BACKBONES] + [("coco", "alexnet"), ("digits_multi", "vgg11")])
+                         [(dataset, net) for dataset in ("digits", "digits_multi") for net in NET_CONFIGS] +
+                         [("coco", "alexnet"), ("coco", "vit_b_16")])
 def test_train_config_composes(dataset, net, tmp_path):
     cfg = compose_config("train", [f"dataset={dataset}", f"net={net}", "hash_bit=32"], tmp_path)
     num_classes, topk = DATASETS[dataset]
+    embedded = dataset.startswith("digits")
     assert OmegaConf.to_container(cfg.net, resolve=True) == {
-        "_target_": "hashnet.nets.HashEncoder", "backbone": net, "hash_bit": 32,
-        "pretrained": not dataset.startswith("digits"), "channels_last": False}
+        "_target_": "hashnet.nets.HashEncoder", "backbone": net, "hash_bit": 32, "pretrained": not embedded,
+        "channels_last": False, "image_size": EMBEDDED_IMAGE_SIZE.get(net) if embedded else None}
     assert (cfg.dataset.num_classes, cfg.dataset.topk, cfg.dataset.name) == (num_classes, topk, dataset)
     assert cfg.paths.output_dir == str(tmp_path)
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
-    assert trainer.max_steps == (250 if dataset.startswith("digits") else 10000)
+    assert trainer.max_steps == (250 if embedded else 10000)
+    check_train_config(cfg)  # the net accepts the dataset's crop (else it raises naming the sizes to use)
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -69,12 +79,3 @@ def test_evaluate_config_needs_a_checkpoint(tmp_path):
     cfg = compose_config("evaluate", ["dataset=coco"], tmp_path)
     assert OmegaConf.is_missing(cfg, "ckpt_path")
     assert cfg.dataset.topk == 5000
-
-
-@pytest.mark.parametrize("dataset", ["digits", "digits_multi"])
-@pytest.mark.parametrize("net", BACKBONES)
-def test_embedded_datasets_pick_an_input_size_the_net_accepts(dataset, net, tmp_path):
-    from hashnet.nets.backbones import min_input_size
-
-    cfg = compose_config("train", [f"dataset={dataset}", f"net={net}"], tmp_path)
-    assert min_input_size(net) <= cfg.dataset.crop_size <= cfg.dataset.resize_size

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from hashnet.data.images import normalize_pixels
-from hashnet.nets.backbones import build_backbone, min_input_size
+from hashnet.nets.backbones import build_backbone, input_size_rule
 
 
 class HashEncoder(nn.Module):
@@ -14,16 +14,18 @@ class HashEncoder(nn.Module):
     images are normalised floats, or uint8 pixels that forward normalises (ImageNet mean/std) on their
     device. The hash layer starts from N(0, 0.01) weights and zero bias, as HashNet's. channels_last:
     weights and inputs in NHWC memory format (faster convolutions with tensor cores and oneDNN, above
-    all under bf16/fp16); the state dict is the same either way.
+    all under bf16/fp16); the state dict is the same either way. image_size: a ViT from scratch only, the
+    square input it is built for (hashnet.nets.backbones.input_size_rule).
     """
 
-    def __init__(self, backbone: str, hash_bit: int, pretrained: bool, channels_last: bool) -> None:
+    def __init__(self, backbone: str, hash_bit: int, pretrained: bool, channels_last: bool,
+                 image_size: int | None = None) -> None:
         super().__init__()
         if not isinstance(hash_bit, int) or isinstance(hash_bit, bool) or hash_bit <= 0:
             raise ValueError(f"hash_bit must be a positive integer, got {hash_bit!r}: pass e.g. hash_bit=48")
         self.backbone_name, self.hash_bit = backbone, hash_bit
-        self.min_input_size = min_input_size(backbone)
-        self.backbone, feat_dim = build_backbone(backbone, pretrained)
+        self.backbone, feat_dim = build_backbone(backbone, pretrained, image_size)
+        self.input_size = input_size_rule(backbone, image_size)
         self.hash_layer = nn.Linear(feat_dim, hash_bit)
         nn.init.normal_(self.hash_layer.weight, 0.0, 0.01)
         nn.init.zeros_(self.hash_layer.bias)
@@ -31,11 +33,12 @@ class HashEncoder(nn.Module):
         self.to(memory_format=self.memory_format)
 
     def forward(self, images: Tensor) -> Tensor:
-        if min(images.shape[-2:]) < self.min_input_size:
-            raise ValueError(
-                f"{self.backbone_name} needs inputs of at least {self.min_input_size}x{self.min_input_size} pixels, "
-                f"got {tuple(images.shape[-2:])}: raise dataset.crop_size or pick another net"
-            )
+        minimum, exact = self.input_size
+        size = tuple(images.shape[-2:])
+        if (exact and size != (exact, exact)) or min(size) < minimum:
+            need = f"exactly {exact}x{exact}" if exact else f"at least {minimum}x{minimum}"
+            raise ValueError(f"{self.backbone_name} needs inputs of {need} pixels, got {size}: "
+                             f"set dataset.crop_size={exact or minimum} or pick another net")
         if images.dtype == torch.uint8:
             images = normalize_pixels(images, self.hash_layer.weight.dtype)
         return self.hash_layer(self.backbone(images.contiguous(memory_format=self.memory_format)))

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from hashnet.data.datamodule import HashDataModule
+from hashnet.nets.backbones import check_input_size
 from hashnet.retrieval.protocol import check_conventions
 from hashnet.training.module import HashingModule, build
 
@@ -35,6 +36,8 @@ def check_train_config(cfg: DictConfig) -> None:
         raise ValueError(f"dataset.batch_size={batch_size!r}: the pairwise loss needs at least 2 images a batch -- "
                          "use dataset.batch_size=72 (the paper's) or another integer >= 2")
     check_conventions(cfg.dataset.ties, cfg.dataset.empty_queries, prefix="dataset.")
+    net = cfg.net
+    check_input_size(net.backbone, net.pretrained, net.get("image_size"), cfg.dataset.crop_size, cfg.dataset.resize_size)
     for key in ("max_steps", "val_every", "ckpt_every"):
         value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -1,79 +1,182 @@
-import urllib.error
+"""Every torchvision classification model as a HashNet backbone: the generic cut, input sizes, short trainings."""
+import re
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from torch import nn
+from torchvision.models import get_model_weights
 
-from hashnet.nets import BACKBONES, HashEncoder, min_input_size
+from hashnet.nets import HashEncoder
+from hashnet.nets.backbones import BACKBONES, check_input_size, cut_classifier, input_size_rule
+from hashnet.tasks.setup import check_train_config
+from hashnet.tasks.train import train
+
+from conftest import compose_config
 
 
-def HashNet(backbone: str, hash_bit: int, pretrained: bool = False, channels_last: bool = False) -> HashEncoder:
-    return HashEncoder(backbone, hash_bit, pretrained, channels_last)
+def HashNet(backbone: str, hash_bit: int, pretrained: bool = False, image_size: int | None = None) -> HashEncoder:
+    return HashEncoder(backbone, hash_bit, pretrained, channels_last=False, image_size=image_size)
+
+# Over 30M parameters: seconds to initialise (VGG, ViT, big RegNets...), so slow; the rest take < 0.5 s each.
+HEAVY = {name for name in BACKBONES if get_model_weights(name).DEFAULT.meta["num_params"] > 30e6}
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
-def test_output_shape_at_minimum_input(backbone):
+@pytest.fixture
+def one_thread():
+    """One thread: on a busy 2-core machine two threads made a 1x1-pixel shufflenet forward take 2.5 s, not 0.02 s."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("backbone", [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
+                                      for name in BACKBONES])
+def test_every_model_maps_its_input_size_to_codes(backbone, one_thread):
     torch.manual_seed(0)
-    net = HashNet(backbone, 16).eval()
-    size = min_input_size(backbone)
+    image_size = 224 if backbone == "vit_h_14" else None   # its own 518x518 forward alone takes 45 s on 2 cores
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. GoogLeNet / Inception v3 warn unless init_weights is given
+        net = HashNet(backbone, 16, image_size=image_size).eval()
+    size = input_size_rule(backbone, image_size)[0]
+    images = torch.randn(1, 3, size, size)
     with torch.no_grad():
+        features, codes = net.backbone(images), net(images)
+    assert features.shape == (1, net.hash_layer.in_features)
+    assert codes.shape == (1, 16) and torch.isfinite(codes).all()
+
+
+# Where torchvision keeps each family's class layer, and the width of its input (the paper's fc7 for AlexNet/VGG).
+HEADS = {"alexnet": ("classifier.6", 4096), "vgg16": ("classifier.6", 4096), "resnet50": ("fc", 2048),
+         "vit_b_16": ("heads.head", 768), "convnext_tiny": ("classifier.2", 768),
+         "efficientnet_b0": ("classifier.1", 1280), "squeezenet1_0": ("classifier.1", 512)}
+
+
+@pytest.mark.parametrize("backbone", [pytest.param(name, marks=pytest.mark.slow) if name == "vgg16" else name
+                                      for name in HEADS])
+def test_cut_replaces_the_class_layer_and_keeps_what_feeds_it(backbone, one_thread):
+    torch.manual_seed(0)
+    head_name, width = HEADS[backbone]
+    model = torchvision.models.get_model(backbone).eval()
+    inputs = []
+    model.get_submodule(head_name).register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    size = input_size_rule(backbone)[0]
+    images = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        model(images)
+        assert cut_classifier(model, 1000) == width
+        features = model(images)
+    assert isinstance(model.get_submodule(head_name), nn.Identity)
+    # SqueezeNet's class layer is a 1x1 conv followed by ReLU and global pooling; the others' input is the feature.
+    expected = inputs[0].relu().mean((2, 3)) if backbone.startswith("squeezenet") else inputs[0]
+    assert features.shape == (1, width)
+    torch.testing.assert_close(features, expected)
+    if backbone in ("alexnet", "vgg16"):   # fc7 output after its ReLU
+        assert features.min() >= 0 and isinstance(model.classifier[5 if backbone == "alexnet" else 4], nn.ReLU)
+
+
+@pytest.mark.parametrize("backbone", ["alexnet", "densenet121", "squeezenet1_0", "squeezenet1_1", "googlenet",
+                                      "inception_v3", "convnext_tiny"])
+def test_minimum_input_size_is_the_real_one(backbone, one_thread):
+    net = HashNet(backbone, 8).eval()
+    minimum = input_size_rule(backbone)[0]
+    with torch.no_grad():
+        assert net.backbone(torch.randn(1, 3, minimum, minimum)).shape[0] == 1
+        with pytest.raises(RuntimeError):   # one pixel less and a kernel no longer fits
+            net.backbone(torch.randn(1, 3, minimum - 1, minimum - 1))
+
+
+def test_input_size_rules():
+    # (minimum, exact): torchvision's documented minimum; ViT/MaxViT are built for one size.
+    assert input_size_rule("alexnet") == (63, None)
+    assert input_size_rule("inception_v3") == (75, None)
+    assert input_size_rule("resnet50") == (1, None)
+    assert input_size_rule("squeezenet1_1") == (17, None)
+    assert input_size_rule("swin_t") == (224, None)
+    assert input_size_rule("vit_b_16") == (224, 224)
+    assert input_size_rule("vit_h_14") == (518, 518)   # its DEFAULT (SWAG) weights are for 518x518
+    assert input_size_rule("vit_b_16", image_size=32) == (32, 32)
+    assert input_size_rule("maxvit_t") == (224, 224)
+
+
+def test_vit_from_scratch_at_its_image_size_refuses_any_other():
+    net = HashNet("vit_b_32", 8, image_size=64).eval()
+    assert net.backbone.image_size == 64
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 64, 64)).shape == (2, 8)
+    with pytest.raises(ValueError, match=r"vit_b_32 needs inputs of exactly 64x64 pixels, got \(96, 96\)"):
+        net(torch.randn(2, 3, 96, 96))
+
+
+def test_bad_image_size_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"net.image_size=40 does not fit vit_b_16 .*multiple of its patch size"):
+        HashNet("vit_b_16", 8, image_size=40)
+    with pytest.raises(ValueError, match=r"net.image_size=32: the pretrained vit_b_16 weights are for 224x224 inputs"):
+        check_input_size("vit_b_16", True, 32, 32, 36)
+    with pytest.raises(ValueError, match=r"net.image_size=32: resnet18 takes no image size.*net.image_size=null"):
+        check_input_size("resnet18", False, 32, 32, 36)
+
+
+def fixes(message: str) -> list[list[str]]:
+    """The override sets an error message proposes: 'use a b (...)' and ', or from scratch c d (...)'."""
+    return [found.split() for found in re.findall(r"(?:use|from scratch) ((?:[\w.]+=\w+ ?)+)", message)]
+
+
+def test_too_small_crop_is_refused_before_training_with_overrides_that_work(tmp_path):
+    overrides = ["net.backbone=inception_v3"]   # any torchvision model, with the default net config
+    with pytest.raises(ValueError) as err:
+        check_train_config(compose_config("train", overrides, tmp_path))
+    assert str(err.value) == ("net.backbone=inception_v3 needs inputs of at least 75x75 pixels, got dataset.crop_size=32: "
+                              "use dataset.crop_size=75 dataset.resize_size=75 "
+                              "(dataset.resize_size must be >= dataset.crop_size)")
+    [fix] = fixes(str(err.value))
+    cfg = compose_config("train", overrides + fix, tmp_path)
+    check_train_config(cfg)
+    assert (cfg.dataset.crop_size, cfg.dataset.resize_size) == (75, 75)
+
+
+def test_vit_crop_refusal_offers_the_exact_size_or_a_scratch_image_size(tmp_path):
+    overrides = ["net=vit_b_16", "net.image_size=null"]   # digits: 32x32 crops, from scratch
+    with pytest.raises(ValueError, match=r"vit_b_16 needs inputs of exactly 224x224 pixels, got dataset.crop_size=32") as err:
+        check_train_config(compose_config("train", overrides, tmp_path))
+    proposed = fixes(str(err.value))
+    assert proposed == [["dataset.crop_size=224", "dataset.resize_size=224"], ["net.pretrained=false", "net.image_size=32"]]
+    for fix in proposed:
+        check_train_config(compose_config("train", overrides + fix, tmp_path))
+
+
+def test_googlenet_and_inception_have_no_aux_heads_and_return_a_tensor_in_train_mode(one_thread):
+    for backbone, size in (("googlenet", 15), ("inception_v3", 75)):
+        net = HashNet(backbone, 8).train()
+        assert net.backbone.aux_logits is False and not net.backbone.transform_input
         codes = net(torch.randn(2, 3, size, size))
-    assert codes.shape == (2, 16)
-    assert torch.isfinite(codes).all()
+        assert isinstance(codes, torch.Tensor) and codes.shape == (2, 8)
 
 
-def test_below_minimum_input_is_a_clear_error():
-    net = HashNet("alexnet", 8)
-    with pytest.raises(ValueError, match=r"alexnet needs inputs of at least 63x63 pixels, got \(62, 62\)"):
-        net(torch.randn(2, 3, 62, 62))
-
-
-@pytest.mark.parametrize("hash_bit", [0, -8, 4.5, "48", True])
-def test_hash_bit_must_be_positive_int(hash_bit):
-    with pytest.raises(ValueError, match="hash_bit must be a positive integer"):
-        HashNet("resnet18", hash_bit)
-
-
-def test_unknown_backbone_lists_choices():
-    with pytest.raises(ValueError, match="unknown backbone 'resnet7'.*resnet18"):
-        HashNet("resnet7", 8)
-
-
-def test_hash_layer_init_and_output():
-    torch.manual_seed(0)
-    net = HashNet("resnet18", 64).eval()
-    assert net.hash_layer.in_features == 512
-    assert net.hash_layer.bias.abs().max() == 0
-    assert 0.009 < net.hash_layer.weight.std().item() < 0.011
-    x = torch.randn(4, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(net(x), net.hash_layer(net.backbone(x)))  # no activation: a method's code layer follows
-
-
-def test_pretrained_offline_without_cache_names_file_and_way_out(tmp_path, monkeypatch):
+def test_pretrained_googlenet_takes_torchvisions_adaptations(tmp_path, monkeypatch):
+    """Weights with auxiliary heads load, the heads are dropped, and the input transform of the weights is on."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    name = Path(torchvision.models.get_model_weights("resnet18").DEFAULT.url).name
-    with pytest.raises(RuntimeError) as err:
-        HashNet("resnet18", 8, pretrained=True)
-    message = str(err.value)
-    assert str(tmp_path / "hub" / "checkpoints" / name) in message
-    assert "net.pretrained=false" in message
-
-
-def test_pretrained_loads_cached_weights(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    torch.manual_seed(3)
-    reference = torchvision.models.resnet18()
-    url = torchvision.models.get_model_weights("resnet18").DEFAULT.url
+    torch.manual_seed(1)
+    reference = torchvision.models.GoogLeNet(aux_logits=True, init_weights=False)
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
-    torch.save(reference.state_dict(), cache / Path(url).name)
-    net = HashNet("resnet18", 8, pretrained=True)
-    assert torch.equal(net.backbone[0].weight, reference.conv1.weight)
-    assert torch.equal(net.backbone[4][0].conv1.weight, reference.layer1[0].conv1.weight)
+    torch.save(reference.state_dict(), cache / Path(get_model_weights("googlenet").DEFAULT.url).name)
+    net = HashNet("googlenet", 8, pretrained=True)
+    assert net.backbone.aux1 is None and net.backbone.aux2 is None and net.backbone.transform_input
+    assert torch.equal(net.backbone.conv1.conv.weight, reference.conv1.conv.weight)
+    assert net.hash_layer.in_features == 1024
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("net", ["vit_b_16", "convnext_tiny"])
+def test_short_training_on_digits(net, digits_root, tmp_path):
+    # 2 steps of 8 images, no checkpoint files (ViT-B's would be 1 GB with its momentum), then test mAP.
+    cfg = compose_config("train", [f"net={net}", "hash_bit=16", "max_steps=2", "val_every=2", "dataset.batch_size=8",
+                                   "dataset.eval_batch_size=750", "trainer.accelerator=cpu", "~callbacks.checkpoint",
+                                   f"paths.data_dir={digits_root.parent}"], tmp_path)
+    results = train(cfg)
+    assert (results["net"], results["hash_bit"], results["dataset"]) == (net, 16, "digits")
+    assert 0.0 < results["mAP"] <= 1.0

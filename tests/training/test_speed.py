@@ -17,8 +17,8 @@ def test_uint8_input_is_normalised_and_channels_last_changes_nothing_but_layout(
     net = HashEncoder("resnet18", 16, pretrained=False, channels_last=False).eval()
     fast = HashEncoder("resnet18", 16, pretrained=False, channels_last=True).eval()
     fast.load_state_dict(net.state_dict())
-    assert fast.backbone[0].weight.is_contiguous(memory_format=torch.channels_last)
-    assert not net.backbone[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not net.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     pixels = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8)
     with torch.inference_mode():
         expected = net(normalize_pixels(pixels))
@@ -38,7 +38,7 @@ def test_two_mixed_precision_steps_change_the_weights(digits_root, tmp_path, pre
     assert trainer.global_step == 2 and trainer.precision == "bf16-mixed"  # Lightning runs CPU 16-mixed as bf16
     assert torch.isfinite(trainer.callback_metrics["train/loss"]) and trainer.callback_metrics["train/beta"] == 1.0
     assert not torch.equal(model.net.hash_layer.weight, before) and model.net.hash_layer.weight.dtype == torch.float32
-    assert model.net.backbone[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.net.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     # evaluation under the same autocast keeps float32 outputs for the metric
     images, labels, index = next(iter(datamodule.split_dataloader("query")))
     model.on_validation_epoch_start()
