@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -54,6 +54,11 @@ class Run:
         return values[BITS.index(self.hash_bit)] if self.topk == topk and self.protocol == "original" else None
 
 
+def protocol(dataset: Mapping[str, Any]) -> str:
+    """"strict" when a run dropped unlabeled rows or left the queries out of the database, else "original"."""
+    return "strict" if dataset.get("drop_unlabeled") or dataset.get("exclude_queries_from_database") else "original"
+
+
 def _yaml(path: Path) -> dict:
     """A YAML file as a dict; {} when absent."""
     if not path.is_file():
@@ -82,9 +87,8 @@ def load_run(metrics_file: Path) -> Run:
     """The Run of one metrics.json, with its variant and protocol from the Hydra files beside it."""
     metrics = json.loads(metrics_file.read_text())
     dataset_cfg = _yaml(metrics_file.parent / ".hydra" / "config.yaml").get("dataset", {})
-    strict = dataset_cfg.get("drop_unlabeled") or dataset_cfg.get("exclude_queries_from_database")
     return Run(dataset=metrics["dataset"], net=metrics["net"], variant=_variant(metrics, metrics_file.parent),
-               protocol="strict" if strict else "original", hash_bit=int(metrics["hash_bit"]),
+               protocol=protocol(dataset_cfg), hash_bit=int(metrics["hash_bit"]),
                topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
                precision_at_hamming_2=metrics.get("precision_at_hamming_2"), run_dir=str(metrics_file.parent))
 

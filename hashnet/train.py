@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from hashnet.checkpoints import resume_checkpoint
 from hashnet.data import HashDataModule
 from hashnet.guards import FiniteLoss, check_train_config
+from hashnet.hparams import log_run_hparams
 from hashnet.loss import similar_pair_weight
 from hashnet.module import HashNetModule
 from hashnet.results import write_results
@@ -84,6 +85,7 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
     results = write_results(trainer, model, output_dir, checkpoint)
+    log_run_hparams(trainer.logger, cfg, results, trainer.global_step)  # a sweep's runs side by side (HParams tab)
     if trainer.is_global_zero:
         print(
             f"\ntest mAP@{model.topk or 'all'} = {results['mAP']:.4f}  ({cfg.dataset.name}, {cfg.net.backbone}, {cfg.hash_bit} bits)\n"
