@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded digits built once, and Hydra configs composed as the scripts do."""
+"""Shared fixtures: the embedded digits built once, a tiny run, and Hydra configs composed as the scripts do."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from hashnet.data.digits import build_digits
+from hashnet.tasks.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -35,3 +36,14 @@ def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictCon
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+# 2 steps, 16 bits: a checkpoint and every output of a run, quick on 2 CPU cores.
+TINY_RUN = ["hash_bit=16", "max_steps=2", "val_every=2", "dataset.eval_batch_size=750", "trainer.accelerator=cpu"]
+
+
+@pytest.fixture(scope="session")
+def tiny_csv_run(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A tiny digits run logged by CSVLogger (logger=csv): its folder and its results, trained once per session."""
+    run_dir = tmp_path_factory.mktemp("tiny_csv_run")
+    return run_dir, train(compose_config("train", [*TINY_RUN, "logger=csv", f"paths.data_dir={digits_root.parent}"], run_dir))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from hashnet.outputs.hparams import log_run_hparams
 from hashnet.outputs.results import write_results
 from hashnet.tasks.setup import (
     build_datamodule,
@@ -45,6 +46,7 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
     results = write_results(trainer, model.retrieval, run_info(model, checkpoint), output_dir)
+    log_run_hparams(trainer.logger, cfg, results, trainer.global_step)  # a sweep's runs side by side (HParams tab)
     if trainer.is_global_zero:
         log.info("test mAP@%s = %.4f  (%s, %s, %s, %d bits)\n  protocol:    %s\n  checkpoint:  %s\n  tensorboard: tensorboard --logdir %s\n"
                  "  config:      %s\n  metrics:     %s", results["topk"] or "all", results["mAP"], results["method"],

@@ -1,0 +1,245 @@
+"""A search page and a JSON API over a code file: upload an image or pick an indexed one, see its nearest images.
+
+create_app(model, database) builds the Flask app from loaded objects (tests build it cheaply);
+load_app(ckpt_path, index) loads and checks them first, as scripts/search.py does. Only the images
+listed in the code file are served, by position: no request names a file. Uploads are read within
+max_upload_mb (Flask's MAX_CONTENT_LENGTH -> 413) and PIL's decompression-bomb pixel limit, and
+decoded fully by PIL, so that a damaged file is refused (400) before it reaches the network.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import random
+import shlex
+import socket
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+try:
+    from flask import Flask, abort, jsonify, render_template, request, send_file
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.serving import BaseWSGIServer, make_server
+except ModuleNotFoundError as err:  # an optional extra
+    raise ModuleNotFoundError(f"the search server needs Flask ({err}): pip install -e '.[serve]'") from err
+
+from hashnet.data.images import transforms
+from hashnet.retrieval.codes import CodeFile, binarize, check_packable, load_codes, pack_codes
+from hashnet.retrieval.index import HammingIndex
+from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device
+from hashnet.training.module import HashingModule
+
+log = logging.getLogger(__name__)
+
+MAX_K = 1000        # most results one request may ask for: a page of 1,000 thumbnails is already slow to draw
+SAMPLE = 24         # indexed images offered on the page to search with
+THUMBNAIL = 160     # pixels per side of the uploaded query shown on the page
+
+
+def labels_of(row: np.ndarray) -> list[int]:
+    """A 0/1 label row (C,) -> the indices of its classes."""
+    return np.flatnonzero(row).tolist()
+
+
+def decode_upload(data: bytes) -> Image.Image:
+    """Uploaded bytes -> an RGB PIL image, fully decoded; ValueError saying why the bytes are not a usable image."""
+    if not data:
+        raise ValueError("the uploaded file is empty")
+    try:
+        with warnings.catch_warnings():  # over Image.MAX_IMAGE_PIXELS: refused from the header, before decoding
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.convert("RGB")  # decodes every pixel: a truncated file fails here
+    except (OSError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ValueError(f"the uploaded file is not a readable image ({err})") from err
+
+
+def thumbnail_uri(image: Image.Image) -> str:
+    """A small PNG copy of image as a data: URI, to show an uploaded query without storing it."""
+    small = image.copy()
+    small.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+class Searcher:
+    """The model, the code file and its index; searches by an indexed position or by an image.
+
+    Each search returns {"query", "results": [{rank, position, path, distance, labels, relevant}],
+    "k", "encode_ms", "search_ms"}; relevant (shares a label with the query) is None for unlabeled queries.
+    """
+
+    def __init__(self, model: HashingModule, database: CodeFile, backend: str = "auto",
+                 device: torch.device | None = None) -> None:
+        check_packable(model.hash_bit)
+        if model.hash_bit != database.hash_bit:
+            raise ValueError(f"the model gives {model.hash_bit}-bit codes, the code file holds {database.hash_bit}-bit codes")
+        self.model, self.database, self.device = model, database, device or torch.device("cpu")
+        self.index = HammingIndex(database.codes, backend)
+        self.transform = transforms(database.meta["resize_size"], database.meta["crop_size"], train=False)
+        self.max_k = min(MAX_K, len(database))
+        self._lock = threading.Lock()  # one forward pass at a time: the server answers requests in threads
+        model.eval().to(self.device)
+
+    def by_position(self, position: int, k: int) -> dict[str, Any]:
+        """The k nearest of the indexed image at position (its stored code, so no encoding)."""
+        labels = self.database.labels[position]
+        query = {"position": position, "path": self.database.paths[position], "labels": labels_of(labels)}
+        return self._search(self.database.codes[position:position + 1], labels, query, k, encode_ms=0.0)
+
+    def by_image(self, image: Image.Image, k: int, name: str = "") -> dict[str, Any]:
+        """The k nearest of an RGB image, encoded by the model with the code file's eval transform."""
+        start = time.perf_counter()
+        batch = self.transform(image)[None]
+        with self._lock:
+            packed = pack_codes(binarize(encode_images(self.model, [batch], self.device)))
+        encode_ms = (time.perf_counter() - start) * 1e3
+        return self._search(packed, None, {"filename": name, "labels": None}, k, encode_ms)
+
+    def _search(self, packed: np.ndarray, labels: np.ndarray | None, query: dict, k: int,
+                encode_ms: float) -> dict[str, Any]:
+        if self.index.backend == "faiss":  # one query a request: OpenMP threads only contend; set in each server thread
+            import faiss  # measured on 200,000 64-bit codes, 2 busy cores: 22 ms a search with them, 0.6 ms with one
+            faiss.omp_set_num_threads(1)
+        start = time.perf_counter()
+        distances, indices = self.index.search(packed, k)
+        search_ms = (time.perf_counter() - start) * 1e3
+        db_labels = self.database.labels[indices[0]]
+        relevant = (db_labels.astype(np.int64) @ labels > 0).tolist() if labels is not None and labels.any() else [None] * k
+        results = [{"rank": rank, "position": int(i), "path": self.database.paths[i], "distance": int(d),
+                    "labels": labels_of(row), "relevant": rel}
+                   for rank, (d, i, row, rel) in enumerate(zip(distances[0], indices[0], db_labels, relevant), 1)]
+        return {"query": query, "results": results, "k": k, "encode_ms": encode_ms, "search_ms": search_ms}
+
+
+def create_app(model: HashingModule, database: CodeFile, checkpoint: str | None = None, k: int = 20,
+               max_upload_mb: float = 8, backend: str = "auto", device: torch.device | None = None) -> Flask:
+    """The Flask app serving the page (/), the API (/api/search, /api/info) and the indexed images (/image/<position>)."""
+    searcher = Searcher(model, database, backend, device)
+    if k < 1:
+        raise ValueError(f"k={k}: the default number of results must be at least 1 (e.g. k=20)")
+    if k > searcher.max_k:
+        log.warning("k=%d is more than a request may ask for (%d); the page shows %d", k, searcher.max_k, searcher.max_k)
+        k = searcher.max_k
+    app = Flask(__name__, static_folder=None)  # nothing but the routes below: no folder of files to reach into
+    app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 2 ** 20)
+    info = {key: database.meta.get(key) for key in ("hash_bit", "net", "dataset", "split")}
+    info.update(size=len(database), checkpoint=checkpoint, encoded_with=database.meta.get("checkpoint"),
+                backend=searcher.index.backend, max_k=searcher.max_k, max_upload_mb=max_upload_mb)
+
+    pixelated = int(database.meta.get("crop_size", THUMBNAIL)) < THUMBNAIL  # small images: crisp when enlarged
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/")
+
+    def read_k() -> int:
+        value = request.values.get("k", "") or str(k)
+        if not value.isdigit() or not 1 <= int(value) <= searcher.max_k:
+            abort(400, f"k={value!r}: give a whole number of results in 1..{searcher.max_k}")
+        return int(value)
+
+    def read_position() -> int:
+        value = request.values.get("item", "")
+        if not value.isdigit():
+            abort(400, f"item={value!r}: give the position of an indexed image, a whole number in 0..{len(database) - 1}")
+        if int(value) >= len(database):
+            abort(404, f"item={value}: the index holds positions 0..{len(database) - 1}")
+        return int(value)
+
+    def read_upload() -> tuple[Image.Image, str]:
+        upload = request.files.get("image")
+        if upload is None:
+            abort(400, "no file in the form field 'image'")
+        try:
+            return decode_upload(upload.read()), upload.filename or ""
+        except ValueError as err:
+            abort(400, f"{upload.filename or 'upload'}: {err}")
+
+    def page(status: int = 200, **context: Any) -> tuple[str, int]:
+        sample = sorted(random.sample(range(len(database)), min(SAMPLE, len(database))))
+        return render_template("search.html", info=info, k=context.pop("k", k), sample=sample,
+                               pixelated=pixelated, **context), status
+
+    @app.errorhandler(HTTPException)
+    def refuse(err: HTTPException):
+        if err.code == 413:
+            err.description = f"the upload is over the {max_upload_mb:g} MB limit (max_upload_mb)"
+        if wants_json():
+            return jsonify(error=err.description, status=err.code), err.code
+        return page(err.code, error=err.description)
+
+    @app.get("/api/info")
+    def api_info():
+        return jsonify(info)
+
+    @app.route("/api/search", methods=["GET", "POST"])
+    def api_search():
+        if request.method == "POST":
+            k_ = read_k()
+            image, name = read_upload()
+            return jsonify(searcher.by_image(image, k_, name))
+        return jsonify(searcher.by_position(read_position(), read_k()))
+
+    @app.route("/", methods=["GET", "POST"])
+    def index():
+        if request.method == "POST":
+            k_ = read_k()
+            image, name = read_upload()
+            return page(found=searcher.by_image(image, k_, name), query_src=thumbnail_uri(image), k=k_)
+        if "item" not in request.args:
+            return page()
+        position, k_ = read_position(), read_k()
+        return page(found=searcher.by_position(position, k_), query_src=f"/image/{position}", k=k_)
+
+    @app.get("/image/<int:position>")
+    def image(position: int):
+        if position >= len(database):
+            abort(404, f"no indexed image at position {position} (0..{len(database) - 1})")
+        path = os.path.abspath(database.paths[position])
+        if not os.path.isfile(path):
+            abort(404, f"indexed image {position} is missing on disk: {path}")
+        return send_file(path, max_age=3600)
+
+    return app
+
+
+def load_app(ckpt_path: str, index: str, backend: str = "auto", device: str = "auto", **options: Any) -> Flask:
+    """create_app on the checkpoint at ckpt_path and the code file at index, refusing a code file of
+    another code length, network or dataset (CodeFileError) and a missing file (FileNotFoundError)."""
+    model = load_checkpoint(ckpt_path)
+    database = load_codes(index, hash_bit=model.hash_bit, net=model.hparams.net["backbone"], dataset=model.hparams.dataset)
+    if database.meta.get("checkpoint") != str(Path(ckpt_path).resolve()):
+        log.warning("%s was encoded with %s, not %s: codes of different checkpoints are not comparable unless "
+                    "the weights are the same", index, database.meta.get("checkpoint"), ckpt_path)
+    return create_app(model, database, checkpoint=str(ckpt_path), backend=backend, device=pick_device(device), **options)
+
+
+def expose_command(script: str, overrides: list[str]) -> str:
+    """The command line that serves the same app to other machines: the user's overrides with host=0.0.0.0."""
+    kept = [o for o in overrides if not o.lstrip("+~").startswith("host=")]
+    return shlex.join(["python", script, *kept, "host=0.0.0.0"])
+
+
+def start_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
+    """A threaded WSGI server for app bound to host:port (port 0: a free one); call serve_forever().
+
+    OSError naming the address and the fix when it cannot listen there (the port is taken, the host is not this machine's).
+    """
+    try:  # bound here, not by werkzeug, which would print its own message and exit
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.create_server((host, port), family=family)
+    except OSError as err:
+        raise OSError(f"cannot listen on {host}:{port} ({err.strerror or err}): pass another port (port=0 picks a free one) "
+                      f"or host=127.0.0.1") from err
+    with listener:  # the server keeps a duplicate of the socket
+        return make_server(host, port, app, threaded=True, fd=listener.fileno())

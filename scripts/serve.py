@@ -1,0 +1,34 @@
+"""Serve a search page and a JSON API over a code file (hashnet/serve.py).
+
+    python scripts/serve.py ckpt_path=.../last.ckpt index=.../codes_database.npz [port=8000] [host=0.0.0.0]
+"""
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from hashnet.retrieval.codes import CodeFileError
+from hashnet.tasks.serve import expose_command, load_app, start_server
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    try:
+        app = load_app(cfg.ckpt_path, cfg.index, cfg.backend, cfg.device, k=cfg.k, max_upload_mb=cfg.max_upload_mb)
+        server = start_server(app, cfg.host, cfg.port)
+    except (CodeFileError, FileNotFoundError, ValueError, OSError) as err:
+        sys.exit(f"serve: {err}")  # a message, not a traceback: the fix is in the message
+    print(f"Search page: http://{cfg.host}:{server.port}/  (API: /api/search, /api/info; Ctrl-C stops it)")
+    if cfg.host in ("127.0.0.1", "localhost", "::1"):
+        print(f"Only this machine can connect. To serve other machines too (anyone who reaches port {server.port} "
+              f"can then search and see the indexed images):\n  {expose_command(sys.argv[0], HydraConfig.get().overrides.task)}")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
