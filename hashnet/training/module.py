@@ -82,7 +82,8 @@ class HashingModule(pl.LightningModule):
     def configure_optimizers(self) -> dict:
         groups = param_groups(self.net.backbone, [self.net.hash_layer, self.method], self.hparams.optim["lr"],
                               self.hparams.hash_lr_mult)
-        optimizer = build(self.hparams.optim, params=groups)
+        # null keys are left to the optimiser's defaults: a recipe that switches the class from SGD nulls momentum
+        optimizer = build({key: value for key, value in self.hparams.optim.items() if value is not None}, params=groups)
         schedule = self.hparams.lr_schedule
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(step, **schedule))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
