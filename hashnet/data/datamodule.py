@@ -25,6 +25,7 @@ from hashnet.data.cache import ImageCache, fingerprint
 from hashnet.data.cifar10 import PROTOCOLS as CIFAR10_PROTOCOLS
 from hashnet.data.cifar10 import build_cifar10
 from hashnet.data.digits import build_digits
+from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
@@ -36,6 +37,7 @@ __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "
 SPLITS = ("train", "query", "database")
 BUILDERS = ("digits", "digits_multi", *CIFAR10_PROTOCOLS)
 BAD_IMAGE_MODES = ("error", "skip")
+VAL_MODES = ("test", "heldout")  # validation on the test queries (the original) or on held-out training rows
 SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
 
 log = logging.getLogger(__name__)
@@ -138,11 +140,13 @@ class HashDataModule(pl.LightningDataModule):
                  on_bad_image: str = "error", seed: int = 0, drop_unlabeled: bool = False,
                  exclude_queries_from_database: bool = False,
                  normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None,
-                 ties: str = "index", empty_queries: str = "drop"):
+                 ties: str = "index", empty_queries: str = "drop", val: str = "test", val_fraction: float = 0.05):
         super().__init__()
         _check_choice("builder", builder, (None, *BUILDERS))
         _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
+        _check_choice("val", val, VAL_MODES)
         self.save_hyperparameters()
+        self.val, self.val_fraction = val, val_fraction
         self.name, self.root, self.num_classes, self.topk = name, str(root), num_classes, topk
         self.multi_label = multi_label
         self.ties, self.empty_queries = ties, empty_queries
@@ -194,7 +198,8 @@ class HashDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Read the lists the stage needs and check that every image they name exists."""
-        self._load({"fit": ("train",), "test": ("query", "database")}.get(stage, SPLITS))
+        fit = ("train", "val") if self.val == "heldout" else ("train",)
+        self._load({"fit": fit, "test": ("query", "database")}.get(stage, SPLITS))
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""
@@ -212,7 +217,16 @@ class HashDataModule(pl.LightningDataModule):
         self._lists.update(lists)
 
     def read_split(self, split: str) -> ImageList:
-        """split's list as parsed, less the rows the protocol options leave out (logged)."""
+        """split's list as parsed, less the rows the protocol options leave out (logged); with val=heldout,
+        "val" is the held-out part of the training list and "train" the rest (hashnet.data.heldout)."""
+        if split == "val" or (split == "train" and self.val == "heldout"):
+            train = self.read_list_file("train")
+            held = heldout_rows(train.labels, self.val_fraction, self.seed)
+            return train.take(held if split == "val" else ~held)
+        return self.read_list_file(split)
+
+    def read_list_file(self, split: str) -> ImageList:
+        """split's list file as parsed, less the rows the protocol options leave out (logged)."""
         image_list = read_list(self.list_path(split), self.num_classes, self.root, self.path_map)
         if not self.multi_label and len(image_list) and image_list.labels.sum(axis=1).max() > 1:
             row = int(np.argmax(image_list.labels.sum(axis=1) > 1))
@@ -239,7 +253,7 @@ class HashDataModule(pl.LightningDataModule):
         key = (split, train_transform)
         if key not in self._datasets:
             self._load((split,))
-            cache = self.image_cache(split) if self.use_cache else None
+            cache = self.image_cache(split) if self.use_cache and split in SPLITS else None
             self._datasets[key] = ImageListDataset(self._lists[split], self._transforms[train_transform],
                                                    self.on_bad_image, cache)
         return self._datasets[key]
@@ -267,7 +281,10 @@ class HashDataModule(pl.LightningDataModule):
         return [self.split_dataloader("query"), self.split_dataloader("database")]
 
     def val_dataloader(self) -> list[DataLoader]:
-        """The test protocol's loaders: validation reports mAP@R during training."""
+        """Validation queries and database: the test protocol's (val="test", the original's), or the
+        held-out training rows against the rest of the training list (val="heldout")."""
+        if self.val == "heldout":
+            return [self.split_dataloader("val"), self.split_dataloader("train")]
         return self.test_dataloader()
 
     def split_dataloader(self, split: Literal["train", "query", "database"],
