@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hashnet.methods.base import PairwiseMethod
 from hashnet.methods.common import pairwise_likelihood, sign
+from hashnet.methods.dhn import DHN
 
 
 def dpsh_loss(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor,
@@ -29,12 +29,9 @@ def dpsh_loss(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor,
     return pairwise_likelihood(u1, u2, y1, y2, scale) + quantization_weight * (u - sign(u)).pow(2).mean()
 
 
-class DPSH(PairwiseMethod):
-    """DPSH on the hash layer's outputs u (no activation); settings: dpsh_loss's scale, quantization_weight."""
+class DPSH(DHN):
+    """DPSH on the hash layer's outputs u (no activation): DHN's settings (pairs, scale, quantization_weight)
+    with DPSH's quantization term."""
 
     name = "dpsh"
     pair_loss = staticmethod(dpsh_loss)
-
-    def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, scale: float,
-                 quantization_weight: float) -> None:
-        super().__init__(hash_bit, num_classes, multi_label, pairs, scale=scale, quantization_weight=quantization_weight)
