@@ -1,20 +1,24 @@
 """Runs -> tables: the paper's Table 1 (mAP by dataset and code length, its numbers beside ours), the
-ablation table (its Table 3 layout) and one CSV row per run.
+ablation table (its Table 3 layout), the methods table (mAP mean +- std over seeds, P@H<=2 and training
+time per method and dataset) and one CSV row per run.
 
 A run is a folder holding `metrics.json` (written by train/evaluate) and, when Hydra wrote it,
-`.hydra/config.yaml` and `.hydra/hydra.yaml`; the variant is the `ablation` config choice ("hashnet"
-when none; an evaluation takes its checkpoint's run's, and "hashnet_c" when it ranked HashNet's
-continuous outputs), the protocol is metrics.json's (hashnet.retrieval.protocol; for a metrics.json older than that
-field: ties=index, empty=drop as then, the split "strict" when the run left queries out of the database
-or dropped unlabeled rows, else "original", queries-in-database unknown unless left out). Runs of the
-same cell are averaged (n shown); each row names its protocol, and runs of different protocols in one
-row are refused.
+`.hydra/config.yaml` and `.hydra/hydra.yaml`. The method is metrics.json's ("hashnet" for one older than
+that field). A HashNet run's variant comes from its composed config (method.weighted / method.continuation
+false: hashnet_w / hashnet_sgn, both: pairwise; an evaluation takes its checkpoint's run's; for a config
+without a method section, the `ablation` config choice); ranking continuous outputs adds +C (HashNet+C).
+Another method's variant is its name (+C likewise). The protocol is metrics.json's
+(hashnet.retrieval.protocol; for a metrics.json older than that field: ties=index, empty=drop as then, the
+split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
+queries-in-database unknown unless left out). Runs of the same cell are averaged (n shown); each row
+names its protocol, and runs of different protocols in one row are refused.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +40,7 @@ PAPER_CONVENTIONS = "ties=arbitrary empty=drop split=original"  # its code: unst
 # The paper's ablation rows, in its order, then the plain pairwise baseline.
 VARIANTS = {"hashnet_c": "HashNet+C", "hashnet": "HashNet", "hashnet_w": "HashNet-W",
             "hashnet_sgn": "HashNet-sgn", "pairwise": "pairwise (no W, no continuation)"}
+METHODS = ("hashnet", "dhn", "dpsh", "dsh", "greedyhash", "csq")  # the methods table's row order (hashnet.methods)
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,14 @@ class Run:
     """One run's numbers and what identifies its cell."""
     dataset: str
     net: str
+    method: str
     variant: str
     protocol: Protocol
     hash_bit: int
     topk: int | None
     mAP: float
     precision_at_hamming_2: float | None
+    train_seconds: float | None
     run_dir: str
 
     @property
@@ -73,13 +80,31 @@ def _choices(run_dir: Path) -> dict:
     return _yaml(run_dir / ".hydra" / "hydra.yaml").get("hydra", {}).get("runtime", {}).get("choices", {})
 
 
+def _hashnet_variant(run_dir: Path) -> str | None:
+    """The HashNet ablation a run's composed config trained (hashnet, hashnet_w, hashnet_sgn, pairwise);
+    None when its config has no method section (an evaluation, or a run older than hashnet/methods/)."""
+    method = _yaml(run_dir / ".hydra" / "config.yaml").get("method")
+    if not method:
+        return None
+    weighted, continuation = method.get("weighted", True), method.get("continuation", True)
+    return {(True, True): "hashnet", (False, True): "hashnet_w", (True, False): "hashnet_sgn",
+            (False, False): "pairwise"}[bool(weighted), bool(continuation)]
+
+
 def _variant(metrics: dict, run_dir: Path) -> str:
-    """The ablation a run measured: its `ablation` choice or, for an evaluation (which has no such choice),
-    that of the training run its checkpoint came from; ranking HashNet's continuous outputs is HashNet+C."""
-    choices = _choices(run_dir)
-    if "ablation" not in choices and metrics.get("checkpoint"):
-        choices = _choices(Path(metrics["checkpoint"]).parent.parent)  # <run>/checkpoints/<name>.ckpt
-    variant = choices.get("ablation") or "hashnet"
+    """What a run measured: another method's name, or HashNet's ablation from the run's config (an evaluation,
+    which has none, takes that of the training run its checkpoint came from; a config without a method
+    section, its `ablation` choice); ranking continuous outputs adds +C (HashNet's is HashNet+C)."""
+    method = metrics.get("method", "hashnet")
+    variant = method
+    if method == "hashnet":
+        trained_in = Path(metrics["checkpoint"]).parent.parent if metrics.get("checkpoint") else None  # <run>/checkpoints/
+        variant = _hashnet_variant(run_dir) or (trained_in and _hashnet_variant(trained_in))
+        if variant is None:
+            choices = _choices(run_dir)
+            if "ablation" not in choices and trained_in:
+                choices = _choices(trained_in)
+            variant = choices.get("ablation") or "hashnet"
     if metrics.get("eval_codes") == "continuous" and variant != "hashnet_c":
         return "hashnet_c" if variant == "hashnet" else f"{variant}+C"
     return variant
@@ -101,10 +126,11 @@ def load_run(metrics_file: Path) -> Run:
     """The Run of one metrics.json, with its variant (and, for an old metrics.json, protocol) from the
     Hydra files beside it."""
     metrics = json.loads(metrics_file.read_text())
-    return Run(dataset=metrics["dataset"], net=metrics["net"], variant=_variant(metrics, metrics_file.parent),
-               protocol=_protocol(metrics, metrics_file.parent), hash_bit=int(metrics["hash_bit"]),
-               topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
-               precision_at_hamming_2=metrics.get("precision_at_hamming_2"), run_dir=str(metrics_file.parent))
+    return Run(dataset=metrics["dataset"], net=metrics["net"], method=metrics.get("method", "hashnet"),
+               variant=_variant(metrics, metrics_file.parent), protocol=_protocol(metrics, metrics_file.parent),
+               hash_bit=int(metrics["hash_bit"]), topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
+               precision_at_hamming_2=metrics.get("precision_at_hamming_2"),
+               train_seconds=metrics.get("train_seconds"), run_dir=str(metrics_file.parent))
 
 
 def collect(run_dirs: Iterable[str | Path]) -> list[Run]:
@@ -113,8 +139,13 @@ def collect(run_dirs: Iterable[str | Path]) -> list[Run]:
     if not files:
         raise FileNotFoundError(f"no metrics.json under {[str(d) for d in run_dirs]}: pass run or multirun folders")
     runs = [load_run(f) for f in files]
-    return sorted(runs, key=lambda r: (r.dataset, r.net, r.protocol.split, list(VARIANTS).index(r.variant)
-                                       if r.variant in VARIANTS else len(VARIANTS), r.hash_bit))
+    return sorted(runs, key=lambda r: (r.dataset, r.net, r.protocol.split, _order(METHODS, r.method),
+                                       _order(tuple(VARIANTS), r.variant), r.variant, r.hash_bit))
+
+
+def _order(names: Sequence[str], name: str) -> int:
+    """name's place in names; after all of them when not one."""
+    return names.index(name) if name in names else len(names)
 
 
 def _mean(values: Sequence[float]) -> str:
@@ -143,20 +174,31 @@ def _mixed_protocols(row: tuple, first: Run, other: Run) -> ValueError:
                                                        other.protocol.queries_in_database) else ""))
 
 
-def _grid(runs: Sequence[Run], row_key) -> tuple[list[int], dict[tuple, dict[int, list[float]]], dict[tuple, Protocol]]:
-    """Code lengths present, {row_key(run): {hash_bit: [mAP, ...]}} in run order and each row's protocol.
+def _rows(runs: Sequence[Run], row_key) -> dict[tuple, list[Run]]:
+    """{row_key(run): [run, ...]} in run order.
 
     A row whose runs differ in protocol is refused (ValueError naming two of them): averaging them, or
     setting them side by side under one protocol line, would compare numbers that are not comparable.
     """
-    cells: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    first: dict[tuple, Run] = {}
+    rows: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         key = row_key(run)
-        if first.setdefault(key, run).protocol != run.protocol:
-            raise _mixed_protocols(key, first[key], run)
-        cells[key][run.hash_bit].append(run.mAP)
-    return sorted({run.hash_bit for run in runs}), cells, {key: run.protocol for key, run in first.items()}
+        if rows[key] and rows[key][0].protocol != run.protocol:
+            raise _mixed_protocols(key, rows[key][0], run)
+        rows[key].append(run)
+    return rows
+
+
+def _grid(runs: Sequence[Run], row_key) -> tuple[list[int], dict[tuple, dict[int, list[float]]], dict[tuple, Protocol]]:
+    """Code lengths present, {row_key(run): {hash_bit: [mAP, ...]}} in run order and each row's protocol
+    (a row of mixed protocols is refused, see _rows)."""
+    rows = _rows(runs, row_key)
+    cells: dict[tuple, dict[int, list[float]]] = {}
+    for key, row in rows.items():
+        cells[key] = defaultdict(list)
+        for run in row:
+            cells[key][run.hash_bit].append(run.mAP)
+    return sorted({run.hash_bit for run in runs}), cells, {key: row[0].protocol for key, row in rows.items()}
 
 
 def table1(runs: Sequence[Run]) -> str:
@@ -180,6 +222,7 @@ def table1(runs: Sequence[Run]) -> str:
 def ablation_table(runs: Sequence[Run]) -> str | None:
     """The paper's Table 3 layout (variant rows, code-length columns, each row's protocol) per dataset/net/split;
     None without ablations."""
+    runs = [run for run in runs if run.method == "hashnet"]
     if all(run.variant == "hashnet" for run in runs):
         return None
     bits, cells, protocols = _grid(runs, lambda r: (r.dataset, r.net, r.protocol.split, VARIANTS.get(r.variant, r.variant)))
@@ -187,6 +230,40 @@ def ablation_table(runs: Sequence[Run]) -> str | None:
              protocols[dataset, net, split, variant]]
             for (dataset, net, split, variant), by_bits in cells.items()]
     return _markdown(["dataset", "net", "variant", *(f"{b} bits" for b in bits), "protocol"], rows)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1 in the denominator: the seeds are a sample of them);
+    the deviation is None for one value."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
+
+
+def _mean_or_blank(values: Sequence[float | None], digits: int) -> str:
+    """The mean of the values that are not None, to digits places; blank when none is."""
+    known = [value for value in values if value is not None]
+    return f"{sum(known) / len(known):.{digits}f}" if known else ""
+
+
+def methods_table(runs: Sequence[Run]) -> str | None:
+    """A row per (dataset, net, code length, method), methods in METHODS order: mAP@R mean +- std over its
+    runs (seeds) with their count, mean P@H<=2, mean training seconds, the row's protocol. Only each
+    method as published (HashNet: not its ablations; sign codes). None with HashNet runs alone."""
+    runs = [run for run in runs if run.variant == run.method]
+    if all(run.method == "hashnet" for run in runs):
+        return None
+    ordered = sorted(runs, key=lambda r: (r.dataset, r.net, r.hash_bit, _order(METHODS, r.method), r.method))
+    rows = []
+    for (dataset, net, bits, method), row in _rows(ordered, lambda r: (r.dataset, r.net, r.hash_bit, r.method)).items():
+        mean, std = mean_std([run.mAP for run in row])
+        spread = f" ± {std:.4f}" if std is not None else ""
+        rows.append([dataset, net, bits, method, f"mAP@{row[0].topk or 'all'}", f"{mean:.4f}{spread} (n={len(row)})",
+                     _mean_or_blank([run.precision_at_hamming_2 for run in row], 4),
+                     _mean_or_blank([run.train_seconds for run in row], 1), row[0].protocol])
+    return _markdown(["dataset", "net", "bits", "method", "metric", "mAP (mean ± std, n)", "P@H<=2",
+                      "train time (s)", "protocol"], rows)
 
 
 def to_csv(runs: Sequence[Run]) -> str:
@@ -201,9 +278,15 @@ def to_csv(runs: Sequence[Run]) -> str:
 
 
 def to_markdown(runs: Sequence[Run]) -> str:
-    """The report: Table 1, then the ablation table when there are ablation runs."""
-    parts = ["## mAP (HashNet, paper's Table 1 layout)", table1(runs)]
+    """The report: Table 1 when there are HashNet runs, the ablation table when there are ablation runs, the
+    methods table when there are runs of another method."""
+    parts = []
+    if any(run.variant == "hashnet" for run in runs):
+        parts += ["## mAP (HashNet, paper's Table 1 layout)", table1(runs)]
     ablation = ablation_table(runs)
     if ablation:
         parts += ["## Ablations (paper's Table 3 layout)", ablation]
+    methods = methods_table(runs)
+    if methods:
+        parts += ["## Methods (mean ± std over seeds)", methods]
     return "\n\n".join(parts) + "\n"

@@ -121,8 +121,8 @@ def evaluation_protocol(retrieval: Retrieval, datamodule: pl.LightningDataModule
 
 
 def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
-    """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint); rank 0 writes
-    output_dir/metrics.json and the plots (output_dir/plots/)."""
+    """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint; a training run's
+    train_seconds); rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/)."""
     protocol = evaluation_protocol(retrieval, trainer.datamodule)
     results = {
         "mAP": retrieval.mAP,

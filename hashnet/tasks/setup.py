@@ -155,7 +155,9 @@ def encode_images(model: HashingModule, batches: Iterable[Tensor], device: torch
     return torch.cat(outputs)
 
 
-def run_info(model: HashingModule, checkpoint: str | None) -> dict:
-    """What identifies an evaluated model in metrics.json: method, hash_bit, net, dataset, checkpoint."""
-    return {"method": model.method.name, "hash_bit": model.hash_bit, "net": model.hparams.net["backbone"],
+def run_info(model: HashingModule, checkpoint: str | None, train_seconds: float | None = None) -> dict:
+    """What identifies an evaluated model in metrics.json: method, hash_bit, net, dataset, checkpoint, and
+    for a training run the wall-clock seconds of its fit (train_seconds; an evaluation has none)."""
+    info = {"method": model.method.name, "hash_bit": model.hash_bit, "net": model.hparams.net["backbone"],
             "dataset": model.hparams.dataset, "checkpoint": checkpoint}
+    return info if train_seconds is None else {**info, "train_seconds": train_seconds}

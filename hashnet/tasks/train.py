@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 
@@ -41,11 +42,13 @@ def train(cfg: DictConfig) -> dict:
     with warnings.catch_warnings():
         # Lightning cannot tell that hashnet.data.sampling.ResumableSampler resumes mid-epoch exactly.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+        started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+        train_seconds = time.perf_counter() - started  # this process's fit only: a resumed run counts its last leg
     trainer.test(model, datamodule=datamodule, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
-    results = write_results(trainer, model.retrieval, run_info(model, checkpoint), output_dir)
+    results = write_results(trainer, model.retrieval, run_info(model, checkpoint, train_seconds), output_dir)
     log_run_hparams(trainer.logger, cfg, results, trainer.global_step)  # a sweep's runs side by side (HParams tab)
     if trainer.is_global_zero:
         log.info("test mAP@%s = %.4f  (%s, %s, %s, %d bits)\n  protocol:    %s\n  checkpoint:  %s\n  tensorboard: tensorboard --logdir %s\n"

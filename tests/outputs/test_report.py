@@ -1,4 +1,5 @@
-"""scripts/report.py: runs -> the paper's Table 1 with its numbers beside ours, the ablation table, CSV."""
+"""scripts/report.py: runs -> the paper's Table 1 with its numbers beside ours, the ablation table, the methods
+table, CSV."""
 import csv
 import io
 import json
@@ -10,25 +11,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hashnet.outputs.report import PAPER, PAPER_CONVENTIONS, collect, to_csv, to_markdown
+from hashnet.outputs.report import PAPER, PAPER_CONVENTIONS, collect, mean_std, to_csv, to_markdown
 from hashnet.retrieval.protocol import Protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def fake_run(folder: Path, dataset: str, net: str, bits: int, mean_ap: float, topk: int = 5000,
-             ablation: str | None = None, strict: bool = False, protocol: Protocol | None = None) -> Path:
+             ablation: str | None = None, strict: bool = False, protocol: Protocol | None = None,
+             method_cfg: dict | None = None, **recorded) -> Path:
     """A run folder as train() and Hydra leave it: metrics.json and .hydra/{config,hydra}.yaml.
 
-    Without protocol, metrics.json is as written before it recorded one."""
+    Without protocol, metrics.json is as written before it recorded one; without method_cfg, config.yaml is
+    as before hashnet/methods/ (no method section); recorded: more metrics.json fields (method, train_seconds)."""
     (folder / ".hydra").mkdir(parents=True)
     metrics = {"mAP": mean_ap, "topk": topk, "hash_bit": bits, "net": net, "dataset": dataset,
-               "checkpoint": None, "num_queries": 5, "num_database": 50, "precision_at_hamming_2": 0.5}
+               "checkpoint": None, "num_queries": 5, "num_database": 50, "precision_at_hamming_2": 0.5, **recorded}
     if protocol is not None:
         metrics |= {"protocol": str(protocol), **asdict(protocol)}
     (folder / "metrics.json").write_text(json.dumps(metrics))
-    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
-        {"dataset": {"name": dataset, "drop_unlabeled": False, "exclude_queries_from_database": strict}}))
+    config = {"dataset": {"name": dataset, "drop_unlabeled": False, "exclude_queries_from_database": strict}}
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config | ({"method": method_cfg} if method_cfg else {})))
     (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
         {"hydra": {"runtime": {"choices": {"ablation": ablation, "dataset": dataset}}}}))
     return folder
@@ -146,3 +149,87 @@ def test_script_writes_markdown_and_csv(sweep, tmp_path):
     mixed = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path / "mixed")], cwd=ROOT,
                            capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
     assert mixed.returncode != 0 and "runs of different protocols in one row of the report" in mixed.stderr
+
+
+HASHNET = {"_target_": "hashnet.methods.hashnet.HashNet", "weighted": True, "continuation": True}
+
+
+def test_the_variant_comes_from_the_composed_method_config(tmp_path):
+    # a sweep over method.weighted / method.continuation (no ablation choice), as configs/method/hashnet.yaml composes
+    switches = {"full": {}, "w": {"weighted": False}, "sgn": {"continuation": False},
+                "pairwise": {"weighted": False, "continuation": False}}
+    for name, switch in switches.items():
+        fake_run(tmp_path / "train" / name, "digits", "resnet18", 16, 0.5, 1000, method_cfg=HASHNET | switch,
+                 method="hashnet")
+    # the config wins over the ablation choice; continuous codes add +C
+    fake_run(tmp_path / "train" / "c", "digits", "resnet18", 16, 0.5, 1000, "hashnet_w", method_cfg=HASHNET,
+             eval_codes="continuous")
+    variants = {Path(run.run_dir).name: run.variant for run in collect([tmp_path / "train"])}
+    assert variants == {"full": "hashnet", "w": "hashnet_w", "sgn": "hashnet_sgn", "pairwise": "pairwise",
+                        "c": "hashnet_c"}
+    # an evaluation (its config has no method section) takes its checkpoint's run's
+    run = fake_run(tmp_path / "eval", "digits", "resnet18", 16, 0.5, 1000,
+                   checkpoint=str(tmp_path / "train" / "sgn" / "checkpoints" / "last.ckpt"))
+    assert collect([run])[0].variant == "hashnet_sgn"
+    # another method's variant is its name; an old metrics.json without the method field is HashNet's
+    fake_run(tmp_path / "dsh", "digits", "resnet18", 16, 0.5, 1000, method_cfg={"_target_": "hashnet.methods.dsh.DSH"},
+             method="dsh")
+    fake_run(tmp_path / "dsh_c", "digits", "resnet18", 16, 0.5, 1000, eval_codes="continuous", method="dsh")
+    assert [(r.method, r.variant) for r in collect([tmp_path / "dsh", tmp_path / "dsh_c", tmp_path / "eval"])] == [
+        ("hashnet", "hashnet_sgn"), ("dsh", "dsh"), ("dsh", "dsh+C")]
+
+
+def test_mean_std_by_hand():
+    # (0.6 + 0.7 + 0.8) / 3 = 0.7; squared deviations 0.01 + 0 + 0.01 = 0.02, / (3 - 1) = 0.01, sqrt = 0.1
+    mean, std = mean_std([0.6, 0.7, 0.8])
+    assert mean == pytest.approx(0.7) and std == pytest.approx(0.1)
+    assert mean_std([0.5]) == (0.5, None)
+
+
+@pytest.fixture
+def methods(tmp_path: Path) -> Path:
+    """Three seeds of hashnet and dsh, one greedyhash, a HashNet ablation and a continuous evaluation on digits."""
+    drop = Protocol(1000, "index", "drop", False, "original")
+    cells = {"hashnet": ([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], [60.0, 62.0, 64.0]),
+             "dsh": ([0.5, 0.5, 0.8], [0.2, 0.3, 0.4], [30.0, 30.0, 33.0]),
+             "greedyhash": ([0.9], [None], [None])}  # P@H<=2 / train time unknown: blank
+    for method, (maps, precisions, seconds) in cells.items():
+        for seed, (mean_ap, precision, took) in enumerate(zip(maps, precisions, seconds)):
+            extra = {"train_seconds": took} if took is not None else {}
+            run = fake_run(tmp_path / f"{method}_seed{seed}", "digits", "resnet18", 48, mean_ap, 1000, protocol=drop,
+                           method_cfg={"_target_": method, **(HASHNET if method == "hashnet" else {})}, method=method,
+                           **extra)
+            metrics = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps(metrics | {"precision_at_hamming_2": precision}))
+    fake_run(tmp_path / "hashnet_w", "digits", "resnet18", 48, 0.1, 1000, protocol=drop,
+             method_cfg=HASHNET | {"weighted": False}, method="hashnet")
+    fake_run(tmp_path / "dsh_c", "digits", "resnet18", 48, 0.1, 1000, protocol=drop, eval_codes="continuous",
+             method="dsh")
+    return tmp_path
+
+
+def test_methods_table_mean_std_over_seeds(methods):
+    markdown = to_markdown(collect([methods]))
+    table = markdown.split("## Methods (mean ± std over seeds)")[1].strip().splitlines()
+    protocol = "mAP@1000 ties=index empty=drop queries-in-database=no split=original"
+    assert table[0] == ("| dataset | net | bits | method | metric | mAP (mean ± std, n) | P@H<=2 | train time (s) "
+                        "| protocol |")
+    assert table[2:] == [
+        # hashnet: mean 0.7, std 0.1 (test_mean_std_by_hand); P@H<=2 (0.5 + 0.6 + 0.7) / 3; (60 + 62 + 64) / 3 s
+        f"| digits | resnet18 | 48 | hashnet | mAP@1000 | 0.7000 ± 0.1000 (n=3) | 0.6000 | 62.0 | {protocol} |",
+        # dsh: mean 1.8 / 3 = 0.6; deviations -0.1, -0.1, 0.2: (0.01 + 0.01 + 0.04) / 2 = 0.03, sqrt = 0.1732;
+        # P@H<=2 0.9 / 3 = 0.3; (30 + 30 + 33) / 3 = 31.0 s; its +C evaluation is not in this table
+        f"| digits | resnet18 | 48 | dsh | mAP@1000 | 0.6000 ± 0.1732 (n=3) | 0.3000 | 31.0 | {protocol} |",
+        f"| digits | resnet18 | 48 | greedyhash | mAP@1000 | 0.9000 (n=1) |  |  | {protocol} |",
+    ]
+    assert "| digits | resnet18 | HashNet-W | 0.1000 |" in markdown  # the ablation stays in its own table
+    # HashNet alone: no methods table
+    assert "## Methods" not in to_markdown(collect([methods / f"hashnet_seed{seed}" for seed in range(3)]))
+
+
+def test_methods_table_refuses_mixed_protocols(methods):
+    fake_run(methods / "dsh_zero", "digits", "resnet18", 48, 0.5, 1000, protocol=Protocol(1000, "index", "zero", False),
+             method="dsh")
+    with pytest.raises(ValueError, match=r"runs of different protocols in one row of the report \(digits, resnet18, 48, "
+                                         r"dsh\)"):
+        to_markdown(collect([methods / "dsh_seed0", methods / "dsh_zero"]))

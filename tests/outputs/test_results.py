@@ -72,6 +72,7 @@ def test_metrics_json_holds_the_curves(tiny_run):
     assert written["protocol"] == "mAP@1000 ties=index empty=drop queries-in-database=no split=original"
     assert (written["topk"], written["ties"], written["empty_queries"], written["split"]) == (1000, "index", "drop", "original")
     assert written["checkpoint"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert 0.0 < written["train_seconds"] < 600.0  # the wall-clock seconds of trainer.fit (2 steps)
     pr, pk = written["pr_curve"], written["precision_at_k"]
     assert pr["radius"] == list(range(17)) and len(pr["precision"]) == len(pr["recall"]) == 17
     assert pr["precision"][2] == pytest.approx(written["precision_at_hamming_2"]) and pr["recall"][-1] == 1.0

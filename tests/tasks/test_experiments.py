@@ -26,9 +26,36 @@ ABLATIONS = {  # name -> (weight of similar pairs, continuation, eval_codes) of 
 }
 
 
+# name -> (dataset, net, method, optimizer, backbone lr, hash_lr_mult, batch, max_steps, (lr gamma, step_size)):
+# each method's paper / reference code, as the experiment file's comments cite.
+METHOD_RUNS = {
+    "dhn_nus_wide_alexnet": ("nus_wide", "alexnet", "dhn", "RMSprop", 1e-5, 1.0, 128, 7110, (1.0, 2000)),
+    "dhn_cifar10_1_alexnet": ("cifar10_1", "alexnet", "dhn", "RMSprop", 1e-5, 1.0, 128, 3600, (1.0, 2000)),
+    "dpsh_cifar10_1_alexnet": ("cifar10_1", "alexnet", "dpsh", "RMSprop", 1e-5, 1.0, 64, 11850, (1.0, 2000)),
+    "dpsh_coco_alexnet": ("coco", "alexnet", "dpsh", "RMSprop", 1e-5, 1.0, 64, 23550, (1.0, 2000)),
+    "dsh_cifar10_1_alexnet": ("cifar10_1", "alexnet", "dsh", "RMSprop", 1e-5, 1.0, 64, 7110, (1.0, 2000)),
+    "dsh_nus_wide_alexnet": ("nus_wide", "alexnet", "dsh", "RMSprop", 1e-5, 1.0, 64, 14130, (1.0, 2000)),
+    "greedyhash_cifar10_2_alexnet": ("cifar10_2", "alexnet", "greedyhash", "SGD", 1e-3, 1.0, 32, 62520, (0.1, 31260)),
+    "greedyhash_imagenet_alexnet": ("imagenet", "alexnet", "greedyhash", "SGD", 1e-3, 1.0, 64, 40800, (0.1, 16320)),
+    "csq_imagenet_resnet50": ("imagenet", "resnet50", "csq", "Adam", 1e-5, 100.0, 64, 18360, (0.7, 2040)),
+    "csq_coco_resnet50": ("coco", "resnet50", "csq", "Adam", 5e-5, 20.0, 64, 14130, (0.7, 1570)),
+    "csq_cifar10_1_alexnet": ("cifar10_1", "alexnet", "csq", "Adam", 1e-3, 1.0, 128, 6000, (1.0, 2000)),
+    "hashnet_cifar10_alexnet": ("cifar10", "alexnet", "hashnet", "RMSprop", 1e-5, 1.0, 128, 10000, (1.0, 2000)),
+    "hashnet_cifar10_resnet50": ("cifar10", "resnet50", "hashnet", "RMSprop", 1e-5, 1.0, 128, 10000, (1.0, 2000)),
+}
+# name -> (method attribute, value): the method weight each file sets.
+METHOD_WEIGHTS = {
+    "greedyhash_cifar10_2_alexnet": ("penalty_weight", 0.1), "greedyhash_imagenet_alexnet": ("penalty_weight", 1.0),
+    "csq_imagenet_resnet50": ("quantization_weight", 0.05), "csq_coco_resnet50": ("quantization_weight", 0.05),
+    "csq_cifar10_1_alexnet": ("quantization_weight", 1e-4), "hashnet_cifar10_alexnet": ("class_num", 10.0),
+    "hashnet_cifar10_resnet50": ("class_num", 10.0),
+}
+SWEEPS = ["ablations", "methods_digits", "methods_digits_multi"]
+
+
 def test_every_experiment_file_is_tested():
     names = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
-    assert names == sorted([f"hashnet_{d}_{n}" for d, n in PAPER_RUNS] + ["ablations"])
+    assert names == sorted([f"hashnet_{d}_{n}" for d, n in PAPER_RUNS] + [*METHOD_RUNS, *SWEEPS])
     assert sorted(p.stem for p in (CONFIGS / "ablation").glob("*.yaml")) == sorted(ABLATIONS)
 
 
@@ -45,6 +72,23 @@ def test_paper_experiment_composes_and_instantiates(dataset, net, tmp_path):
     assert isinstance(model, HashingModule) and model.hash_bit == 32 and model.method.class_num == class_num
     assert model.method.continuation and model.eval_codes == "sign"
     assert model.configure_optimizers()["optimizer"].param_groups[0]["lr"] == lr
+
+
+@pytest.mark.parametrize("name", METHOD_RUNS)
+def test_method_experiment_composes_and_instantiates(name, tmp_path):
+    cfg = compose_config("train", [f"experiment={name}", "hash_bit=32", "net.pretrained=false",
+                                   f"paths.data_dir={tmp_path}"], tmp_path)
+    dataset, net, method, optimizer, lr, mult, batch, steps, (gamma, step_size) = METHOD_RUNS[name]
+    assert (cfg.dataset.name, cfg.net.backbone, cfg.dataset.batch_size, cfg.max_steps) == (dataset, net, batch, steps)
+    assert (cfg.lr_schedule.policy, cfg.lr_schedule.gamma, cfg.lr_schedule.step_size) == ("step", gamma, step_size)
+    model = build_model(cfg)
+    assert model.method.name == method and model.hash_bit == 32
+    built = model.configure_optimizers()["optimizer"]
+    assert type(built).__name__ == optimizer
+    assert [group["lr"] for group in built.param_groups] == pytest.approx([lr, lr * mult])
+    if name in METHOD_WEIGHTS:
+        attribute, value = METHOD_WEIGHTS[name]
+        assert getattr(model.method, attribute) == value
 
 
 def test_experiment_pretrained_by_default(tmp_path):
@@ -82,6 +126,13 @@ def test_sweeps_are_configured():
     assert ablations.hydra.sweeper.params == {"ablation": "hashnet,hashnet_w,hashnet_sgn,hashnet_c,pairwise"}
     assert (ablations.dataset.name, ablations.method.class_num, ablations.net.pretrained) == ("digits_multi", "auto", False)
     assert OmegaConf.to_container(ablations.hydra.sweep)["subdir"] == "${hydra.job.num}_${dataset.name}_${hydra:runtime.choices.ablation}_${hash_bit}bit_seed${seed}"
+    for name, dataset in (("methods_digits", "digits"), ("methods_digits_multi", "digits_multi")):
+        methods = hydra_config([f"experiment={name}", "method=dsh"])  # each method's own recipe is still picked
+        assert (methods.hydra.runtime.choices.recipe, methods.dataset.name, methods.hash_bit) == (f"dsh_{dataset}",
+                                                                                                  dataset, 48)
+        assert methods.hydra.runtime.choices.dataset_recipe == dataset
+        assert OmegaConf.to_container(methods.hydra.sweep)["subdir"] == (
+            "${hydra.job.num}_${dataset.name}_${hydra:runtime.choices.method}_${hash_bit}bit_seed${seed}")
     table1 = hydra_config(["hydra/sweeper=paper_table1"]).hydra.sweeper
     assert table1._target_ == "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
     assert table1.params == {"experiment": "hashnet_imagenet_alexnet,hashnet_nus_wide_alexnet,hashnet_coco_alexnet",

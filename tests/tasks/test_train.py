@@ -1,4 +1,5 @@
-"""End-to-end: train on the embedded digits, evaluate the checkpoint, multirun, 2-process DDP."""
+"""End-to-end: train on the embedded digits, evaluate the checkpoint, multirun, 2-process DDP (HashNet and two
+methods with their own parameters / buffers, whose codes are then encoded and searched)."""
 import json
 import os
 import subprocess
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hashnet.tasks.encode import encode
 from hashnet.tasks.evaluate import evaluate
+from hashnet.tasks.search import search
 from hashnet.tasks.train import train
 
 from conftest import compose_config
@@ -98,3 +101,24 @@ def test_two_process_ddp_matches_single_process_on_same_checkpoint(digits_root, 
     eval_cfg = compose_config("evaluate", [f"ckpt_path={ddp['checkpoint']}", f"paths.data_dir={digits_root.parent}",
                                            "trainer.accelerator=cpu", "dataset.eval_batch_size=750"], tmp_path / "eval")
     assert evaluate(eval_cfg)["mAP"] == pytest.approx(ddp["mAP"], abs=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["greedyhash", "csq"])  # GreedyHash: its own classifier; CSQ: its centre buffer
+def test_a_methods_two_process_ddp_matches_one_process_and_its_codes_search(method, digits_root, tmp_path):
+    run_dir = tmp_path / "ddp"
+    result = run_script(["scripts/train.py", "trainer=ddp", f"method={method}", *TINY, "max_steps=2", "val_every=2",
+                         f"hydra.run.dir={run_dir}"], digits_root.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = json.loads((run_dir / "metrics.json").read_text())
+    assert ddp["method"] == method and ddp["train_seconds"] > 0
+    eval_cfg = compose_config("evaluate", [f"ckpt_path={ddp['checkpoint']}", f"paths.data_dir={digits_root.parent}",
+                                           "trainer.accelerator=cpu", "dataset.eval_batch_size=750"], tmp_path / "eval")
+    assert evaluate(eval_cfg)["mAP"] == pytest.approx(ddp["mAP"], abs=1e-12)
+    # the checkpoint's codes: every database image finds itself at distance 0
+    index = encode(compose_config("encode", [f"ckpt_path={ddp['checkpoint']}", f"paths.data_dir={digits_root.parent}",
+                                             "dataset.eval_batch_size=750", "device=cpu"], tmp_path / "encode"))
+    image = digits_root / "images" / "0000.png"
+    (found,) = search(compose_config("search", [f"ckpt_path={ddp['checkpoint']}", f"index={index}", f"image={image}",
+                                                "k=3", "device=cpu"], tmp_path / "search"))
+    assert found[0][1] == 0 and str(image) in [path for path, distance in found if distance == 0]
