@@ -28,6 +28,7 @@ from hashnet.data.digits import build_digits
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
+from hashnet.utils.errors import UserError
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
            "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
@@ -41,11 +42,11 @@ SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of
 log = logging.getLogger(__name__)
 
 
-class MissingImagesError(FileNotFoundError):
+class MissingImagesError(UserError, FileNotFoundError):
     """Images named by the lists are absent on disk; raised once, counting all of them."""
 
 
-class BadImageError(OSError):
+class BadImageError(UserError, OSError):
     """An image file exists but cannot be decoded."""
 
 

@@ -17,13 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write
 
 FORMAT = "hashnet-codes-1"  # bumped when the layout of the file changes
 CHECKED = ("hash_bit", "net", "dataset")  # metadata that load_codes compares with the caller's
 
 
-class CodeFileError(ValueError):
+class CodeFileError(UserError, ValueError):
     """A code file that cannot be read, or whose metadata differ from what the caller expects."""
 
 
