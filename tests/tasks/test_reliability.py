@@ -154,9 +154,9 @@ def test_resume_checkpoint(tmp_path):
                                                 "this dataset, net and hash_bit with one: pass hydra.run.dir="):
         resume_checkpoint(None, True, tmp_path)
     (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "last.ckpt").touch()
+    torch.save({"state_dict": {}, "global_step": 2}, tmp_path / "checkpoints" / "last.ckpt")
     assert resume_checkpoint(None, True, tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
-    with pytest.raises(FileNotFoundError, match="gone.ckpt does not exist -- check ckpt_path"):
+    with pytest.raises(FileNotFoundError, match="gone.ckpt: it does not exist -- check ckpt_path"):
         resume_checkpoint(str(tmp_path / "gone.ckpt"), True, tmp_path)
 
 
