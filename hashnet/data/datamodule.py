@@ -94,6 +94,9 @@ class ImageListDataset(Dataset):
             if self.on_bad_image == "error":
                 raise BadImageError(f"cannot read image {path} (listed at {self.image_list.where(index)}): "
                                     f"{err} -- replace the file or set dataset.on_bad_image=skip") from err
+            if not self._skipped[index]:  # once per image, not once per epoch
+                log.warning("skipping unreadable image %s (listed at %s): %s (dataset.on_bad_image=skip)", path,
+                            self.image_list.where(index), err)
             self._skipped[index] = True
             return None
 
@@ -194,8 +197,12 @@ class HashDataModule(pl.LightningDataModule):
         return cache
 
     def setup(self, stage: str | None = None) -> None:
-        """Read the lists the stage needs and check that every image they name exists."""
-        self._load({"fit": ("train",), "test": ("query", "database")}.get(stage, SPLITS))
+        """Read the lists the stage needs and check that every image they name exists.
+
+        Fitting validates on query and database, so "fit" checks all three splits at once: one
+        MissingImagesError counts every missing image before the first step.
+        """
+        self._load(("query", "database") if stage == "test" else SPLITS)
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""
