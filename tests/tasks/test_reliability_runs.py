@@ -1,4 +1,5 @@
 """Runs that are interrupted or collide: a SIGTERM saves and says how to resume; one process per run folder."""
+import json
 import logging
 import os
 import shlex
@@ -26,8 +27,8 @@ RUN = ["hash_bit=16", "max_steps=6", "ckpt_every=2", "val_every=1000", "dataset.
 
 
 def lock_of(pid: int, host: str | None = None) -> str:
-    return ('{"pid": %d, "host": "%s", "started": "2026-01-01 10:00:00", "command": "python scripts/train.py hash_bit=16"}'
-            % (pid, host or socket.gethostname()))
+    return json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01 10:00:00",
+                       "command": "python scripts/train.py hash_bit=16"})
 
 
 def test_run_folder_in_use_by_a_live_process_is_refused(tmp_path):
