@@ -34,7 +34,7 @@ def strings_of(path: Path) -> list[str]:
 
 def readme_code() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    return re.findall(r"```.*?\n(.*?)```", text, re.S) + re.findall(r"`([^`\n]+)`", text)
+    return re.findall(r"```.*?\n(.*?)```", text, re.DOTALL) + re.findall(r"`([^`\n]+)`", text)
 
 
 def hints() -> dict[str, str]:
