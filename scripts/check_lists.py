@@ -9,11 +9,14 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.check_lists import check_lists
+from hashnet.utils.errors import exit_on_error
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="check_lists")
 def main(cfg: DictConfig) -> None:
-    if any(finding.level == "error" for finding in check_lists(cfg)):
+    with exit_on_error("check_lists"):  # a message, not a traceback (HASHNET_DEBUG=1 shows the chain)
+        findings = check_lists(cfg)
+    if any(finding.level == "error" for finding in findings):
         sys.exit(1)
 
 

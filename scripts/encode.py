@@ -6,11 +6,13 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.encode import encode
+from hashnet.utils.errors import exit_on_error
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="encode")
 def main(cfg: DictConfig) -> None:
-    encode(cfg)
+    with exit_on_error("encode"):  # a message, not a traceback (HASHNET_DEBUG=1 shows the chain)
+        encode(cfg)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.evaluate import evaluate
+from hashnet.utils.errors import exit_on_error
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    return evaluate(cfg)["mAP"]
+    with exit_on_error("evaluate"):  # a message, not a traceback (HASHNET_DEBUG=1 shows the chain)
+        return evaluate(cfg)["mAP"]
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.search import search
+from hashnet.utils.errors import exit_on_error
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="search")
 def main(cfg: DictConfig) -> None:
-    search(cfg)
+    with exit_on_error("search"):  # a message, not a traceback (HASHNET_DEBUG=1 shows the chain)
+        search(cfg)
 
 
 if __name__ == "__main__":

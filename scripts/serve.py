@@ -8,17 +8,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from hashnet.retrieval.codes import CodeFileError
 from hashnet.tasks.serve import expose_command, load_app, start_server
+from hashnet.utils.errors import exit_on_error
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="serve")
 def main(cfg: DictConfig) -> None:
-    try:
+    # a message, not a traceback: the fix is in the message (HASHNET_DEBUG=1 shows the chain); OSError: the port
+    with exit_on_error("serve", FileNotFoundError, ValueError, OSError):
         app = load_app(cfg.ckpt_path, cfg.index, cfg.backend, cfg.device, k=cfg.k, max_upload_mb=cfg.max_upload_mb)
         server = start_server(app, cfg.host, cfg.port)
-    except (CodeFileError, FileNotFoundError, ValueError, OSError) as err:
-        sys.exit(f"serve: {err}")  # a message, not a traceback: the fix is in the message
     print(f"Search page: http://{cfg.host}:{server.port}/  (API: /api/search, /api/info; Ctrl-C stops it)")
     if cfg.host in ("127.0.0.1", "localhost", "::1"):
         print(f"Only this machine can connect. To serve other machines too (anyone who reaches port {server.port} "

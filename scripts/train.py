@@ -10,13 +10,15 @@ from omegaconf import DictConfig
 
 from hashnet.tasks.train import train
 from hashnet.training.checkpoints import register_run_dir_resolver
+from hashnet.utils.errors import exit_on_error
 
 register_run_dir_resolver()  # configs/hydra/default.yaml picks the run folder with it
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)["mAP"]  # returned for Hydra sweepers that optimise it
+    with exit_on_error("train"):  # a message, not a traceback: the fix is in it (HASHNET_DEBUG=1 shows the chain)
+        return train(cfg)["mAP"]  # returned for Hydra sweepers that optimise it
 
 
 if __name__ == "__main__":

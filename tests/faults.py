@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytorch_lightning as pl
 import torch
@@ -29,3 +30,14 @@ class PoisonAt(pl.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 pl_module.net.hash_layer.weight.fill_(float("nan"))
+
+
+class SlowFrom(pl.Callback):
+    """Sleeps `seconds` before each training step from global step `step` on, so a test can signal mid-run."""
+
+    def __init__(self, step: int, seconds: float) -> None:
+        self.step, self.seconds = step, seconds
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_step >= self.step:
+            time.sleep(self.seconds)

@@ -34,6 +34,7 @@ from torchvision.datasets.utils import download_url
 
 from hashnet.data.builds import build_atomically, save_pngs, write_list
 from hashnet.data.lists import read_list
+from hashnet.utils.errors import UserError
 
 NUM_CLASSES = 10
 SIDE = 32  # images are 32 x 32 RGB
@@ -62,7 +63,7 @@ PROTOCOLS = {"cifar10": Protocol(100, 500, ("rest",)),
              "cifar10_2": Protocol(1000, 5000, ("train",))}
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError, ValueError):
     """The CIFAR-10 archive or one of its batch files is unreadable or not in the expected format."""
 
 

@@ -29,6 +29,7 @@ from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
+from hashnet.utils.errors import UserError
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
            "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
@@ -43,11 +44,11 @@ SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of
 log = logging.getLogger(__name__)
 
 
-class MissingImagesError(FileNotFoundError):
+class MissingImagesError(UserError, FileNotFoundError):
     """Images named by the lists are absent on disk; raised once, counting all of them."""
 
 
-class BadImageError(OSError):
+class BadImageError(UserError, OSError):
     """An image file exists but cannot be decoded."""
 
 
@@ -95,6 +96,9 @@ class ImageListDataset(Dataset):
             if self.on_bad_image == "error":
                 raise BadImageError(f"cannot read image {path} (listed at {self.image_list.where(index)}): "
                                     f"{err} -- replace the file or set dataset.on_bad_image=skip") from err
+            if not self._skipped[index]:  # once per image, not once per epoch
+                log.warning("skipping unreadable image %s (listed at %s): %s (dataset.on_bad_image=skip)", path,
+                            self.image_list.where(index), err)
             self._skipped[index] = True
             return None
 
@@ -197,9 +201,14 @@ class HashDataModule(pl.LightningDataModule):
         return cache
 
     def setup(self, stage: str | None = None) -> None:
-        """Read the lists the stage needs and check that every image they name exists."""
-        fit = ("train", "val") if self.val == "heldout" else ("train",)
-        self._load({"fit": fit, "test": ("query", "database")}.get(stage, SPLITS))
+        """Read the lists the stage needs and check that every image they name exists.
+
+        Fitting is followed by the test on query and database, so "fit" checks all three splits at once (and
+        the held-out validation rows with val=heldout): one MissingImagesError counts every missing image
+        before the first step.
+        """
+        fit = (*SPLITS, "val") if self.val == "heldout" else SPLITS
+        self._load(("query", "database") if stage == "test" else fit)
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""

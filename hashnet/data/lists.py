@@ -16,10 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
+from hashnet.utils.errors import UserError
+
 _BITS = frozenset(("0", "1"))
 
 
-class ListFileError(ValueError):
+class ListFileError(UserError, ValueError):
     """A missing or malformed list file: ``<file>:<line>: <problem> (<value>) -- <how to fix>``."""
 
     def __init__(self, file: str | Path, line: int | None, problem: str, value: str, fix: str):

@@ -28,6 +28,7 @@ RADIUS = 2  # P@H<=2: the paper's precision within Hamming radius 2
 CURVE_POINTS = 100  # k values of the precision@k curve, evenly spaced over 1..R
 GRID_QUERIES, GRID_TOP = 8, 10  # the retrieval picture: 8 queries spread over the query list, top 10 each
 THUMBNAIL = 64  # pixels per side of an image in the retrieval picture
+SHOWN_SKIPPED = 20  # skipped images named in metrics.json; the count covers all of them
 
 
 def curve_ks(depth: int) -> list[int]:
@@ -77,6 +78,12 @@ def retrieval_grid(retrieval: Retrieval, query_paths: Sequence[str], db_paths: S
     captions = [f"query {i}" for i in chosen]
     return plots.retrieval_grid_figure(thumbnails([query_paths[i] for i in chosen]), retrieved, distances,
                                        relevant, captions)
+
+
+def skipped_images(datamodule: pl.LightningDataModule | None) -> dict:
+    """How many images the datamodule skipped as unreadable (dataset.on_bad_image=skip) and the first names."""
+    names = list(getattr(datamodule, "skipped_images", []))
+    return {"count": len(names), "names": names[:SHOWN_SKIPPED]}
 
 
 def save_png(figure: Figure, path: Path) -> Path:
@@ -132,6 +139,7 @@ def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_d
         "eval_codes": retrieval.eval_codes,
         "num_queries": len(retrieval.query_codes),
         "num_database": len(retrieval.db_codes),
+        "skipped_images": skipped_images(trainer.datamodule),
         **retrieval_metrics(retrieval),
     }
     if trainer.is_global_zero:

@@ -9,6 +9,7 @@ what the caller expects, so codes of another network, length or dataset are neve
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write
 
 FORMAT = "hashnet-codes-1"  # bumped when the layout of the file changes
 CHECKED = ("hash_bit", "net", "dataset")  # metadata that load_codes compares with the caller's
 
 
-class CodeFileError(ValueError):
+class CodeFileError(UserError, ValueError):
     """A code file that cannot be read, or whose metadata differ from what the caller expects."""
 
 
@@ -116,8 +118,9 @@ def load_codes(path: str | Path, **expected: Any) -> CodeFile:
         with np.load(path, allow_pickle=False) as data:
             codes, labels, paths = data["codes"], data["labels"], data["paths"].tolist()
             meta = json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError) as err:
-        raise CodeFileError(f"{path} is not a hashnet code file ({err}) -- write it with scripts/encode.py") from err
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # not .npz, truncated, other arrays
+        raise CodeFileError(f"code file {path} is damaged or not a hashnet code file ({type(err).__name__}: {err}) -- "
+                            "write it again with scripts/encode.py") from err
     if meta.get("format") != FORMAT:
         raise CodeFileError(f"{path} has format {meta.get('format')!r}, this version reads {FORMAT!r}: re-encode it")
     for key, value in expected.items():

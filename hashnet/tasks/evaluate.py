@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> dict:
     """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
     otherwise), write metrics.json."""
+    logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach evaluate.log too
     net = cfg.get("net")  # set by net=<backbone> on the command line, as a check
     overrides = {"eval_codes": cfg.eval_codes} if cfg.get("eval_codes") else {}
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,

@@ -15,8 +15,13 @@ from hashnet.outputs.results import GRID_TOP, save_png, thumbnails
 from hashnet.retrieval.codes import binarize, load_codes, pack_codes
 from hashnet.retrieval.index import HammingIndex
 from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device
+from hashnet.utils.errors import UnreadableFileError
 
 log = logging.getLogger(__name__)
+
+
+class QueryImageError(UnreadableFileError, FileNotFoundError):
+    """A query image is missing or cannot be decoded."""
 
 
 def query_paths(image: str | list[str]) -> list[Path]:
@@ -24,8 +29,18 @@ def query_paths(image: str | list[str]) -> list[Path]:
     paths = [Path(p) for p in (image if isinstance(image, (list, ListConfig)) else [image])]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"query image {path} does not exist (image=PATH or image=[PATH,PATH])")
+            raise QueryImageError(f"query image {path} does not exist (image=PATH or image=[PATH,PATH])")
     return paths
+
+
+def read_query(path: Path) -> Image.Image:
+    """The RGB image at path; QueryImageError naming the file when it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:  # PIL reports corrupt files as any of these
+        raise QueryImageError(f"query image {path} cannot be read as an image ({err}) -- "
+                              "pass a JPEG, PNG or WebP file: image=PATH") from err
 
 
 def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
@@ -41,7 +56,7 @@ def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
                       "codes of different checkpoints are not comparable unless the weights are the same")
     queries = query_paths(cfg.image)
     transform = transforms(database.meta["resize_size"], database.meta["crop_size"], train=False)
-    batch = torch.stack([transform(Image.open(path).convert("RGB")) for path in queries])
+    batch = torch.stack([transform(read_query(path)) for path in queries])
     codes = binarize(encode_images(model, [batch], pick_device(cfg.device)))
     distances, indices = HammingIndex(database.codes, cfg.backend).search(pack_codes(codes), cfg.k)
     found = [[(database.paths[i], int(d)) for d, i in zip(row_d, row_i)] for row_d, row_i in zip(distances, indices)]

@@ -17,31 +17,57 @@ from torch import Tensor
 from hashnet.data.datamodule import HashDataModule
 from hashnet.nets.backbones import check_input_size
 from hashnet.retrieval.protocol import check_conventions
+from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule, build
+from hashnet.utils.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used: from an older layout, or of another dataset, length or backbone."""
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+POSITIVE_INT = ("a positive integer", lambda v: _integer(v) and v > 0)
+RANGES = [  # (key, (what it must be, test), a sensible value): checked before anything is built
+    ("hash_bit", POSITIVE_INT, "hash_bit=48"),
+    ("max_steps", POSITIVE_INT, "max_steps=10000"),
+    ("val_every", POSITIVE_INT, "val_every=1000"),
+    ("ckpt_every", POSITIVE_INT, "ckpt_every=1000"),
+    ("optim.lr", ("a positive number", lambda v: _number(v) and v > 0), "optim.lr=3e-4"),
+    ("hash_lr_mult", ("a positive number", lambda v: _number(v) and v > 0), "hash_lr_mult=10"),
+    ("dataset.batch_size", ("an integer >= 2 (the pairwise loss needs 2 images a batch)", lambda v: _integer(v) and v >= 2),
+     "dataset.batch_size=72"),
+    ("dataset.eval_batch_size", POSITIVE_INT, "dataset.eval_batch_size=256"),
+    ("dataset.resize_size", POSITIVE_INT, "dataset.resize_size=256"),
+    ("dataset.crop_size", POSITIVE_INT, "dataset.crop_size=224"),
+    ("dataset.num_workers", ("an integer >= 0", lambda v: _integer(v) and v >= 0), "dataset.num_workers=4"),
+    ("method.class_num", ("a positive number or auto", lambda v: v == "auto" or (_number(v) and v > 0)),
+     "method.class_num=auto"),
+]
+ABSENT = object()
+WEIGHTS = ("quantization_weight", "regularization_weight", "penalty_weight")  # method.* loss weights, >= 0
+
+
 def check_train_config(cfg: DictConfig) -> None:
-    """Raise ValueError naming the key, the value and the fix for values that would fail later or silently."""
-    hash_bit = cfg.hash_bit
-    if not isinstance(hash_bit, int) or isinstance(hash_bit, bool) or hash_bit <= 0:
-        raise ValueError(f"hash_bit must be a positive integer (the code length in bits, e.g. hash_bit=48), got {hash_bit!r}")
-    batch_size = cfg.dataset.batch_size
-    if not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"dataset.batch_size={batch_size!r}: the pairwise loss needs at least 2 images a batch -- "
-                         "use dataset.batch_size=72 (the paper's) or another integer >= 2")
+    """Raise ConfigError naming the key, the value and a valid one for values that would fail later or silently."""
+    checks = RANGES + [(f"method.{key}", ("a number >= 0", lambda v: _number(v) and v >= 0), f"method.{key}=0.1")
+                       for key in WEIGHTS]
+    for key, (must_be, valid), example in checks:
+        value = OmegaConf.select(cfg, key, default=ABSENT)
+        if value is not ABSENT and not valid(value):  # absent: a method without that setting
+            raise ConfigError(f"{key}={value!r}: it must be {must_be} -- pass e.g. {example}")
     check_conventions(cfg.dataset.ties, cfg.dataset.empty_queries, prefix="dataset.")
     net = cfg.net
     check_input_size(net.backbone, net.pretrained, net.get("image_size"), cfg.dataset.crop_size, cfg.dataset.resize_size)
-    for key in ("max_steps", "val_every", "ckpt_every"):
-        value = cfg[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{key} must be a positive number of steps, got {value!r}: pass e.g. {key}=100")
 
 
 def check_launch(cfg: DictConfig) -> None:
@@ -103,9 +129,7 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
     replace saved hyper-parameters (e.g. eval_codes="continuous").
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("hyper_parameters", {})
+    saved = read_checkpoint(path, ).get("hyper_parameters", {})
     if "method" not in saved:
         raise CheckpointError(
             f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "
@@ -133,7 +157,7 @@ def use_trained_input_size(cfg: DictConfig) -> None:
     reads its mosaics at 32 px, AlexNet needs 64) evaluates at that size without repeating the
     override. Says so when the dataset config differs.
     """
-    checkpoint = torch.load(cfg.ckpt_path, map_location="cpu", mmap=True, weights_only=True)
+    checkpoint = read_checkpoint(cfg.ckpt_path, )
     trained = checkpoint.get("datamodule_hyper_parameters") or {}
     for key in ("resize_size", "crop_size"):
         if key in trained and trained[key] != cfg.dataset[key]:

@@ -12,11 +12,12 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from torch import Tensor
 
 from hashnet.data.sampling import mix_seed
+from hashnet.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 

@@ -11,6 +11,9 @@ The checkpoint resumed from is ckpt_path, else with resume=true `<run folder>/ch
 """
 from __future__ import annotations
 
+import logging
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,51 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
+from hashnet.utils.errors import UnreadableFileError
 from hashnet.utils.files import atomic_write
 
 LAST = Path("checkpoints") / "last.ckpt"
+STEPS = "step*.ckpt"  # the periodic checkpoints of a run (configs/callbacks/default.yaml), newest = highest step
+ANOTHER = "check ckpt_path: copy it again, or pass another checkpoint (ckpt_path=<run>/checkpoints/stepNNNNNN.ckpt)"
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointFileError(UnreadableFileError, FileNotFoundError):
+    """A checkpoint file is missing, truncated, or not a checkpoint at all."""
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """What is wrong with the checkpoint file at path (missing, empty, truncated, not one), or None if it reads."""
+    path = Path(path)
+    if not path.is_file():
+        return "it does not exist"
+    if path.stat().st_size == 0:
+        return "it is empty (0 bytes)"
+    if not zipfile.is_zipfile(path):
+        return ("it is not a PyTorch checkpoint (no zip archive): truncated by an interrupted write or copy, "
+                "or another kind of file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError:
+        return None  # whole, but holds objects beyond tensors and plain values: Lightning reads it fully
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError, zipfile.BadZipFile) as err:  # damage inside the archive
+        return f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no details'})"
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        return "it holds no model weights (no state_dict): not a Lightning checkpoint"
+    return None
+
+
+def read_checkpoint(path: str | Path, fix: str = ANOTHER) -> dict[str, Any]:
+    """The checkpoint at path, loaded on the CPU (tensors memory-mapped, plain values only);
+    CheckpointFileError naming the file, what is wrong with it and fix."""
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise CheckpointFileError(f"checkpoint {path}: {problem} -- {fix}")
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -54,10 +99,31 @@ def register_run_dir_resolver() -> None:
 
 
 def resume_checkpoint(ckpt_path: str | None, resume: bool, output_dir: str | Path) -> str | None:
-    """The checkpoint to continue from: ckpt_path, else with resume the run folder's last.ckpt, else None."""
-    checkpoint = Path(ckpt_path) if ckpt_path else Path(output_dir) / LAST if resume else None
-    if checkpoint is not None and not checkpoint.is_file():
-        fix = ("check ckpt_path" if ckpt_path else "resume=true found no earlier run of this dataset, net and hash_bit "
-               "with one: pass hydra.run.dir=<the run folder> or ckpt_path=<a checkpoint>, or drop resume=true")
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist -- {fix}")
-    return str(checkpoint) if checkpoint else None
+    """The checkpoint to continue from: ckpt_path, else with resume the run folder's last.ckpt, else None.
+
+    Each is checked whole first. With resume=true, a damaged last.ckpt gives way (with a warning) to
+    the newest intact stepNNNNNN.ckpt beside it; a damaged ckpt_path is refused, as the user chose it.
+    """
+    if ckpt_path:
+        read_checkpoint(ckpt_path, )
+        return str(ckpt_path)
+    if not resume:
+        return None
+    last = Path(output_dir) / LAST
+    if not last.is_file():
+        raise CheckpointFileError(
+            f"checkpoint {last} does not exist -- resume=true found no earlier run of this dataset, net and hash_bit "
+            "with one: pass hydra.run.dir=<the run folder> or ckpt_path=<a checkpoint>, or drop resume=true")
+    problem = checkpoint_problem(last)
+    if problem is None:
+        return str(last)
+    steps = sorted(last.parent.glob(STEPS), reverse=True)
+    for step in steps:
+        if checkpoint_problem(step) is None:
+            log.warning("checkpoint %s: %s -- resuming from %s instead, the newest intact step checkpoint of this run",
+                        last, problem, step)
+            return str(step)
+    tried = "".join(f"\n  {path}: {checkpoint_problem(path)}" for path in steps)
+    raise CheckpointFileError(f"checkpoint {last}: {problem}, and no step checkpoint of the run can replace it"
+                              f"{tried or ' (there is none)'}\n-- start the run again without resume=true, "
+                              "or pass ckpt_path=<an intact checkpoint>")

@@ -1,4 +1,5 @@
 """Transforms, ImageListDataset and HashDataModule (loaders, missing and unreadable images)."""
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from hashnet.data.datamodule import (
     read_list,
     transforms,
 )
+from hashnet.outputs.results import skipped_images
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])
 STD = torch.tensor([0.229, 0.224, 0.225])
@@ -120,13 +122,25 @@ def test_prepare_data_builds_only_when_lists_are_absent(digits_root, tmp_path, m
     assert calls == [(str(tmp_path / "new"), True)]
 
 
-def test_setup_reads_only_the_stage_splits(tmp_path):
-    small_dataset(tmp_path, {"train.txt": "imgs/img0.png 1 0 0\nimgs/img1.png 0 1 0\n"})
+def test_setup_reads_the_stage_splits(tmp_path):
+    small_dataset(tmp_path, {"test.txt": "imgs/img0.png 1 0 0\n", "database.txt": "imgs/img1.png 0 1 0\n"})
     module = small_module(tmp_path)
-    module.setup("fit")
-    assert len(module.train_dataloader()) == 1
-    with pytest.raises(ListFileError, match="test.txt: list file not found"):
-        module.setup("test")
+    module.setup("test")  # testing needs no training list
+    assert [len(loader) for loader in module.test_dataloader()] == [1, 1]
+    with pytest.raises(ListFileError, match="train.txt: list file not found"):
+        module.setup("fit")  # fitting validates on query and database: all three lists
+
+
+def test_missing_images_of_every_split_are_counted_before_fitting(tmp_path):
+    small_dataset(tmp_path, {"train.txt": "imgs/img0.png 1 0 0\nimgs/gone0.png 1 0 0\nimgs/img1.png 0 1 0\n",
+                             "test.txt": "imgs/img2.png 0 0 1\n",
+                             "database.txt": "imgs/img3.png 0 0 1\nimgs/gone1.png 0 1 0\nimgs/gone2.png 0 1 0\n"})
+    with pytest.raises(MissingImagesError) as caught:
+        small_module(tmp_path).setup("fit")
+    message = str(caught.value)  # 3 + 1 + 3 = 7 images listed, gone0 (train) and gone1, gone2 (database) missing
+    assert message.startswith("3 of 7 images named by the lists are missing, e.g.:\n"
+                              f"  {tmp_path}/imgs/gone0.png  ({tmp_path}/train.txt:2: 'imgs/gone0.png')\n"
+                              f"  {tmp_path}/imgs/gone1.png  ({tmp_path}/database.txt:2: 'imgs/gone1.png')\n")
 
 
 def test_missing_images_are_reported_together(tmp_path):
@@ -177,6 +191,20 @@ def test_skip_mode_drops_and_counts_unreadable_images(corrupt_query):
     assert batches == [[0, 2, 3], [5]]
     assert module.num_skipped == 2
     assert module.skipped_images == [f"{corrupt_query}/imgs/img1.png", f"{corrupt_query}/imgs/img4.png"]
+    assert skipped_images(module) == {"count": 2, "names": module.skipped_images}  # as metrics.json holds them
+
+
+def test_skipped_images_are_logged_by_name_once(corrupt_query, caplog):
+    module = small_module(corrupt_query, on_bad_image="skip")
+    with caplog.at_level(logging.WARNING, logger="hashnet.data.datamodule"):
+        for _ in range(2):  # two epochs: each image is named once
+            list(module.split_dataloader("query"))
+    named = [record.getMessage() for record in caplog.records]
+    assert len(named) == 2
+    assert named[0].startswith(f"skipping unreadable image {corrupt_query}/imgs/img1.png (listed at {corrupt_query}"
+                               "/test.txt:2): ")
+    assert named[1].startswith(f"skipping unreadable image {corrupt_query}/imgs/img4.png (listed at {corrupt_query}"
+                               "/test.txt:5): ")
 
 
 def test_collate_refuses_an_all_unreadable_batch():

@@ -88,7 +88,7 @@ def test_load_refuses_missing_or_foreign_files(tmp_path):
     with pytest.raises(CodeFileError, match="does not exist -- write it with scripts/encode.py"):
         load_codes(tmp_path / "nothing.npz")
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(CodeFileError, match="is not a hashnet code file"):
+    with pytest.raises(CodeFileError, match="is damaged or not a hashnet code file"):
         load_codes(tmp_path / "text.npz")
     np.savez(tmp_path / "old.npz", codes=np.zeros((1, 2), np.uint8), labels=np.zeros((1, 1)), paths=np.array(["a"]),
              meta=np.array(json.dumps({"format": "hashnet-codes-0", **META})))

@@ -20,6 +20,7 @@ from hashnet.training.checkpoints import (
     resume_checkpoint,
     run_dir,
 )
+from hashnet.utils.errors import ConfigError
 
 from conftest import CONFIGS, compose_config
 
@@ -153,24 +154,38 @@ def test_resume_checkpoint(tmp_path):
                                                 "this dataset, net and hash_bit with one: pass hydra.run.dir="):
         resume_checkpoint(None, True, tmp_path)
     (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "last.ckpt").touch()
+    torch.save({"state_dict": {}, "global_step": 2}, tmp_path / "checkpoints" / "last.ckpt")
     assert resume_checkpoint(None, True, tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
-    with pytest.raises(FileNotFoundError, match="gone.ckpt does not exist -- check ckpt_path"):
+    with pytest.raises(FileNotFoundError, match="gone.ckpt: it does not exist -- check ckpt_path"):
         resume_checkpoint(str(tmp_path / "gone.ckpt"), True, tmp_path)
 
 
 # ---- bad configs stop before anything is built ----
 @pytest.mark.parametrize("override, message", [
-    ("hash_bit=0", "hash_bit must be a positive integer .* got 0"),
-    ("hash_bit=-8", "hash_bit must be a positive integer .* got -8"),
-    ("hash_bit=48.5", "hash_bit must be a positive integer .* got 48.5"),
-    ("hash_bit=abc", "hash_bit must be a positive integer .* got 'abc'"),
-    ("dataset.batch_size=1", "dataset.batch_size=1: the pairwise loss needs at least 2 images a batch"),
-    ("ckpt_every=0", "ckpt_every must be a positive number of steps, got 0"),
+    ("hash_bit=0", "hash_bit=0: it must be a positive integer -- pass e.g. hash_bit=48"),
+    ("hash_bit=-8", "hash_bit=-8: it must be a positive integer"),
+    ("hash_bit=48.5", "hash_bit=48.5: it must be a positive integer"),
+    ("hash_bit=abc", "hash_bit='abc': it must be a positive integer"),
+    ("hash_bit=null", "hash_bit=None: it must be a positive integer"),
+    ("dataset.batch_size=1", "dataset.batch_size=1: it must be an integer >= 2 .*pass e.g. dataset.batch_size=72"),
+    ("ckpt_every=0", "ckpt_every=0: it must be a positive integer -- pass e.g. ckpt_every=1000"),
+    ("max_steps=-1", "max_steps=-1: it must be a positive integer"),
+    ("val_every=true", "val_every=True: it must be a positive integer"),
+    ("optim.lr=0", "optim.lr=0: it must be a positive number -- pass e.g. optim.lr=3e-4"),
+    ("optim.lr=-1e-3", "optim.lr=-0.001: it must be a positive number"),
+    ("hash_lr_mult=0", "hash_lr_mult=0: it must be a positive number -- pass e.g. hash_lr_mult=10"),
+    ("dataset.eval_batch_size=0", "dataset.eval_batch_size=0: it must be a positive integer"),
+    ("dataset.resize_size=0", "dataset.resize_size=0: it must be a positive integer"),
+    ("dataset.crop_size=-32", "dataset.crop_size=-32: it must be a positive integer"),
+    ("dataset.num_workers=-1", "dataset.num_workers=-1: it must be an integer >= 0 -- pass e.g. dataset.num_workers=4"),
+    ("method.class_num=0", "method.class_num=0: it must be a positive number or auto -- pass e.g. method.class_num=auto"),
+    ("method.class_num=many", "method.class_num='many': it must be a positive number or auto"),
+    ("method=dpsh method.quantization_weight=-0.1", "method.quantization_weight=-0.1: it must be a number >= 0"),
+    ("method=greedyhash method.penalty_weight=x", "method.penalty_weight='x': it must be a number >= 0"),
 ])
 def test_bad_train_config_is_refused_early(override, message, tmp_path):
-    cfg = compose_config("train", [override, f"paths.data_dir={tmp_path}/nothing"], tmp_path)
-    with pytest.raises(ValueError, match=message):
+    cfg = compose_config("train", [*override.split(), f"paths.data_dir={tmp_path}/nothing"], tmp_path)
+    with pytest.raises(ConfigError, match=message):
         train(cfg)  # data_dir is empty: the check must come before the data is touched
     assert list(tmp_path.iterdir()) == []
 
