@@ -38,7 +38,8 @@ def test_original_formats_parse_and_map_to_this_machine(name, tmp_path):
 
 def test_unmapped_author_paths_fail_at_setup_naming_the_fix(tmp_path):
     fake = write_original(tmp_path, "coco")
-    with pytest.raises(MissingImagesError, match="(?s)8 of 8 images .* dataset.path_map"):
+    # all three splits are checked at once: 8 train + 4 query + 10 database images
+    with pytest.raises(MissingImagesError, match="(?s)22 of 22 images .* dataset.path_map"):
         module(fake).setup("fit")
 
 
