@@ -1,6 +1,7 @@
 """Evaluation outputs and codes as a product, end to end on a tiny digits run: metrics.json, plots
 (PNG + TensorBoard), encode -> code file -> search."""
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,8 @@ def test_plots_saved_as_png_and_logged_to_tensorboard(tiny_run):
 
 
 @pytest.mark.slow
-def test_encode_then_search_finds_each_image_at_distance_zero(tiny_run, digits_root, tmp_path, capsys):
+def test_encode_then_search_finds_each_image_at_distance_zero(tiny_run, digits_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     run_dir, results = tiny_run
     checkpoint = results["checkpoint"]
     path = encode(compose_config("encode", [f"ckpt_path={checkpoint}", f"paths.data_dir={digits_root.parent}",
@@ -122,6 +124,6 @@ def test_encode_then_search_finds_each_image_at_distance_zero(tiny_run, digits_r
         if backend == "exact":
             first = found
     assert found == first  # faiss and the exact scan: same neighbours, same order
-    assert f"{queries[0]}: top 1497 of 1497 (digits/database)" in capsys.readouterr().out
+    assert f"{queries[0]}: top 1497 of 1497 (digits/database)" in caplog.text
     with Image.open(tmp_path / "grid.png") as image:
         assert image.format == "PNG" and image.size[0] > image.size[1]  # 3 rows of 1 + 1497 images, wide

@@ -96,7 +96,7 @@ def test_two_process_ddp_matches_single_process_on_same_checkpoint(digits_root, 
     # Only rank 0 writes the run's files; rank 1 writes nothing but its own Hydra log.
     assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("events.out.tfevents")) == [
         ".hydra", "checkpoints", "hparams.yaml", "metrics.json", "plots", "train.log", "train_ddp_process_1.log"]
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt", "step000004.ckpt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt", "step000004.ckpt"]
     # The same checkpoint evaluated in one process gives the same mAP.
     eval_cfg = compose_config("evaluate", [f"ckpt_path={ddp['checkpoint']}", f"paths.data_dir={digits_root.parent}",
                                            "trainer.accelerator=cpu", "dataset.eval_batch_size=750"], tmp_path / "eval")
