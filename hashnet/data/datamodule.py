@@ -1,7 +1,7 @@
-"""HashNet's transforms, the image dataset and the Lightning DataModule over list files.
+"""The Lightning DataModule over list files: splits, protocol options, builders, loaders.
 
-The list format and its parser live in :mod:`hashnet.data.lists`; read_list, ImageList and
-ListFileError are re-exported here. Samples are ``(image (3, H, W), labels (C,) float32, index
+The list format and its parser live in :mod:`hashnet.data.lists`, the image dataset in
+:mod:`hashnet.data.dataset`; both are re-exported here. Samples are ``(image (3, H, W), labels (C,) float32, index
 int64)`` with index the line's position in its list. The image is float and normalised, or, when
 the DataModule normalises on the device (the default), uint8 pixels that HashNet.forward
 normalises (:func:`hashnet.data.images.normalize_pixels`): a uint8 batch crosses worker queues and
@@ -12,18 +12,19 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from hashnet.data.cache import ImageCache, fingerprint
 from hashnet.data.cifar10 import PROTOCOLS as CIFAR10_PROTOCOLS
 from hashnet.data.cifar10 import build_cifar10
+from hashnet.data.dataset import BAD_IMAGE_MODES, BadImageError, ImageListDataset, check_choice, collate_readable
 from hashnet.data.digits import build_digits
 from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
@@ -37,7 +38,6 @@ __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "
 
 SPLITS = ("train", "query", "database")
 BUILDERS = ("digits", "digits_multi", *CIFAR10_PROTOCOLS)
-BAD_IMAGE_MODES = ("error", "skip")
 VAL_MODES = ("test", "heldout")  # validation on the test queries (the original) or on held-out training rows
 SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
 
@@ -46,74 +46,6 @@ log = logging.getLogger(__name__)
 
 class MissingImagesError(UserError, FileNotFoundError):
     """Images named by the lists are absent on disk; raised once, counting all of them."""
-
-
-class BadImageError(UserError, OSError):
-    """An image file exists but cannot be decoded."""
-
-
-def _check_choice(name: str, value: object, choices: Sequence) -> None:
-    """Raise ValueError unless value is one of choices."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-class ImageListDataset(Dataset):
-    """Samples ``(transform(image), labels (C,) float32, index int)``; index = list position.
-
-    Images are decoded by :func:`read_image`, or read from cache (an ImageCache of the resized
-    images) when given. An unreadable image raises BadImageError naming the file
-    (on_bad_image="error"), or (on_bad_image="skip") yields None, which :func:`collate_readable`
-    drops, and is recorded in shared memory so that the count includes samples read in workers.
-    """
-
-    def __init__(self, image_list: ImageList, transform: Callable[[torch.Tensor], torch.Tensor],
-                 on_bad_image: str = "error", cache: ImageCache | None = None):
-        _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
-        self.image_list, self.transform, self.on_bad_image = image_list, transform, on_bad_image
-        self.cache = cache
-        self.labels = torch.from_numpy(image_list.labels.astype(np.float32))
-        self._skipped = torch.zeros(len(image_list), dtype=torch.bool).share_memory_()
-
-    def __len__(self) -> int:
-        return len(self.image_list)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
-        image = self._read(index)
-        return None if image is None else (self.transform(image), self.labels[index], index)
-
-    def _read(self, index: int) -> torch.Tensor | None:
-        """The uint8 pixels of image index, or None (skip mode) if it cannot be decoded."""
-        path = self.image_list.paths[index]
-        try:
-            if self.cache is None:
-                return read_image(path)
-            image = self.cache.read(index)
-            if image is None:
-                raise OSError(f"marked unreadable in the cache {self.cache.index_path}")
-            return image
-        except (OSError, SyntaxError, ValueError) as err:  # PIL reports corrupt files as any of these
-            if self.on_bad_image == "error":
-                raise BadImageError(f"cannot read image {path} (listed at {self.image_list.where(index)}): "
-                                    f"{err} -- replace the file or set dataset.on_bad_image=skip") from err
-            if not self._skipped[index]:  # once per image, not once per epoch
-                log.warning("skipping unreadable image %s (listed at %s): %s (dataset.on_bad_image=skip)", path,
-                            self.image_list.where(index), err)
-            self._skipped[index] = True
-            return None
-
-    @property
-    def skipped_images(self) -> list[str]:
-        """Resolved paths of the images skipped so far as unreadable."""
-        return [self.image_list.paths[i] for i in self._skipped.nonzero().flatten().tolist()]
-
-
-def collate_readable(samples: list) -> list[torch.Tensor]:
-    """default_collate of the samples that were read; None marks an image skipped as unreadable."""
-    kept = [sample for sample in samples if sample is not None]
-    if not kept:
-        raise BadImageError(f"all {len(samples)} images of a batch are unreadable -- check the dataset files")
-    return default_collate(kept)
 
 
 class HashDataModule(pl.LightningDataModule):
@@ -146,9 +78,9 @@ class HashDataModule(pl.LightningDataModule):
                  normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None,
                  ties: str = "index", empty_queries: str = "drop", val: str = "test", val_fraction: float = 0.05):
         super().__init__()
-        _check_choice("builder", builder, (None, *BUILDERS))
-        _check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
-        _check_choice("val", val, VAL_MODES)
+        check_choice("builder", builder, (None, *BUILDERS))
+        check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
+        check_choice("val", val, VAL_MODES)
         self.save_hyperparameters()
         self.val, self.val_fraction = val, val_fraction
         self.name, self.root, self.num_classes, self.topk = name, str(root), num_classes, topk
