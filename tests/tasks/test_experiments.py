@@ -50,6 +50,24 @@ METHOD_WEIGHTS = {
     "csq_cifar10_1_alexnet": ("quantization_weight", 1e-4), "hashnet_cifar10_alexnet": ("class_num", 10.0),
     "hashnet_cifar10_resnet50": ("class_num", 10.0),
 }
+# The other CIFAR-10 protocols of each method: its reference setting on other data, the same epochs, so the
+# steps (and the steps between lr decays) scale with the training set (5,000 or 50,000 images).
+OTHER_PROTOCOLS = {  # name -> (base, dataset, step factor)
+    "dhn_cifar10_alexnet": ("dhn_cifar10_1_alexnet", "cifar10", 1), "dhn_cifar10_2_alexnet": ("dhn_cifar10_1_alexnet", "cifar10_2", 10),
+    "dpsh_cifar10_alexnet": ("dpsh_cifar10_1_alexnet", "cifar10", 1), "dpsh_cifar10_2_alexnet": ("dpsh_cifar10_1_alexnet", "cifar10_2", 10),
+    "dsh_cifar10_alexnet": ("dsh_cifar10_1_alexnet", "cifar10", 1), "dsh_cifar10_2_alexnet": ("dsh_cifar10_1_alexnet", "cifar10_2", 10),
+    "csq_cifar10_alexnet": ("csq_cifar10_1_alexnet", "cifar10", 1), "csq_cifar10_2_alexnet": ("csq_cifar10_1_alexnet", "cifar10_2", 10),
+    "greedyhash_cifar10_alexnet": ("greedyhash_cifar10_2_alexnet", "cifar10", 0.1),
+    "greedyhash_cifar10_1_alexnet": ("greedyhash_cifar10_2_alexnet", "cifar10_1", 0.1),
+    "hashnet_cifar10_1_alexnet": ("hashnet_cifar10_alexnet", "cifar10_1", 1),  # train.yaml's 10,000 steps, as its base
+    "hashnet_cifar10_2_alexnet": ("hashnet_cifar10_alexnet", "cifar10_2", 1),
+}
+for _name, (_base, _dataset, _factor) in OTHER_PROTOCOLS.items():
+    *_settings, _steps, (_gamma, _step_size) = METHOD_RUNS[_base]
+    _schedule = (_gamma, round(_step_size * _factor) if _gamma != 1.0 else _step_size)
+    METHOD_RUNS[_name] = (_dataset, *_settings[1:], round(_steps * _factor), _schedule)
+    if _base in METHOD_WEIGHTS:
+        METHOD_WEIGHTS[_name] = METHOD_WEIGHTS[_base]
 SWEEPS = ["ablations", "methods_digits", "methods_digits_multi"]
 
 
