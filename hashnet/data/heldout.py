@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hashnet.utils.errors import ConfigError
+
 
 def heldout_rows(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """(N,) bool: the training rows held out as validation queries, class-stratified and seeded.
@@ -13,7 +15,7 @@ def heldout_rows(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     keeps training rows. The same (labels, fraction, seed) always give the same rows.
     """
     if not 0 < fraction < 1:
-        raise ValueError(f"dataset.val_fraction must be between 0 and 1, got {fraction!r}: pass dataset.val_fraction=0.05")
+        raise ConfigError(f"dataset.val_fraction must be between 0 and 1, got {fraction!r}: pass dataset.val_fraction=0.05")
     labels = np.asarray(labels)
     classes = np.where(labels.any(axis=1), labels.argmax(axis=1), -1)
     rng = np.random.default_rng(seed)

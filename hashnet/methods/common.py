@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hashnet.utils.errors import ConfigError
+
 PAIRS = ("halves", "all")
 
 
@@ -58,4 +60,4 @@ def split_pairs(h: Tensor, labels: Tensor, pairs: str) -> tuple[Tensor, Tensor, 
 def check_choice(key: str, value: object, choices: tuple) -> None:
     """Raise ValueError naming the config key unless value is one of choices."""
     if value not in choices:
-        raise ValueError(f"{key} must be one of {list(choices)}, got {value!r}: pass {key}={choices[0]}")
+        raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}: pass {key}={choices[0]}")

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from hashnet.methods.base import HashMethod
 from hashnet.methods.common import PAIRS, check_choice, similarity, split_pairs
+from hashnet.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def similar_pair_weight(labels: np.ndarray) -> float:
         shares = (rows[start:start + step] @ rows.T > 0).astype(np.float64)  # (chunk, U)
         similar += float(counts[start:start + step] @ shares @ counts)
     if similar <= 0:
-        raise ValueError(f"no two of the {int(n)} training images share a label: method.class_num=auto is "
+        raise ConfigError(f"no two of the {int(n)} training images share a label: method.class_num=auto is "
                          "undefined -- set method.class_num to a number")
     return float(n * (n - 1) / similar)
 
@@ -136,10 +137,10 @@ class HashNet(HashMethod):
         super().__init__(hash_bit, num_classes, multi_label)
         check_choice("method.pairs", pairs, PAIRS)
         if (weighted or class_num != "auto") and (isinstance(class_num, str) or class_num <= 0):
-            raise ValueError(f"method.class_num must be a positive number or auto, got {class_num!r}: "
+            raise ConfigError(f"method.class_num must be a positive number or auto, got {class_num!r}: "
                              "pass method.class_num=auto (|S|/|S1| of the training labels) or e.g. method.class_num=1")
         if not weighted and class_num == 1:
-            raise ValueError("method.weighted=false (HashNet-W) changes nothing here: method.class_num is already 1, "
+            raise ConfigError("method.weighted=false (HashNet-W) changes nothing here: method.class_num is already 1, "
                              "so this run would train HashNet again -- drop ablation=hashnet_w (or "
                              "method.weighted=false) for this dataset")
         self.alpha = alpha or 10.0 / hash_bit

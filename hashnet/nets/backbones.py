@@ -16,6 +16,8 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model_builder, get_model_weights
 
+from hashnet.utils.errors import ConfigError
+
 BACKBONES = tuple(torchvision.models.list_models(module=torchvision.models))   # classification models only
 
 
@@ -33,7 +35,7 @@ def takes_image_size(backbone: str) -> bool:
 
 def check_backbone(backbone: str) -> None:
     if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        raise ConfigError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
 
 
 def check_image_size(backbone: str, pretrained: bool, image_size: int | None) -> None:
@@ -41,13 +43,13 @@ def check_image_size(backbone: str, pretrained: bool, image_size: int | None) ->
     if image_size is None:
         return
     if "image_size" not in constructor_parameters(backbone):
-        raise ValueError(f"net.image_size={image_size!r}: {backbone} takes no image size (only ViT models do); "
+        raise ConfigError(f"net.image_size={image_size!r}: {backbone} takes no image size (only ViT models do); "
                          "drop it with net.image_size=null")
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
-        raise ValueError(f"net.image_size must be a positive number of pixels or null, got {image_size!r}")
+        raise ConfigError(f"net.image_size must be a positive number of pixels or null, got {image_size!r}")
     weights_size = get_model_weights(backbone).DEFAULT.meta["min_size"][0]
     if pretrained and image_size != weights_size:
-        raise ValueError(f"net.image_size={image_size}: the pretrained {backbone} weights are for {weights_size}x"
+        raise ConfigError(f"net.image_size={image_size}: the pretrained {backbone} weights are for {weights_size}x"
                          f"{weights_size} inputs; use net.image_size=null, or train from scratch with net.pretrained=false")
 
 
@@ -80,7 +82,7 @@ def check_input_size(backbone: str, pretrained: bool, image_size: int | None, cr
     scratch = (f", or from scratch net.pretrained=false net.image_size={crop_size} (a multiple of the patch size)"
                if "image_size" in constructor_parameters(backbone) else "")
     need = f"exactly {exact}x{exact}" if exact else f"at least {minimum}x{minimum}"
-    raise ValueError(f"net.backbone={backbone} needs inputs of {need} pixels, got dataset.crop_size={crop_size}: "
+    raise ConfigError(f"net.backbone={backbone} needs inputs of {need} pixels, got dataset.crop_size={crop_size}: "
                      f"use {fix} (dataset.resize_size must be >= dataset.crop_size){scratch}")
 
 
@@ -124,7 +126,7 @@ def cut_classifier(model: nn.Module, num_classes: int) -> int:
              if (isinstance(module, nn.Linear) and module.out_features == num_classes)
              or (isinstance(module, nn.Conv2d) and module.out_channels == num_classes)]
     if not heads:
-        raise ValueError(f"{type(model).__name__} has no layer with {num_classes} outputs to cut")
+        raise ConfigError(f"{type(model).__name__} has no layer with {num_classes} outputs to cut")
     name, head = heads[-1]
     parent_name, _, attribute = name.rpartition(".")
     setattr(model.get_submodule(parent_name), attribute, nn.Identity())
@@ -144,7 +146,7 @@ def build_backbone(backbone: str, pretrained: bool = False, image_size: int | No
         try:
             model = torchvision.models.get_model(backbone, weights=None, **scratch_arguments(backbone, image_size))
         except AssertionError as err:   # ViT: image size not a multiple of the patch size
-            raise ValueError(f"net.image_size={image_size} does not fit {backbone} ({err}): "
+            raise ConfigError(f"net.image_size={image_size} does not fit {backbone} ({err}): "
                              "use a multiple of its patch size") from err
     num_classes = len(get_model_weights(backbone).DEFAULT.meta["categories"])
     return model, cut_classifier(model, num_classes)

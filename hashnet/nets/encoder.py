@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from hashnet.data.images import normalize_pixels
 from hashnet.nets.backbones import build_backbone, input_size_rule
+from hashnet.utils.errors import ConfigError
 
 
 class HashEncoder(nn.Module):
@@ -22,7 +23,7 @@ class HashEncoder(nn.Module):
                  image_size: int | None = None) -> None:
         super().__init__()
         if not isinstance(hash_bit, int) or isinstance(hash_bit, bool) or hash_bit <= 0:
-            raise ValueError(f"hash_bit must be a positive integer, got {hash_bit!r}: pass e.g. hash_bit=48")
+            raise ConfigError(f"hash_bit must be a positive integer, got {hash_bit!r}: pass e.g. hash_bit=48")
         self.backbone_name, self.hash_bit = backbone, hash_bit
         self.backbone, feat_dim = build_backbone(backbone, pretrained, image_size)
         self.input_size = input_size_rule(backbone, image_size)
@@ -37,7 +38,7 @@ class HashEncoder(nn.Module):
         size = tuple(images.shape[-2:])
         if (exact and size != (exact, exact)) or min(size) < minimum:
             need = f"exactly {exact}x{exact}" if exact else f"at least {minimum}x{minimum}"
-            raise ValueError(f"{self.backbone_name} needs inputs of {need} pixels, got {size}: "
+            raise ConfigError(f"{self.backbone_name} needs inputs of {need} pixels, got {size}: "
                              f"set dataset.crop_size={exact or minimum} or pick another net")
         if images.dtype == torch.uint8:
             images = normalize_pixels(images, self.hash_layer.weight.dtype)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from hashnet.utils.errors import ConfigError
+
 TIES = ("index", "average")
 EMPTY_QUERIES = ("drop", "zero")
 SPLITS = ("original", "strict")
@@ -24,7 +26,7 @@ def check_conventions(ties: str, empty_queries: str, prefix: str = "") -> None:
     """Raise ValueError unless ties and empty_queries are known; prefix names where they came from."""
     for name, value, choices in (("ties", ties, TIES), ("empty_queries", empty_queries, EMPTY_QUERIES)):
         if value not in choices:
-            raise ValueError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}")
+            raise ConfigError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}")
 
 
 def split_of(drop_unlabeled: bool, exclude_queries_from_database: bool) -> str:
@@ -50,7 +52,7 @@ class Protocol:
     def __post_init__(self) -> None:
         check_conventions(self.ties, self.empty_queries)
         if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+            raise ConfigError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
 
     def __str__(self) -> str:
         overlap = {True: "yes", False: "no", None: "unknown"}[self.queries_in_database]
