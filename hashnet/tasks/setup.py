@@ -129,7 +129,7 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
     replace saved hyper-parameters (e.g. eval_codes="continuous").
     """
     path = Path(path)
-    saved = read_checkpoint(path, ).get("hyper_parameters", {})
+    saved = read_checkpoint(path).get("hyper_parameters", {})
     if "method" not in saved:
         raise CheckpointError(
             f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "
@@ -157,7 +157,7 @@ def use_trained_input_size(cfg: DictConfig) -> None:
     reads its mosaics at 32 px, AlexNet needs 64) evaluates at that size without repeating the
     override. Says so when the dataset config differs.
     """
-    checkpoint = read_checkpoint(cfg.ckpt_path, )
+    checkpoint = read_checkpoint(cfg.ckpt_path)
     trained = checkpoint.get("datamodule_hyper_parameters") or {}
     for key in ("resize_size", "crop_size"):
         if key in trained and trained[key] != cfg.dataset[key]:

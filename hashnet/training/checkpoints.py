@@ -35,37 +35,42 @@ class CheckpointFileError(UnreadableFileError, FileNotFoundError):
     """A checkpoint file is missing, truncated, or not a checkpoint at all."""
 
 
-def checkpoint_problem(path: str | Path) -> str | None:
-    """What is wrong with the checkpoint file at path (missing, empty, truncated, not one), or None if it reads."""
+def _inspect(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the checkpoint at path loaded with plain values only, or None where it holds other objects or is
+    damaged; what is wrong with the file, or None), from one load of the file."""
     path = Path(path)
     if not path.is_file():
-        return "it does not exist"
+        return None, "it does not exist"
     if path.stat().st_size == 0:
-        return "it is empty (0 bytes)"
+        return None, "it is empty (0 bytes)"
     if not zipfile.is_zipfile(path):
-        return ("it is not a PyTorch checkpoint (no zip archive): truncated by an interrupted write or copy, "
-                "or another kind of file")
+        return None, ("it is not a PyTorch checkpoint (no zip archive): truncated by an interrupted write or copy, "
+                      "or another kind of file")
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError:
-        return None  # whole, but holds objects beyond tensors and plain values: Lightning reads it fully
+        return None, None  # whole, but holds objects beyond tensors and plain values: Lightning reads it fully
     except (RuntimeError, EOFError, KeyError, ValueError, OSError, zipfile.BadZipFile) as err:  # damage inside the archive
-        return f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no details'})"
+        return None, f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no details'})"
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        return "it holds no model weights (no state_dict): not a Lightning checkpoint"
-    return None
+        return None, "it holds no model weights (no state_dict): not a Lightning checkpoint"
+    return checkpoint, None
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """What is wrong with the checkpoint file at path (missing, empty, truncated, not one), or None if it reads."""
+    return _inspect(path)[1]
 
 
 def read_checkpoint(path: str | Path, fix: str = ANOTHER) -> dict[str, Any]:
-    """The checkpoint at path, loaded on the CPU (tensors memory-mapped, plain values only);
+    """The checkpoint at path, loaded on the CPU (tensors memory-mapped), read once;
     CheckpointFileError naming the file, what is wrong with it and fix."""
-    problem = checkpoint_problem(path)
+    checkpoint, problem = _inspect(path)
     if problem is not None:
         raise CheckpointFileError(f"checkpoint {path}: {problem} -- {fix}")
-    try:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    if checkpoint is None:  # objects beyond plain values, as Lightning's own load reads them
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    return checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -105,7 +110,7 @@ def resume_checkpoint(ckpt_path: str | None, resume: bool, output_dir: str | Pat
     the newest intact stepNNNNNN.ckpt beside it; a damaged ckpt_path is refused, as the user chose it.
     """
     if ckpt_path:
-        read_checkpoint(ckpt_path, )
+        read_checkpoint(ckpt_path)
         return str(ckpt_path)
     if not resume:
         return None
