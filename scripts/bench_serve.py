@@ -43,7 +43,7 @@ def random_database(size: int, bits: int, seed: int) -> CodeFile:
 
 def untrained_model(bits: int) -> HashingModule:
     with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"):
-        return build_model(compose("train", overrides=[f"hash_bit={bits}"]))
+        return build_model(compose("train", overrides=[f"hash_bit={bits}", "method.class_num=10"]))
 
 
 def time_requests(get: Callable[[str], bytes], urls: list[str], warmup: int) -> list[float]:

@@ -4,8 +4,8 @@
     python scripts/report.py outputs/coco multirun/... --out reports/    # several; --out: where to write
 
 Prints the Markdown and writes report.md and report.csv (one row per run) into --out (default: the
-first folder given). Every row names its protocol (hashnet/protocol.py); runs of different protocols in
-one row are refused with both folders named. See hashnet/report.py for the layout.
+first folder given). Every row names its protocol (hashnet/data/protocol.py); runs of different protocols in
+one row are refused with both folders named. See hashnet/outputs/report.py for the layout.
 """
 import argparse
 from pathlib import Path

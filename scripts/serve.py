@@ -1,4 +1,4 @@
-"""Serve a search page and a JSON API over a code file (hashnet/serve.py).
+"""Serve a search page and a JSON API over a code file (hashnet/tasks/serve.py).
 
     python scripts/serve.py ckpt_path=.../last.ckpt index=.../codes_database.npz [port=8000] [host=0.0.0.0]
 """

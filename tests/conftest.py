@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hashnet.data.digits import build_digits
+from hashnet.data.builders.digits import build_digits
+from hashnet.data.datamodule import HashDataModule
+from hashnet.tasks.setup import build_datamodule, build_model, resolve_method
 from hashnet.tasks.train import train
+from hashnet.training.module import HashingModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -36,6 +39,20 @@ def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictCon
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def datamodule(**settings) -> HashDataModule:
+    """A HashDataModule with configs/base/dataset.yaml's settings, except those given (name, root, num_classes,
+    topk at least): the defaults live in that file only."""
+    base = OmegaConf.to_container(OmegaConf.load(CONFIGS / "base" / "dataset.yaml"))
+    base = {key: value for key, value in base.items() if key not in ("_target_", "root")}
+    return HashDataModule(**{**base, **settings})
+
+
+def resolved_model(cfg: DictConfig) -> HashingModule:
+    """The model train() would build from cfg: data-dependent settings (class_num=auto) resolved first."""
+    resolve_method(cfg, build_datamodule(cfg))
+    return build_model(cfg)
 
 
 # 2 steps, 16 bits: a checkpoint and every output of a run, quick on 2 CPU cores.

@@ -20,7 +20,6 @@ from hashnet.data.datamodule import SPLITS, HashDataModule
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 
 LEVELS = ("error", "warning", "info")
-WIDTHS = {10: "digits", 21: "nus_wide", 80: "coco", 81: "nus_wide_81", 100: "imagenet"}  # label width -> dataset
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,12 @@ def check_overlaps(lists: dict[str, ImageList], shown: int) -> list[Finding]:
     return findings
 
 
-def check_dataset(datamodule: HashDataModule, check_images: bool = False, shown: int = 5) -> list[Finding]:
-    """Every finding about the datamodule's three lists (as written, before the protocol options)."""
+def check_dataset(datamodule: HashDataModule, check_images: bool = False, shown: int = 5,
+                  widths: dict[int, list[str]] | None = None) -> list[Finding]:
+    """Every finding about the datamodule's three lists (as written, before the protocol options).
+
+    widths: {label width: names of the dataset configs with that many classes}, named when a list's width is another
+    dataset's."""
     findings, lists = [], {}
     for split in SPLITS:
         try:
@@ -149,7 +152,8 @@ def check_dataset(datamodule: HashDataModule, check_images: bool = False, shown:
             continue
         width = image_list.labels.shape[1]
         if width != datamodule.num_classes:
-            other = f" (dataset={WIDTHS[width]} has {width})" if width in WIDTHS else ""
+            known = (widths or {}).get(width, [])
+            other = f" ({', '.join(f'dataset={name}' for name in known)} has {width})" if known else ""
             findings.append(Finding("error", split, f"{width} labels per line, but dataset.num_classes="
                                     f"{datamodule.num_classes}", f"use the lists made for this dataset, or set "
                                     f"dataset.num_classes={width}{other}"))

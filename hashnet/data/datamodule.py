@@ -21,11 +21,10 @@ import torchvision
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from hashnet.data.arguments import check_arguments
+from hashnet.data.builders import build
 from hashnet.data.cache import ImageCache, fingerprint
-from hashnet.data.cifar10 import PROTOCOLS as CIFAR10_PROTOCOLS
-from hashnet.data.cifar10 import build_cifar10
-from hashnet.data.dataset import BAD_IMAGE_MODES, BadImageError, ImageListDataset, check_choice, collate_readable
-from hashnet.data.digits import build_digits
+from hashnet.data.dataset import BadImageError, ImageListDataset, collate_readable
 from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
@@ -37,8 +36,6 @@ __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "
            "resolve_paths", "transforms"]
 
 SPLITS = ("train", "query", "database")
-BUILDERS = ("digits", "digits_multi", *CIFAR10_PROTOCOLS)
-VAL_MODES = ("test", "heldout")  # validation on the test queries (the original) or on held-out training rows
 SHOWN_MISSING = 5  # missing images quoted in the error; the count covers all of them
 
 log = logging.getLogger(__name__)
@@ -51,11 +48,11 @@ class MissingImagesError(UserError, FileNotFoundError):
 class HashDataModule(pl.LightningDataModule):
     """Train, query (list ``test.txt``) and database splits of a list-file dataset.
 
-    root: folder for relative list names and image paths; builder ("digits" / "digits_multi", or
-    a CIFAR-10 protocol "cifar10" / "cifar10_1" / "cifar10_2" built from its archive in root's
-    parent, see :mod:`hashnet.data.cifar10`): dataset that prepare_data builds into root when its
-    lists are absent; topk, ties, empty_queries: the mAP cut-off and conventions of this dataset
-    (hashnet.retrieval.protocol), kept for the evaluation; multi_label: whether a row may hold several
+    The arguments are configs/base/dataset.yaml's keys (their defaults and reasons are there), checked here.
+    root: folder for relative list names and image paths; builder: a registered dataset (a name, or
+    {name: ..., options}: hashnet.data.builders) that prepare_data builds into root when its lists are absent;
+    topk, ties, empty_queries: the benchmark's mAP protocol (hashnet.data.protocol), which the model's
+    evaluation takes from the dataset config (train.yaml's model section); multi_label: whether a row may hold several
     labels (a training row with several is refused otherwise). on_bad_image: "error" or "skip".
     Protocol options (both off = the original lists as they are): drop_unlabeled leaves out train
     and query rows with no label; exclude_queries_from_database leaves out database rows whose image
@@ -67,20 +64,17 @@ class HashDataModule(pl.LightningDataModule):
     Lightning runs on one process per node, and memory-mapped by every rank.
     """
 
-    def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None, multi_label: bool = True,
-                 train_list: str = "train.txt", query_list: str = "test.txt",
-                 database_list: str = "database.txt", path_map: dict[str, str] | None = None,
-                 builder: str | None = None, resize_size: int = 256, crop_size: int = 224,
-                 crop_scale: Sequence[float] = (0.08, 1.0), hflip: bool = True,
-                 batch_size: int = 72, eval_batch_size: int = 256, num_workers: int = 2,
-                 on_bad_image: str = "error", seed: int = 0, drop_unlabeled: bool = False,
-                 exclude_queries_from_database: bool = False,
-                 normalize_on_device: bool = True, cache: bool = False, cache_dir: str | Path | None = None,
-                 ties: str = "index", empty_queries: str = "drop", val: str = "test", val_fraction: float = 0.05):
+    def __init__(self, name: str, root: str | Path, num_classes: int, topk: int | None, ties: str, empty_queries: str,
+                 builder: str | dict | None, multi_label: bool, train_list: str, query_list: str, database_list: str,
+                 path_map: dict[str, str] | None, resize_size: int, crop_size: int, crop_scale: Sequence[float],
+                 hflip: bool, batch_size: int, eval_batch_size: int, num_workers: int, val: str, val_fraction: float,
+                 on_bad_image: str, drop_unlabeled: bool, exclude_queries_from_database: bool,
+                 normalize_on_device: bool, cache: bool, cache_dir: str | Path | None, seed: int = 0):
         super().__init__()
-        check_choice("builder", builder, (None, *BUILDERS))
-        check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
-        check_choice("val", val, VAL_MODES)
+        check_arguments(topk=topk, ties=ties, empty_queries=empty_queries, builder=builder, resize_size=resize_size,
+                        crop_size=crop_size, crop_scale=crop_scale, batch_size=batch_size,
+                        eval_batch_size=eval_batch_size, num_workers=num_workers, val=val, val_fraction=val_fraction,
+                        on_bad_image=on_bad_image)
         self.save_hyperparameters()
         self.val, self.val_fraction = val, val_fraction
         self.name, self.root, self.num_classes, self.topk = name, str(root), num_classes, topk
@@ -109,10 +103,7 @@ class HashDataModule(pl.LightningDataModule):
         """Build the builder's dataset into root when a builder is set and its lists are absent,
         then, with cache=True, the cache of every split whose list or settings changed."""
         if self.builder and not all(self.list_path(split).is_file() for split in SPLITS):
-            if self.builder in CIFAR10_PROTOCOLS:
-                build_cifar10(self.root, self.builder)
-            else:
-                build_digits(self.root, multi=self.builder == "digits_multi")
+            build(self.builder, self.root)
         if self.use_cache:
             for split in SPLITS:
                 self.image_cache(split)

@@ -6,7 +6,7 @@ BadImageError naming the file, or (on_bad_image="skip") are dropped by collate_r
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, default_collate
 from hashnet.data.cache import ImageCache
 from hashnet.data.images import read_image
 from hashnet.data.lists import ImageList
-from hashnet.utils.errors import UserError
+from hashnet.utils.errors import UserError, check_choice
 
 BAD_IMAGE_MODES = ("error", "skip")
 
@@ -24,12 +24,6 @@ log = logging.getLogger(__name__)
 
 class BadImageError(UserError, OSError):
     """An image file exists but cannot be decoded."""
-
-
-def check_choice(name: str, value: object, choices: Sequence) -> None:
-    """Raise ValueError unless value is one of choices."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
 class ImageListDataset(Dataset):
@@ -43,7 +37,7 @@ class ImageListDataset(Dataset):
 
     def __init__(self, image_list: ImageList, transform: Callable[[torch.Tensor], torch.Tensor],
                  on_bad_image: str = "error", cache: ImageCache | None = None):
-        check_choice("on_bad_image", on_bad_image, BAD_IMAGE_MODES)
+        check_choice("dataset.on_bad_image", on_bad_image, BAD_IMAGE_MODES)
         self.image_list, self.transform, self.on_bad_image = image_list, transform, on_bad_image
         self.cache = cache
         self.labels = torch.from_numpy(image_list.labels.astype(np.float32))

@@ -1,10 +1,11 @@
-"""Hashing methods, one module each; METHODS maps a `method=` name to its class."""
-from hashnet.methods.base import HashMethod
-from hashnet.methods.csq import CSQ
-from hashnet.methods.dhn import DHN
-from hashnet.methods.dpsh import DPSH
-from hashnet.methods.dsh import DSH
-from hashnet.methods.greedyhash import GreedyHash
-from hashnet.methods.hashnet import HashNet
+"""Hashing methods, one module each. Importing this package imports every module in it, so each method class
+registers itself in METHODS (`method=<name>`: configs/method/<name>.yaml); HashNet, the reference, comes first."""
+import importlib
+import pkgutil
 
-METHODS: dict[str, type[HashMethod]] = {method.name: method for method in (HashNet, DHN, DPSH, DSH, GreedyHash, CSQ)}
+from hashnet.methods.base import METHODS, HashMethod, build_method
+
+for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "hashnet", m.name)):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["METHODS", "HashMethod", "build_method"]

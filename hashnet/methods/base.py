@@ -4,24 +4,35 @@ A method sits on top of the network's hash layer (hashnet.nets.HashEncoder: imag
 owns its code layer (z -> continuous codes h, whose signs are the binary codes), its loss on a training
 batch, any state of its own (buffers and parameters, saved with the checkpoint; its parameters train at
 the hash layer's learning rate) and the callbacks it needs. Its constructor arguments are the keys of
-`configs/method/<name>.yaml`, plus hash_bit, num_classes and multi_label, which the training module
-passes from the net and the dataset.
+`configs/method/<name>.yaml` (less `name`), plus hash_bit, num_classes and multi_label, which the training
+module passes from the net and the dataset; it checks them itself, naming `method.<key>`.
+
+A subclass that sets `name` registers itself in METHODS, the registry that builds methods from their
+configs (`build_method`) and that the report, the benchmarks and the tests list methods from.
 """
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
 from torch import Tensor, nn
 
-from hashnet.methods.common import PAIRS, check_choice, split_pairs
+from hashnet.methods.common import PAIRS, split_pairs
+from hashnet.utils.errors import check_choice
+
+METHODS: dict[str, type[HashMethod]] = {}
 
 
 class HashMethod(nn.Module):
     """A hashing method: code layer (forward), loss, own state and callbacks. Subclasses set `name`."""
 
     name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            METHODS[cls.name] = cls
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool) -> None:
         super().__init__()
@@ -52,7 +63,7 @@ class PairwiseMethod(HashMethod):
     """A method whose loss compares two sets of codes of a batch: pair_loss(u1, u2, y1, y2, **settings).
 
     pairs: "halves" (the first half of a batch against the second, as HashNet's two streams) or "all"
-    (the batch against itself). Subclasses set `pair_loss` and pass their own settings.
+    (the batch against itself, i == j included). Subclasses set `pair_loss` and pass their own settings.
     """
 
     pair_loss: ClassVar[Callable[..., Tensor]]
@@ -64,3 +75,11 @@ class PairwiseMethod(HashMethod):
 
     def loss(self, h: Tensor, labels: Tensor) -> Tensor:
         return type(self).pair_loss(*split_pairs(h, labels, self.pairs), **self.settings)
+
+
+def build_method(config: dict, hash_bit: int, num_classes: int, multi_label: bool) -> HashMethod:
+    """The method METHODS[config["name"]] built from the other keys of config (configs/method/<name>.yaml)."""
+    settings = dict(config)
+    name = settings.pop("name", None)
+    check_choice("method.name", name, tuple(METHODS))
+    return METHODS[name](hash_bit=hash_bit, num_classes=num_classes, multi_label=multi_label, **settings)

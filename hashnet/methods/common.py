@@ -1,13 +1,11 @@
 """Pieces that two or more hashing methods share.
 
 - similarity: s_ij = 1 when two images share at least one label (every pairwise method).
-- sign: sign with sign(0) = +1, in the input's dtype (DPSH's quantization target, GreedyHash's codes).
-- split_pairs: the two sets of codes a pairwise loss compares, from one batch.
-- check_choice: a config value that must be one of a few words.
-- pairwise_likelihood: the negative log-likelihood of the pairwise labels under
-  p(s_ij = 1) = sigmoid(theta_ij), theta_ij = scale * <u1_i, u2_j> (DHN and DPSH):
-
-      mean_ij(softplus(theta_ij) - s_ij * theta_ij)
+- split_pairs: the two sets of codes a pairwise loss compares, from one batch (method.pairs).
+- likelihood_terms: the negative log-likelihood of pairwise labels s_ij under p(s_ij = 1) = sigmoid(theta_ij),
+  softplus(theta) - s * theta, elementwise (HashNet weights and thresholds it, DHN and DPSH average it);
+  pairwise_likelihood: its mean over the pairs of theta_ij = scale * <u1_i, u2_j>.
+- check_number: a method's numeric setting, refused with its config key when out of range.
 """
 from __future__ import annotations
 
@@ -23,26 +21,30 @@ PAIRS = ("halves", "all")
 def similarity(y1: Tensor, y2: Tensor) -> Tensor:
     """Pairwise label similarity.
 
-    y1: (B1, C), y2: (B2, C) 0/1 labels -> (B1, B2) float, 1 where the rows share a label.
+    y1: (B1, C), y2: (B2, C) 0/1 labels of any dtype -> (B1, B2) float32, 1 where the rows share a label.
     """
     return (y1.float() @ y2.float().T > 0).float()
 
 
-def sign(x: Tensor) -> Tensor:
-    """Elementwise sign in x's dtype and shape, with sign(0) = +1 (the project's code convention)."""
-    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+def likelihood_terms(theta: Tensor, s: Tensor, threshold: float | None = None) -> Tensor:
+    """softplus(theta) - s * theta elementwise, in theta's dtype; above `threshold` (None: never) theta * (1 - s),
+    the original HashNet's approximation of it.
+
+    torch's softplus returns theta itself above 20 and never exponentiates a large positive number, so the
+    terms and their gradients are finite for any finite theta.
+    """
+    s = s.to(theta.dtype)
+    terms = F.softplus(theta) - s * theta
+    return terms if threshold is None else torch.where(theta <= threshold, terms, theta * (1 - s))
 
 
 def pairwise_likelihood(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor, scale: float) -> Tensor:
-    """mean_ij(softplus(theta_ij) - s_ij * theta_ij) with theta = scale * u1 @ u2.T.
+    """mean_ij(softplus(theta_ij) - s_ij * theta_ij) with theta = scale * u1 @ u2.T (DHN and DPSH).
 
     u1: (B1, K), u2: (B2, K) codes; y1: (B1, C), y2: (B2, C) 0/1 labels -> scalar, the mean over
-    all B1 x B2 pairs. torch's softplus returns theta itself above 20 and never exponentiates a
-    large positive number, so loss and gradients are finite for any finite codes.
+    all B1 x B2 pairs.
     """
-    theta = scale * (u1 @ u2.T)
-    s = similarity(y1, y2).to(theta.dtype)
-    return (F.softplus(theta) - s * theta).mean()
+    return likelihood_terms(scale * (u1 @ u2.T), similarity(y1, y2)).mean()
 
 
 def split_pairs(h: Tensor, labels: Tensor, pairs: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -57,7 +59,9 @@ def split_pairs(h: Tensor, labels: Tensor, pairs: str) -> tuple[Tensor, Tensor, 
     return h, h, labels, labels
 
 
-def check_choice(key: str, value: object, choices: tuple) -> None:
-    """Raise ValueError naming the config key unless value is one of choices."""
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}: pass {key}={choices[0]}")
+def check_number(key: str, value: object, minimum: float = 0.0, strict: bool = False, example: float = 0.1) -> None:
+    """ConfigError naming method.<key> unless value is a number >= minimum (> minimum when strict)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or value < minimum or (strict and value == minimum):
+        bound = f"{'>' if strict else '>='} {minimum:g}"
+        raise ConfigError(f"method.{key}={value!r}: it must be a number {bound} -- pass e.g. method.{key}={example:g}")

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from hashnet.methods.base import HashMethod
+from hashnet.methods.common import check_number
 
 
 def sylvester_hadamard(k: int) -> Tensor:
@@ -91,6 +92,7 @@ class CSQ(HashMethod):
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, quantization_weight: float,
                  seed: int) -> None:
         super().__init__(hash_bit, num_classes, multi_label)
+        check_number("quantization_weight", quantization_weight)
         self.quantization_weight = quantization_weight
         self.register_buffer("centers", hash_centers(num_classes, hash_bit, seed))
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from hashnet.methods.base import PairwiseMethod
-from hashnet.methods.common import pairwise_likelihood
+from hashnet.methods.common import check_number, pairwise_likelihood
 
 
 def log_cosh(x: Tensor) -> Tensor:
@@ -43,4 +43,6 @@ class DHN(PairwiseMethod):
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, scale: float,
                  quantization_weight: float) -> None:
+        check_number("scale", scale, strict=True, example=0.5)
+        check_number("quantization_weight", quantization_weight)
         super().__init__(hash_bit, num_classes, multi_label, pairs, scale=scale, quantization_weight=quantization_weight)

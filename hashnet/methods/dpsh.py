@@ -17,8 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hashnet.methods.common import pairwise_likelihood, sign
+from hashnet.methods.common import pairwise_likelihood
 from hashnet.methods.dhn import DHN
+from hashnet.utils.signs import sign
 
 
 def dpsh_loss(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from hashnet.methods.base import PairwiseMethod
-from hashnet.methods.common import similarity
+from hashnet.methods.common import check_number, similarity
 
 
 def dsh_loss(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor,
@@ -45,5 +45,8 @@ class DSH(PairwiseMethod):
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, margin: float | None,
                  regularization_weight: float) -> None:
+        if margin is not None:
+            check_number("margin", margin, strict=True, example=2 * hash_bit)
+        check_number("regularization_weight", regularization_weight)
         super().__init__(hash_bit, num_classes, multi_label, pairs, margin=margin,
                          regularization_weight=regularization_weight)

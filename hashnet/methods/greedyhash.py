@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hashnet.methods.base import HashMethod
-from hashnet.methods.common import sign
+from hashnet.methods.common import check_number
+from hashnet.utils.signs import sign
 
 
 class _SignSTE(torch.autograd.Function):
@@ -63,6 +64,7 @@ class GreedyHash(HashMethod):
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, penalty_weight: float) -> None:
         super().__init__(hash_bit, num_classes, multi_label)
+        check_number("penalty_weight", penalty_weight)
         self.penalty_weight = penalty_weight
         self.classifier = nn.Linear(hash_bit, num_classes, bias=False)
 

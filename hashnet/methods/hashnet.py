@@ -23,45 +23,28 @@ from typing import Callable
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from hashnet.methods.base import HashMethod
-from hashnet.methods.common import PAIRS, check_choice, similarity, split_pairs
-from hashnet.utils.errors import ConfigError
+from hashnet.methods.common import PAIRS, check_number, likelihood_terms, similarity, split_pairs
+from hashnet.utils.errors import ConfigError, check_choice
 
 log = logging.getLogger(__name__)
 
 
-def pairwise_loss(
-    h1: Tensor,
-    h2: Tensor,
-    y1: Tensor,
-    y2: Tensor,
-    alpha: float,
-    class_num: float = 1.0,
-    threshold: float = 15.0,
-    exclude_diagonal: bool = False,
-) -> Tensor:
-    """Weighted pairwise cross-entropy over all (h1_i, h2_j) pairs.
+def pairwise_loss(h1: Tensor, h2: Tensor, y1: Tensor, y2: Tensor, alpha: float, class_num: float,
+                  threshold: float) -> Tensor:
+    """Weighted pairwise cross-entropy over all (h1_i, h2_j) pairs (module docstring) -> scalar in h1's dtype.
 
-    h1: (B1, K), h2: (B2, K) continuous codes in [-1, 1]; y1: (B1, C), y2: (B2, C) 0/1 labels.
-    alpha scales inner products into logits (HashNet uses 10 / K); class_num weights similar
-    pairs; above `threshold` the logit's softplus is replaced by the logit itself, as in the
-    original. exclude_diagonal drops pairs (i, i), for h1 is h2 (every pair of one batch).
-    Returns a scalar of at least float32, finite with finite gradients for any code scale: softplus
-    never exponentiates a large positive number. Mixed precision does not reach it: in bf16, logits
-    near 10 would be rounded to steps of 1/16.
+    h1: (B1, K), h2: (B2, K) continuous codes in [-1, 1]; y1: (B1, C), y2: (B2, C) 0/1 labels. alpha scales
+    inner products into logits (HashNet uses 10 / K); class_num weights similar pairs; above `threshold` the
+    logit's softplus is replaced by the logit itself, as in the original. Finite, with finite gradients, for
+    any code scale (common.likelihood_terms).
     """
-    with torch.autocast(h1.device.type, enabled=False):
-        dtype = torch.promote_types(h1.dtype, torch.float32)  # bf16 / fp16 codes -> float32; float64 stays
-        theta = alpha * (h1.to(dtype) @ h2.to(dtype).T)
-        s = similarity(y1, y2)
-        pair_loss = torch.where(theta <= threshold, F.softplus(theta) - s * theta, theta * (1 - s))
-        weight = torch.where(s > 0, float(class_num), 1.0)
-        if exclude_diagonal:
-            weight = weight * (1 - torch.eye(*weight.shape, device=weight.device))
-        return (weight * pair_loss).sum() / weight.sum()
+    theta = alpha * (h1 @ h2.T)
+    s = similarity(y1, y2)
+    weight = torch.where(s > 0, float(class_num), 1.0).to(theta.dtype)
+    return (weight * likelihood_terms(theta, s, threshold)).sum() / weight.sum()
 
 
 _WEIGHT_CHUNK = 1 << 22  # label-row pairs per chunk of similar_pair_weight
@@ -88,16 +71,10 @@ def similar_pair_weight(labels: np.ndarray) -> float:
     return float(n * (n - 1) / similar)
 
 
-def beta_at(
-    step: int,
-    init_scale: float = 1.0,
-    gamma: float = 0.005,
-    power: float = 0.5,
-    step_size: int = 200,
-) -> float:
+def beta_at(step: int, init_scale: float, gamma: float, power: float, step_size: int) -> float:
     """beta = init_scale * (1 + gamma * t) ** power, t = step_size * floor(step / step_size).
 
-    With the defaults beta is 1 until step 200 and about 6.78 at step 9000.
+    With configs/method/hashnet.yaml's values beta is 1 until step 200 and about 6.78 at step 9000.
     """
     t = step_size * (step // step_size)
     return init_scale * math.pow(1.0 + gamma * t, power)
@@ -124,7 +101,7 @@ class HashNet(HashMethod):
     alpha: logit scale of <h_i, h_j> (None: 10 / hash_bit); class_num: weight of similar pairs, a number
     ("auto" is resolved from the training labels before construction); weighted=False trains with
     weight 1 (HashNet-W); threshold: see pairwise_loss; pairs: "halves" (the two halves of a batch against
-    each other) or "all" (every pair i != j of the batch); continuation=False keeps beta at init_scale
+    each other) or "all" (the batch against itself, i == j included); continuation=False keeps beta at init_scale
     (HashNet-sgn); init_scale, gamma, power, step_size: beta_at's schedule. beta is a buffer, so it is
     saved with the weights.
     """
@@ -136,13 +113,17 @@ class HashNet(HashMethod):
                  gamma: float, power: float, step_size: int) -> None:
         super().__init__(hash_bit, num_classes, multi_label)
         check_choice("method.pairs", pairs, PAIRS)
-        if (weighted or class_num != "auto") and (isinstance(class_num, str) or class_num <= 0):
-            raise ConfigError(f"method.class_num must be a positive number or auto, got {class_num!r}: "
-                             "pass method.class_num=auto (|S|/|S1| of the training labels) or e.g. method.class_num=1")
+        if isinstance(class_num, str) or isinstance(class_num, bool) or not class_num > 0:
+            raise ConfigError(f"method.class_num={class_num!r}: it must be a positive number or auto -- pass e.g. "
+                              "method.class_num=auto (|S|/|S1| of the training labels, resolved by training)")
         if not weighted and class_num == 1:
             raise ConfigError("method.weighted=false (HashNet-W) changes nothing here: method.class_num is already 1, "
-                             "so this run would train HashNet again -- drop ablation=hashnet_w (or "
-                             "method.weighted=false) for this dataset")
+                              "so this run would train HashNet again -- drop method.weighted=false for this dataset")
+        if alpha is not None:
+            check_number("alpha", alpha, strict=True, example=10 / hash_bit)
+        for key, value, example in (("init_scale", init_scale, 1.0), ("gamma", gamma, 0.005), ("power", power, 0.5)):
+            check_number(key, value, strict=key == "init_scale", example=example)
+        check_number("step_size", step_size, minimum=1, example=200)
         self.alpha = alpha or 10.0 / hash_bit
         self.class_num = float(class_num) if weighted else 1.0  # HashNet-W: every pair weighs 1
         self.threshold, self.pairs, self.continuation = threshold, pairs, continuation
@@ -158,18 +139,17 @@ class HashNet(HashMethod):
         return torch.tanh(self.beta * z)
 
     def loss(self, h: Tensor, labels: Tensor) -> Tensor:
-        """pairwise_loss over the batch's pairs (halves against each other, or every i != j)."""
-        if self.pairs == "halves":
-            return pairwise_loss(*split_pairs(h, labels, "halves"), self.alpha, self.class_num, self.threshold)
-        return pairwise_loss(h, h, labels, labels, self.alpha, self.class_num, self.threshold, exclude_diagonal=True)
+        """pairwise_loss over the batch's pairs (halves against each other, or the batch against itself)."""
+        return pairwise_loss(*split_pairs(h, labels, self.pairs), self.alpha, self.class_num, self.threshold)
 
     def callbacks(self) -> list[pl.Callback]:
         return [Continuation(self)]
 
     @classmethod
     def resolve(cls, config: dict, train_labels: Callable[[], np.ndarray]) -> dict:
-        """class_num=auto -> |S| / |S1| of the training labels (logged); untouched when weighted=false."""
-        if config.get("class_num") != "auto" or not config.get("weighted", True):
+        """class_num=auto -> |S| / |S1| of the training labels (logged; also with weighted=false, so that HashNet-W
+        can be refused where it equals HashNet)."""
+        if config.get("class_num") != "auto":
             return config
         class_num = similar_pair_weight(train_labels())
         log.info("method.class_num=auto: |S| / |S1| of the training labels = %.4f", class_num)

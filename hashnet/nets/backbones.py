@@ -38,52 +38,37 @@ def check_backbone(backbone: str) -> None:
         raise ConfigError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
 
 
-def check_image_size(backbone: str, pretrained: bool, image_size: int | None) -> None:
-    """Raise ValueError when net.image_size cannot apply: only from scratch, only to ViT."""
-    if image_size is None:
-        return
-    if "image_size" not in constructor_parameters(backbone):
-        raise ConfigError(f"net.image_size={image_size!r}: {backbone} takes no image size (only ViT models do); "
-                         "drop it with net.image_size=null")
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
-        raise ConfigError(f"net.image_size must be a positive number of pixels or null, got {image_size!r}")
-    weights_size = get_model_weights(backbone).DEFAULT.meta["min_size"][0]
-    if pretrained and image_size != weights_size:
-        raise ConfigError(f"net.image_size={image_size}: the pretrained {backbone} weights are for {weights_size}x"
-                         f"{weights_size} inputs; use net.image_size=null, or train from scratch with net.pretrained=false")
+def builds_for_size(backbone: str, pretrained: bool) -> bool:
+    """Whether the model is built for the input size it is given (a ViT from scratch)."""
+    return not pretrained and "image_size" in constructor_parameters(backbone)
 
 
-def input_size_rule(backbone: str, image_size: int | None = None) -> tuple[int, int | None]:
+def input_size_rule(backbone: str, pretrained: bool, image_size: int | None = None) -> tuple[int, int | None]:
     """(minimum, exact or None): the square input sizes the backbone accepts.
 
     minimum is torchvision's documented smallest input (meta["min_size"] of the DEFAULT weights: AlexNet 63,
     VGG and ConvNeXt 32, DenseNet 29, SqueezeNet 21/17, GoogLeNet 15, Inception v3 75, ResNet 1, ...).
-    Models built for one size (ViT, MaxViT) take exactly that size: image_size (ViT from scratch) or the
-    DEFAULT weights' (224; vit_h_14 518), and then minimum == exact.
+    Models built for one size take exactly that size: a ViT from scratch the image_size it is given (None:
+    its weights'), pretrained ViTs and MaxViT their DEFAULT weights' (224; vit_h_14 518); then minimum == exact.
     """
     check_backbone(backbone)
-    size = image_size or get_model_weights(backbone).DEFAULT.meta["min_size"][0]
-    return (size, size) if takes_image_size(backbone) else (size, None)
-
-
-def min_input_size(backbone: str, image_size: int | None = None) -> int:
-    """Smallest square input the backbone accepts (see input_size_rule)."""
-    return input_size_rule(backbone, image_size)[0]
+    weights_size = get_model_weights(backbone).DEFAULT.meta["min_size"][0]
+    if builds_for_size(backbone, pretrained) and image_size:
+        return image_size, image_size
+    return (weights_size, weights_size) if takes_image_size(backbone) else (weights_size, None)
 
 
 def check_input_size(backbone: str, pretrained: bool, image_size: int | None, crop_size: int, resize_size: int) -> None:
-    """Raise ValueError, naming the overrides to pass, when crop_size x crop_size inputs do not fit the backbone."""
-    check_backbone(backbone)
-    check_image_size(backbone, pretrained, image_size)
-    minimum, exact = input_size_rule(backbone, image_size)
+    """ConfigError, naming the overrides to pass, when crop_size x crop_size inputs do not fit the backbone."""
+    minimum, exact = input_size_rule(backbone, pretrained, image_size)
     if crop_size == exact or (exact is None and crop_size >= minimum):
         return
     fix = f"dataset.crop_size={minimum}" + (f" dataset.resize_size={minimum}" if resize_size < minimum else "")
-    scratch = (f", or from scratch net.pretrained=false net.image_size={crop_size} (a multiple of the patch size)"
-               if "image_size" in constructor_parameters(backbone) else "")
+    scratch = (", or train it from scratch (net.pretrained=false), built for the crop"
+               if "image_size" in constructor_parameters(backbone) and pretrained else "")
     need = f"exactly {exact}x{exact}" if exact else f"at least {minimum}x{minimum}"
     raise ConfigError(f"net.backbone={backbone} needs inputs of {need} pixels, got dataset.crop_size={crop_size}: "
-                     f"use {fix} (dataset.resize_size must be >= dataset.crop_size){scratch}")
+                      f"use {fix}{scratch}")
 
 
 def load_pretrained(backbone: str, **kwargs) -> nn.Module:
@@ -112,11 +97,11 @@ def load_pretrained(backbone: str, **kwargs) -> nn.Module:
 def scratch_arguments(backbone: str, image_size: int | None) -> dict:
     """Constructor arguments of a randomly initialised model: no auxiliary heads (Inception v3, GoogLeNet:
     forward returns a plain tensor in train mode too), their default init stated (no warning), and ViT
-    built for image_size or its DEFAULT weights' size."""
+    built for image_size (None: its DEFAULT weights' size)."""
     accepts = constructor_parameters(backbone)
     arguments = {"aux_logits": False, "init_weights": True}
     if "image_size" in accepts:
-        arguments["image_size"] = input_size_rule(backbone, image_size)[1]
+        arguments["image_size"] = input_size_rule(backbone, False, image_size)[1]
     return {key: value for key, value in arguments.items() if key in accepts}
 
 
@@ -136,17 +121,16 @@ def cut_classifier(model: nn.Module, num_classes: int) -> int:
 def build_backbone(backbone: str, pretrained: bool = False, image_size: int | None = None) -> tuple[nn.Module, int]:
     """Torchvision model cut at its penultimate layer -> (module mapping (N,3,H,W) to (N,D), D).
 
-    image_size: ViT only, from scratch only: build it for image_size x image_size inputs.
+    image_size: the square input it will see; a ViT from scratch is built for it (others ignore it).
     """
     check_backbone(backbone)
-    check_image_size(backbone, pretrained, image_size)
     if pretrained:
         model = load_pretrained(backbone)
     else:
         try:
             model = torchvision.models.get_model(backbone, weights=None, **scratch_arguments(backbone, image_size))
         except AssertionError as err:   # ViT: image size not a multiple of the patch size
-            raise ConfigError(f"net.image_size={image_size} does not fit {backbone} ({err}): "
-                             "use a multiple of its patch size") from err
+            raise ConfigError(f"net.backbone={backbone} from scratch is built for the crop, dataset.crop_size="
+                              f"{image_size}, which does not fit it ({err}): use a multiple of its patch size") from err
     num_classes = len(get_model_weights(backbone).DEFAULT.meta["categories"])
     return model, cut_classifier(model, num_classes)

@@ -15,18 +15,17 @@ class HashEncoder(nn.Module):
     images are normalised floats, or uint8 pixels that forward normalises (ImageNet mean/std) on their
     device. The hash layer starts from N(0, 0.01) weights and zero bias, as HashNet's. channels_last:
     weights and inputs in NHWC memory format (faster convolutions with tensor cores and oneDNN, above
-    all under bf16/fp16); the state dict is the same either way. image_size: a ViT from scratch only, the
-    square input it is built for (hashnet.nets.backbones.input_size_rule).
+    all under bf16/fp16); the state dict is the same either way. image_size: the square input it will see
+    (the dataset's crop; None: its weights' size), which a ViT from scratch is built for
+    (hashnet.nets.backbones.input_size_rule). hash_bit K is checked by the training config (hashnet.tasks.checks).
     """
 
     def __init__(self, backbone: str, hash_bit: int, pretrained: bool, channels_last: bool,
-                 image_size: int | None = None) -> None:
+                 image_size: int | None) -> None:
         super().__init__()
-        if not isinstance(hash_bit, int) or isinstance(hash_bit, bool) or hash_bit <= 0:
-            raise ConfigError(f"hash_bit must be a positive integer, got {hash_bit!r}: pass e.g. hash_bit=48")
         self.backbone_name, self.hash_bit = backbone, hash_bit
         self.backbone, feat_dim = build_backbone(backbone, pretrained, image_size)
-        self.input_size = input_size_rule(backbone, image_size)
+        self.input_size = input_size_rule(backbone, pretrained, image_size)
         self.hash_layer = nn.Linear(feat_dim, hash_bit)
         nn.init.normal_(self.hash_layer.weight, 0.0, 0.01)
         nn.init.zeros_(self.hash_layer.bias)

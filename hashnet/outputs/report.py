@@ -8,7 +8,7 @@ that field). A HashNet run's variant comes from its composed config (method.weig
 false: hashnet_w / hashnet_sgn, both: pairwise; an evaluation takes its checkpoint's run's; for a config
 without a method section, the `ablation` config choice); ranking continuous outputs adds +C (HashNet+C).
 Another method's variant is its name (+C likewise). The protocol is metrics.json's
-(hashnet.retrieval.protocol; for a metrics.json older than that field: ties=index, empty=drop as then, the
+(hashnet.data.protocol; for a metrics.json older than that field: ties=index, empty=drop as then, the
 split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
 queries-in-database unknown unless left out). Runs of the same cell are averaged (n shown); each row
 names its protocol, and runs of different protocols in one row are refused.
@@ -26,7 +26,8 @@ from typing import Iterable, Sequence
 
 import yaml
 
-from hashnet.retrieval.protocol import Protocol, split_of
+from hashnet.data.protocol import Protocol, split_of
+from hashnet.methods import METHODS as REGISTERED
 
 BITS = (16, 32, 48, 64)
 # HashNet's published mAP (Cao et al., ICCV 2017, Table 1; AlexNet): dataset -> (R of mAP@R, mAP per BITS).
@@ -40,7 +41,7 @@ PAPER_CONVENTIONS = "ties=arbitrary empty=drop split=original"  # its code: unst
 # The paper's ablation rows, in its order, then the plain pairwise baseline.
 VARIANTS = {"hashnet_c": "HashNet+C", "hashnet": "HashNet", "hashnet_w": "HashNet-W",
             "hashnet_sgn": "HashNet-sgn", "pairwise": "pairwise (no W, no continuation)"}
-METHODS = ("hashnet", "dhn", "dpsh", "dsh", "greedyhash", "csq")  # the methods table's row order (hashnet.methods)
+METHODS = tuple(REGISTERED)  # the methods table's row order: the registry's, HashNet first
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Everything is computed from a hashnet.retrieval.evaluation.Retrieval (the last test run's outputs,
 codes and labels of the query and database splits, and mAP@R); the retrieval grid and the protocol
-line (hashnet.retrieval.protocol) also read the datamodule's image paths. Only rank 0 writes or logs.
+line (hashnet.data.protocol) also read the datamodule's image paths. Only rank 0 writes or logs.
 """
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from matplotlib.figure import Figure
 from PIL import Image
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from hashnet.data.protocol import Protocol, queries_in_database, split_of
 from hashnet.outputs import plots
 from hashnet.retrieval.codes import pack_codes
 from hashnet.retrieval.evaluation import Retrieval
 from hashnet.retrieval.index import HammingIndex
 from hashnet.retrieval.metrics import precision_at_hamming_radius, precision_at_k, precision_recall_curve
-from hashnet.retrieval.protocol import Protocol, queries_in_database, split_of
 from hashnet.utils.files import atomic_write, atomic_write_json
 
 RADIUS = 2  # P@H<=2: the paper's precision within Hamming radius 2

@@ -3,7 +3,7 @@
 From the relevance of a query's top R in ranking order (ties already broken), or from per-distance
 histograms of items / relevant items with ties in uniformly random order (the expectation, exact).
 Several cut-offs R come from one ranking to the largest. `MeanAP` averages over queries under an
-empty-query rule ("drop" or "zero", hashnet.retrieval.protocol).
+empty-query rule ("drop" or "zero", hashnet.data.protocol).
 """
 from __future__ import annotations
 

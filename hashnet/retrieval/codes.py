@@ -20,6 +20,7 @@ from torch import Tensor
 
 from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write
+from hashnet.utils.signs import sign
 
 FORMAT = "hashnet-codes-1"  # bumped when the layout of the file changes
 CHECKED = ("hash_bit", "net", "dataset")  # metadata that load_codes compares with the caller's
@@ -36,7 +37,7 @@ def as_numpy(x: np.ndarray | Tensor) -> np.ndarray:
 
 def binarize(outputs: Tensor) -> Tensor:
     """outputs: (N, K) real -> codes: (N, K) int8 in {-1,+1}, with sign(0) = +1."""
-    return torch.where(outputs >= 0, 1, -1).to(torch.int8)
+    return sign(outputs).to(torch.int8)
 
 
 def check_packable(hash_bit: int) -> None:

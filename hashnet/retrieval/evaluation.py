@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from hashnet.retrieval.codes import binarize
 from hashnet.retrieval.metrics import mean_average_precision
 from hashnet.retrieval.scores import mean_average_precision_by_score
+from hashnet.utils.errors import check_choice
 
 EVAL_CODES = ("sign", "continuous")
 
@@ -18,10 +20,11 @@ EVAL_CODES = ("sign", "continuous")
 @dataclass(frozen=True)
 class Retrieval:
     """query_* (Nq, ...) and db_* (N, ...) in dataset order, on the CPU: outputs (., K) float (the
-    continuous codes), codes (., K) int8 in {-1, +1}, labels (., C) 0/1 float. topk: R (None: N);
+    continuous codes), codes (., K) int8 in {-1, +1}, labels (., C) 0/1 float, index (.,) int64 each row's
+    position in its split's list (all of them unless images were skipped as unreadable). topk: R (None: N);
     eval_codes: how the database was ranked for mAP ("sign": Hamming distance of the codes, the
     paper's protocol; "continuous": inner product of the outputs, HashNet+C); ties, empty_queries: the
-    mAP conventions (hashnet.retrieval.protocol; score ranking breaks ties by index)."""
+    mAP conventions (hashnet.data.protocol; score ranking breaks ties by index)."""
 
     query_outputs: Tensor
     query_codes: Tensor
@@ -34,14 +37,19 @@ class Retrieval:
     ties: str
     empty_queries: str
     mAP: float
+    query_index: Tensor
+    db_index: Tensor
 
 
 def evaluate_retrieval(query_outputs: Tensor, query_labels: Tensor, db_outputs: Tensor, db_labels: Tensor,
                        topk: int | None, eval_codes: str = "sign", ties: str = "index",
-                       empty_queries: str = "drop") -> Retrieval:
-    """Binarise both splits (sign(0) = +1) and compute mAP@topk of the ranking eval_codes names."""
-    if eval_codes not in EVAL_CODES:
-        raise ValueError(f"eval_codes must be one of {list(EVAL_CODES)}, got {eval_codes!r}: pass eval_codes=sign")
+                       empty_queries: str = "drop", query_index: Tensor | None = None,
+                       db_index: Tensor | None = None) -> Retrieval:
+    """Binarise both splits (sign(0) = +1) and compute mAP@topk of the ranking eval_codes names.
+
+    query_index, db_index: each row's position in its split's list (None: 0, 1, ..., every row in order).
+    """
+    check_choice("eval_codes", eval_codes, EVAL_CODES)
     query_codes, db_codes = binarize(query_outputs), binarize(db_outputs)
     if eval_codes == "sign":
         mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, topk, ties, empty_queries)
@@ -49,5 +57,7 @@ def evaluate_retrieval(query_outputs: Tensor, query_labels: Tensor, db_outputs: 
         ties = "index"  # scores are real numbers: equal ones are rare and go by index
         mean_ap = mean_average_precision_by_score(query_outputs, query_labels, db_outputs, db_labels, topk,
                                                   empty_queries)
+    query_index = torch.arange(len(query_outputs)) if query_index is None else query_index
+    db_index = torch.arange(len(db_outputs)) if db_index is None else db_index
     return Retrieval(query_outputs, query_codes, query_labels, db_outputs, db_codes, db_labels, topk, eval_codes,
-                     ties, empty_queries, mean_ap)
+                     ties, empty_queries, mean_ap, query_index, db_index)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hashnet.data.protocol import check_conventions
 from hashnet.retrieval.average_precision import (
     MeanAP,
     TopK,
@@ -27,11 +28,10 @@ from hashnet.retrieval.average_precision import (
     cut_offs,
     expected_average_precision,
 )
-from hashnet.retrieval.codes import as_numpy
-from hashnet.retrieval.protocol import check_conventions
+from hashnet.retrieval.codes import as_numpy, packed_words
 
 Array = np.ndarray | torch.Tensor
-_CHUNK_PAIRS = 1 << 22  # query x database pairs per chunk: 4 MiB of uint8 distances
+CHUNK_PAIRS = 1 << 22  # query x database pairs per chunk: 4 MiB of uint8 distances
 _TILE_PAIRS = 1 << 18  # pairs per XOR tile (whole rows): bounds the uint64 temporary
 _SAMPLE = 2048  # database items sampled to guess a query's distance cut for a given depth
 
@@ -46,24 +46,23 @@ class _Data:
     bits: int
 
 
-def _pack(x: Array, name: str, values: tuple[int, int]) -> np.ndarray:
-    """Check that x (N, D) only holds `values`; return (x == values[1]) packed into (W, N) uint64."""
+def pack_rows(x: Array, name: str, values: tuple[int, int]) -> np.ndarray:
+    """Check that x (N, D) only holds `values`; return (x == values[1]) packed into (W, N) uint64 words."""
     a = as_numpy(x)
     bits = a == values[1]
     if not (bits | (a == values[0])).all():
         raise ValueError(f"{name} must only hold {values[0]} and {values[1]}")
-    padded = np.pad(bits, ((0, 0), (0, 64 * max(1, -(-a.shape[1] // 64)) - a.shape[1])))
-    return np.ascontiguousarray(np.packbits(padded, axis=1).view(np.uint64).T)
+    return packed_words(np.packbits(bits, axis=1))
 
 
-def _prepare(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array) -> _Data:
+def prepare(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array) -> _Data:
     """Validate the shapes and values of the four inputs and bit-pack them."""
     shapes = [tuple(x.shape) for x in (query_codes, query_labels, db_codes, db_labels)]
     (nq, k), (nq2, c), (n, k2), (n2, c2) = (s if len(s) == 2 else (-1, -1) for s in shapes)
     if min(nq, n) < 1 or (nq, n, k, c) != (nq2, n2, k2, c2):
         raise ValueError(f"expected shapes (Nq, K), (Nq, C), (N, K), (N, C) with Nq, N >= 1, got {shapes}")
-    return _Data(_pack(query_codes, "query_codes", (-1, 1)), _pack(query_labels, "query_labels", (0, 1)),
-                 _pack(db_codes, "db_codes", (-1, 1)), _pack(db_labels, "db_labels", (0, 1)), k)
+    return _Data(pack_rows(query_codes, "query_codes", (-1, 1)), pack_rows(query_labels, "query_labels", (0, 1)),
+                 pack_rows(db_codes, "db_codes", (-1, 1)), pack_rows(db_labels, "db_labels", (0, 1)), k)
 
 
 def hamming_distances(query: np.ndarray, db: np.ndarray, bits: int) -> np.ndarray:
@@ -109,7 +108,7 @@ def _candidates(dist: np.ndarray, depth: int, radius: int | None) -> tuple[np.nd
         mask[short] = dist[short] <= cut[short, None].astype(dist.dtype)
 
 
-def _related(query: np.ndarray, db: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def related(query: np.ndarray, db: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Whether queries `rows` (of query (V, B)) and db items `cols` (of db (V, N)) share a label."""
     shared = np.take(db[0], cols)
     shared &= query[0][rows]
@@ -122,14 +121,14 @@ def _related(query: np.ndarray, db: np.ndarray, rows: np.ndarray, cols: np.ndarr
 
 def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bool = False,
           ranked: bool = False, query_chunk: int | None = None) -> Iterator[tuple[np.ndarray | None, ...]]:
-    """Yield (count, relevant, ranked) per chunk of B = `query_chunk` queries (default ~_CHUNK_PAIRS / N).
+    """Yield (count, relevant, ranked) per chunk of B = `query_chunk` queries (default ~CHUNK_PAIRS / N).
 
     count, relevant: (B, K+1) int64 items / relevant items at each distance, exact up to the cut
     (see `_candidates`; 1 <= depth <= N), zero beyond it; None unless `histograms`. ranked:
     (B, depth) bool relevance of each query's top `depth` in ranking order; None unless `ranked`.
     """
     n, k = data.db_codes.shape[1], data.bits
-    chunk = query_chunk or max(1, _CHUNK_PAIRS // n)
+    chunk = query_chunk or max(1, CHUNK_PAIRS // n)
     for start in range(0, data.query_codes.shape[1], chunk):
         queries = slice(start, start + chunk)
         dist = hamming_distances(data.query_codes[:, queries], data.db_codes, k)
@@ -140,7 +139,7 @@ def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bo
         if histograms:
             rows = np.repeat(np.arange(b), np.diff(bounds))
             key = rows * (k + 1) + values
-            rel = _related(data.query_labels[:, queries], data.db_labels, rows, flat - rows * n)
+            rel = related(data.query_labels[:, queries], data.db_labels, rows, flat - rows * n)
             count = np.bincount(key, minlength=b * (k + 1)).reshape(b, k + 1)
             relevant = np.bincount(key[rel], minlength=b * (k + 1)).reshape(b, k + 1)
         if ranked:
@@ -148,7 +147,7 @@ def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bo
             for row, (s, e) in enumerate(zip(bounds[:-1], bounds[1:])):
                 first = np.argsort(values[s:e], kind="stable")[:depth]  # radix sort, in cache
                 np.subtract(np.take(flat[s:e], first), row * n, out=cols[row])
-            ordered = _related(data.query_labels[:, queries], data.db_labels, np.arange(b)[:, None], cols)
+            ordered = related(data.query_labels[:, queries], data.db_labels, np.arange(b)[:, None], cols)
         yield count, relevant, ordered
 
 
@@ -173,7 +172,7 @@ def mean_average_precision(query_codes: Array, query_labels: Array, db_codes: Ar
         ties it equals "index". Computed in closed form, not sampled.
     """
     check_conventions(ties, empty_queries)
-    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    data = prepare(query_codes, query_labels, db_codes, db_labels)
     size = data.db_codes.shape[1]
     depths, single = cut_offs(topk, size)
     mean, average = MeanAP(len(depths), empty_queries), ties == "average"
@@ -203,7 +202,7 @@ def precision_at_hamming_radius(query_codes: Array, query_labels: Array, db_code
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    data = prepare(query_codes, query_labels, db_codes, db_labels)
     inside, relevant = _ball_counts(data, radius, query_chunk)
     return float(np.mean(relevant[:, -1] / np.maximum(inside[:, -1], 1)))
 
@@ -217,7 +216,7 @@ def precision_recall_curve(query_codes: Array, query_labels: Array, db_codes: Ar
     relevant items in the ball / relevant items in the database, averaged over the queries that have
     one (recall is undefined for the others; all zeros if no query has one).
     """
-    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    data = prepare(query_codes, query_labels, db_codes, db_labels)
     inside, relevant = _ball_counts(data, data.bits, query_chunk)
     precision = (relevant / np.maximum(inside, 1)).mean(axis=0)
     findable = relevant[relevant[:, -1] > 0]
@@ -234,7 +233,7 @@ def precision_at_k(query_codes: Array, query_labels: Array, db_codes: Array, db_
     """
     if len(ks) == 0:
         raise ValueError("ks must not be empty")
-    data = _prepare(query_codes, query_labels, db_codes, db_labels)
+    data = prepare(query_codes, query_labels, db_codes, db_labels)
     sizes = np.array([clamp(int(k), data.db_codes.shape[1], "k") for k in ks])
     total = np.zeros(len(sizes))
     for _, _, ranked in _scan(data, int(sizes.max()), ranked=True, query_chunk=query_chunk):

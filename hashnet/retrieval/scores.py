@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 
+from hashnet.data.protocol import check_conventions
 from hashnet.retrieval.average_precision import MeanAP, TopK, average_precision, cut_offs
-from hashnet.retrieval.codes import as_numpy
-from hashnet.retrieval.metrics import _CHUNK_PAIRS, Array, _prepare, _related
-from hashnet.retrieval.protocol import check_conventions
+from hashnet.retrieval.codes import as_numpy, binarize
+from hashnet.retrieval.metrics import CHUNK_PAIRS, Array, prepare, related
 
 
 def _float64(x: Array) -> np.ndarray:
@@ -30,7 +31,7 @@ def _ranked_by_score(query: np.ndarray, db: np.ndarray, query_labels: np.ndarray
     them. The items scoring at least each row's depth-th best are sorted by (-score, index).
     """
     n = len(db)
-    chunk = query_chunk or max(1, _CHUNK_PAIRS // n)
+    chunk = query_chunk or max(1, CHUNK_PAIRS // n)
     for start in range(0, len(query), chunk):
         cost = -(query[start:start + chunk] @ db.T)  # (B, N): lower ranks first
         b = len(cost)
@@ -38,7 +39,7 @@ def _ranked_by_score(query: np.ndarray, db: np.ndarray, query_labels: np.ndarray
         rows, cols = np.nonzero(cost <= kth)  # at least depth per row; row-major
         order = np.lexsort((cols, cost[rows, cols], rows))  # by row, then cost, then index
         first = np.searchsorted(rows, np.arange(b))[:, None] + np.arange(depth)  # (B, depth) positions
-        yield _related(query_labels[:, start:start + b], db_labels, np.arange(b)[:, None], cols[order][first])
+        yield related(query_labels[:, start:start + b], db_labels, np.arange(b)[:, None], cols[order][first])
 
 
 def mean_average_precision_by_score(query_outputs: Array, query_labels: Array, db_outputs: Array,
@@ -55,8 +56,8 @@ def mean_average_precision_by_score(query_outputs: Array, query_labels: Array, d
     """
     check_conventions("index", empty_queries)
     query, db = _float64(query_outputs), _float64(db_outputs)
-    # _prepare checks the shapes and packs the labels; the sign codes it also packs are not used.
-    data = _prepare(np.where(query >= 0, 1, -1), query_labels, np.where(db >= 0, 1, -1), db_labels)
+    # prepare checks the shapes and packs the labels; the sign codes it also packs are not used.
+    data = prepare(binarize(torch.from_numpy(query)), query_labels, binarize(torch.from_numpy(db)), db_labels)
     depths, single = cut_offs(topk, len(db))
     mean = MeanAP(len(depths), empty_queries)
     for ranked in _ranked_by_score(query, db, data.query_labels, data.db_labels, max(depths), query_chunk):

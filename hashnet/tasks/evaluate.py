@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from hashnet.outputs.results import write_results
-from hashnet.retrieval.protocol import check_conventions
+from hashnet.retrieval.evaluation import EVAL_CODES
 from hashnet.tasks.setup import (
     build_datamodule,
     build_trainer,
@@ -15,6 +15,7 @@ from hashnet.tasks.setup import (
     run_info,
     use_trained_input_size,
 )
+from hashnet.utils.errors import check_choice
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,14 @@ def evaluate(cfg: DictConfig) -> dict:
     """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
     otherwise), write metrics.json."""
     logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach evaluate.log too
+    check_choice("eval_codes", cfg.get("eval_codes"), (None, *EVAL_CODES))
     net = cfg.get("net")  # set by net=<backbone> on the command line, as a check
+    use_trained_input_size(cfg)
+    datamodule = build_datamodule(cfg)  # checks the dataset's settings, the mAP protocol among them
+    protocol = {"topk": datamodule.topk, "ties": datamodule.ties, "empty_queries": datamodule.empty_queries}
     overrides = {"eval_codes": cfg.eval_codes} if cfg.get("eval_codes") else {}
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
-                            **overrides)
-    check_conventions(cfg.dataset.ties, cfg.dataset.empty_queries, prefix="dataset.")
-    use_trained_input_size(cfg)
-    datamodule = build_datamodule(cfg)
+                            **protocol, **overrides)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
     output_dir = Path(cfg.paths.output_dir)

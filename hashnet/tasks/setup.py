@@ -1,5 +1,6 @@
-"""What every entry point shares: config checks, building the DataModule and the Trainer, loading and
-checking a checkpoint, and encoding images with it. Entry points import this, never each other."""
+"""What every entry point shares: building the DataModule, the model and the Trainer, loading and checking a
+checkpoint, and encoding images with it (config checks: hashnet.tasks.checks). Entry points import this, never
+each other."""
 from __future__ import annotations
 
 import logging
@@ -8,18 +9,15 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from hashnet.data.datamodule import HashDataModule
-from hashnet.nets.backbones import check_input_size
-from hashnet.retrieval.protocol import check_conventions
+from hashnet.methods import METHODS
 from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule, build
-from hashnet.utils.errors import ConfigError, UserError
+from hashnet.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -28,68 +26,12 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used: from an older layout, or of another dataset, length or backbone."""
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-POSITIVE_INT = ("a positive integer", lambda v: _integer(v) and v > 0)
-RANGES = [  # (key, (what it must be, test), a sensible value): checked before anything is built
-    ("hash_bit", POSITIVE_INT, "hash_bit=48"),
-    ("max_steps", POSITIVE_INT, "max_steps=10000"),
-    ("val_every", POSITIVE_INT, "val_every=1000"),
-    ("ckpt_every", POSITIVE_INT, "ckpt_every=1000"),
-    ("optim.lr", ("a positive number", lambda v: _number(v) and v > 0), "optim.lr=3e-4"),
-    ("hash_lr_mult", ("a positive number", lambda v: _number(v) and v > 0), "hash_lr_mult=10"),
-    ("dataset.batch_size", ("an integer >= 2 (the pairwise loss needs 2 images a batch)", lambda v: _integer(v) and v >= 2),
-     "dataset.batch_size=72"),
-    ("dataset.eval_batch_size", POSITIVE_INT, "dataset.eval_batch_size=256"),
-    ("dataset.resize_size", POSITIVE_INT, "dataset.resize_size=256"),
-    ("dataset.crop_size", POSITIVE_INT, "dataset.crop_size=224"),
-    ("dataset.num_workers", ("an integer >= 0", lambda v: _integer(v) and v >= 0), "dataset.num_workers=4"),
-    ("method.class_num", ("a positive number or auto", lambda v: v == "auto" or (_number(v) and v > 0)),
-     "method.class_num=auto"),
-]
-ABSENT = object()
-WEIGHTS = ("quantization_weight", "regularization_weight", "penalty_weight")  # method.* loss weights, >= 0
-
-
-def check_train_config(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the key, the value and a valid one for values that would fail later or silently."""
-    checks = RANGES + [(f"method.{key}", ("a number >= 0", lambda v: _number(v) and v >= 0), f"method.{key}=0.1")
-                       for key in WEIGHTS]
-    for key, (must_be, valid), example in checks:
-        value = OmegaConf.select(cfg, key, default=ABSENT)
-        if value is not ABSENT and not valid(value):  # absent: a method without that setting
-            raise ConfigError(f"{key}={value!r}: it must be {must_be} -- pass e.g. {example}")
-    check_conventions(cfg.dataset.ties, cfg.dataset.empty_queries, prefix="dataset.")
-    net = cfg.net
-    check_input_size(net.backbone, net.pretrained, net.get("image_size"), cfg.dataset.crop_size, cfg.dataset.resize_size)
-
-
-def check_launch(cfg: DictConfig) -> None:
-    """Refuse `-m` sweeps with in-process DDP: each child rank would re-run the whole sweep.
-
-    Under the SLURM launcher srun starts every rank and Lightning re-launches nothing, so ddp is right there.
-    """
-    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    on_slurm = in_sweep and str(HydraConfig.get().launcher.get("_target_", "")).endswith("SlurmLauncher")
-    if in_sweep and not on_slurm and cfg.trainer.get("strategy") == "ddp":
-        raise ValueError(
-            "trainer.strategy=ddp inside a -m sweep re-launches the sweep in every child rank. "
-            "Use trainer=ddp_spawn for sweeps on one node, or the SLURM launcher (hydra/launcher=slurm)."
-        )
-
-
 def build_datamodule(cfg: DictConfig) -> HashDataModule:
     """The configured DataModule, built from plain containers so checkpoints hold no OmegaConf objects.
 
     cfg.seed (0 when absent, as in evaluation) fixes the training order and crops (hashnet.data.sampling).
     """
-    return instantiate(cfg.dataset, seed=cfg.get("seed", 0), _convert_="all")
+    return build(OmegaConf.to_container(cfg.dataset, resolve=True), seed=cfg.get("seed", 0))
 
 
 def resolve_method(cfg: DictConfig, datamodule: HashDataModule) -> None:
@@ -101,8 +43,7 @@ def resolve_method(cfg: DictConfig, datamodule: HashDataModule) -> None:
         datamodule.prepare_data()
         return datamodule.read_split("train").labels
 
-    method = get_class(cfg.method._target_)
-    resolved = method.resolve(dict(cfg.method), train_labels)
+    resolved = METHODS[cfg.method.name].resolve(dict(cfg.method), train_labels)
     with open_dict(cfg):
         for key, value in resolved.items():
             cfg.method[key] = value
@@ -135,7 +76,7 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
             f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "
             "cannot load -- train it again with this version, or evaluate it with the version that wrote it "
             "(git checkout 80401af, then scripts/evaluate.py)")
-    model = HashingModule.load_from_checkpoint(path, map_location="cpu", **overrides)
+    model = HashingModule.load_from_checkpoint(path, map_location="cpu", **{**migrated(saved), **overrides})
     trained_on = model.hparams.dataset
     if dataset is not None and trained_on is not None and trained_on != dataset:
         raise CheckpointError(f"checkpoint {path} was trained on dataset={trained_on}, not dataset={dataset}: "
@@ -148,6 +89,17 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
         raise CheckpointError(f"checkpoint {path} was trained with net={backbone}, not net={net}: "
                               f"pass net={backbone} or another checkpoint")
     return model
+
+
+def migrated(saved: dict) -> dict:
+    """The hyper-parameters of a 0.2 checkpoint that this version names otherwise: its method config named its
+    class (`_target_`), now its registered name (hashnet.methods.METHODS)."""
+    method = saved["method"]
+    if "_target_" not in method:
+        return {}
+    names = {f"{cls.__module__}.{cls.__name__}": name for name, cls in METHODS.items()}
+    settings = {key: value for key, value in method.items() if key != "_target_"}
+    return {"method": {"name": names[method["_target_"]], **settings}}
 
 
 def use_trained_input_size(cfg: DictConfig) -> None:

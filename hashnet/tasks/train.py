@@ -13,15 +13,8 @@ from omegaconf import DictConfig
 
 from hashnet.outputs.hparams import log_run_hparams
 from hashnet.outputs.results import write_results
-from hashnet.tasks.setup import (
-    build_datamodule,
-    build_model,
-    build_trainer,
-    check_launch,
-    check_train_config,
-    resolve_method,
-    run_info,
-)
+from hashnet.tasks.checks import check_launch, check_train_config
+from hashnet.tasks.setup import build_datamodule, build_model, build_trainer, resolve_method, run_info
 from hashnet.training.callbacks import FiniteLoss, StepSeed
 from hashnet.training.checkpoints import resume_checkpoint
 from hashnet.training.preemption import Preemption

@@ -27,6 +27,13 @@ class UnreadableFileError(UserError, ValueError):
     """A file the user passed (a checkpoint, a code file, an image) exists but cannot be read as one."""
 
 
+def check_choice(key: str, value: object, choices: tuple) -> None:
+    """ConfigError naming the config key, the value and the choices unless value is one of choices."""
+    if value not in choices:
+        shown = [choice for choice in choices if choice is not None]
+        raise ConfigError(f"{key}={value!r}: it must be one of {list(choices)} -- pass e.g. {key}={shown[0]}")
+
+
 class ExitRequest(Exception):
     """Stop the program with exit code `code` after the message was logged (e.g. a pre-empted run: 143)."""
 

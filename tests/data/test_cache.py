@@ -10,6 +10,8 @@ from PIL import Image
 from hashnet.data.cache import ImageCache
 from hashnet.data.datamodule import BadImageError, HashDataModule
 
+from conftest import datamodule
+
 LINES = "".join(f"imgs/img{i}.jpg {int(i % 3 == 0)} {int(i % 3 == 1)} {int(i % 3 == 2)}\n" for i in range(6))
 
 
@@ -29,7 +31,7 @@ def photos(tmp_path) -> Path:
 def module(root: Path, **overrides) -> HashDataModule:
     kwargs = dict(name="photos", root=str(root), num_classes=3, topk=None, resize_size=24, crop_size=20,
                   crop_scale=(0.3, 1.0), batch_size=2, eval_batch_size=4, num_workers=0, cache=True)
-    return HashDataModule(**{**kwargs, **overrides})
+    return datamodule(**{**kwargs, **overrides})
 
 
 def cache_files(root: Path) -> list[str]:

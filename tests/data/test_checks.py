@@ -9,14 +9,16 @@ import pytest
 
 from hashnet.data.check_lists import check_dataset, format_findings
 from hashnet.data.datamodule import HashDataModule
+from hashnet.tasks.check_lists import dataset_widths
 
+from conftest import compose_config, datamodule
 from original_lists import write_lists, write_original
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def module(fake, num_classes=None, path_map=None) -> HashDataModule:
-    return HashDataModule(name=fake.root.name, root=fake.root, num_classes=num_classes or fake.width, topk=None,
+    return datamodule(multi_label=True, name=fake.root.name, root=fake.root, num_classes=num_classes or fake.width, topk=None,
                           path_map=path_map, num_workers=0)
 
 
@@ -67,7 +69,7 @@ def test_wrong_width_duplicates_train_in_query_and_unreadable_images(tmp_path):
     query = (fake.root / "test.txt").read_text().splitlines()
     (fake.root / "train.txt").write_text("\n".join(train + train[:2] + query[:1]) + "\n")
     (fake.root / "images" / "0003.jpg").write_bytes(b"not a jpeg")
-    findings = check_dataset(module(fake, num_classes=21), check_images=True)
+    findings = check_dataset(module(fake, num_classes=21), check_images=True, widths={80: ["coco"], 10: ["digits"]})
     errors = {(f.where, f.message.split(",")[0]) for f in by_level(findings, "error")}
     assert ("train", "80 labels per line") in errors
     assert ("train", "1 images cannot be decoded") in errors
@@ -98,3 +100,9 @@ def test_script_exit_code_and_fix(tmp_path):
     passed = subprocess.run([*command, *shlex.split(fix)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert passed.returncode == 0, passed.stdout[-2000:] + passed.stderr[-2000:]
     assert "coco: OK (0 errors, 0 warnings)" in passed.stdout
+
+
+def test_the_check_names_the_dataset_configs_of_each_width(tmp_path):
+    compose_config("check_lists", ["dataset=coco"], tmp_path)  # sets Hydra's config as the script does
+    widths = dataset_widths()
+    assert widths[80] == ["coco"] and widths[21] == ["nus_wide"] and {"digits", "digits_multi", "cifar10"} <= set(widths[10])

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hashnet.data import cifar10
-from hashnet.data import datamodule as data
-from hashnet.data.cifar10 import (
+from hashnet.data.builders import BUILDERS, Builder, cifar10
+from hashnet.data.builders.cifar10 import (
     ARCHIVE,
     BATCHES,
     EXTRACTED,
@@ -23,6 +22,8 @@ from hashnet.data.cifar10 import (
     protocol_lists,
 )
 from hashnet.data.lists import read_list
+
+from conftest import datamodule
 
 PER_BATCH = 2  # images of each class in each of the 6 batch files: 12 a class, 120 in all
 SMALL = {"cifar10": (2, 4), "cifar10_1": (2, 4), "cifar10_2": (3, 6)}  # (queries, train) per class
@@ -212,10 +213,11 @@ def test_datamodule_builds_a_protocol_and_reads_it(tmp_path, batches, monkeypatc
     folder = tmp_path / "cifar10"
     folder.mkdir()
     write_archive(folder, batches)
-    monkeypatch.setattr(data, "build_cifar10", functools.partial(build_cifar10, queries_per_class=2,
-                                                                 train_per_class=4, download=no_download))
-    module = data.HashDataModule("cifar10_1", folder / "cifar10_1", num_classes=10, topk=None, builder="cifar10_1",
-                                 resize_size=32, crop_size=32, num_workers=0, normalize_on_device=False)
+    monkeypatch.setitem(BUILDERS, "cifar10_1", Builder(functools.partial(build_cifar10, protocol="cifar10_1",
+                                                                         download=no_download), embedded=False))
+    builder = {"name": "cifar10_1", "queries_per_class": 2, "train_per_class": 4}  # options from the dataset config
+    module = datamodule(name="cifar10_1", root=folder / "cifar10_1", num_classes=10, topk=None, builder=builder,
+                        resize_size=32, crop_size=32, num_workers=0, normalize_on_device=False)
     module.prepare_data()
     module.setup("test")
     query, database = module.dataset("query"), module.dataset("database")

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from hashnet.data import datamodule as data
+from hashnet.data.builders import BUILDERS, Builder
 from hashnet.data.datamodule import (
     BadImageError,
     HashDataModule,
@@ -22,6 +22,9 @@ from hashnet.data.datamodule import (
     transforms,
 )
 from hashnet.outputs.results import skipped_images
+from hashnet.utils.errors import ConfigError
+
+from conftest import datamodule
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])
 STD = torch.tensor([0.229, 0.224, 0.225])
@@ -31,7 +34,7 @@ def digits_module(root: Path, **overrides) -> HashDataModule:
     """digits with identity-sized transforms (32 -> 32) and no worker processes."""
     kwargs = dict(name="digits", root=str(root), num_classes=10, topk=None, builder="digits",
                   resize_size=32, crop_size=32, batch_size=300, eval_batch_size=128, num_workers=0)
-    return HashDataModule(**{**kwargs, **overrides})
+    return datamodule(**{**kwargs, **overrides})
 
 
 def small_dataset(root: Path, entries: dict[str, str]) -> None:
@@ -44,9 +47,9 @@ def small_dataset(root: Path, entries: dict[str, str]) -> None:
 
 
 def small_module(root: Path, **overrides) -> HashDataModule:
-    kwargs = dict(name="small", root=str(root), num_classes=3, topk=None, resize_size=8,
+    kwargs = dict(name="small", root=str(root), num_classes=3, topk=None, resize_size=8, multi_label=True,
                   crop_size=8, batch_size=2, eval_batch_size=4, num_workers=0)
-    return HashDataModule(**{**kwargs, **overrides})
+    return datamodule(**{**kwargs, **overrides})
 
 
 def test_eval_transform_normalises_with_imagenet_statistics():
@@ -115,11 +118,12 @@ def test_test_loaders_are_query_then_database_in_list_order(digits_root):
 
 def test_prepare_data_builds_only_when_lists_are_absent(digits_root, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(data, "build_digits", lambda root, multi: calls.append((root, multi)))
+    monkeypatch.setitem(BUILDERS, "digits_multi", Builder(lambda root, **options: calls.append((root, options)), True))
     digits_module(tmp_path / "new", builder="digits_multi").prepare_data()
-    digits_module(digits_root).prepare_data()
+    digits_module(tmp_path / "new", builder={"name": "digits_multi", "size": 3}).prepare_data()
+    digits_module(digits_root, builder="digits_multi").prepare_data()  # its lists are there
     digits_module(tmp_path / "new", builder=None).prepare_data()
-    assert calls == [(str(tmp_path / "new"), True)]
+    assert calls == [(tmp_path / "new", {}), (tmp_path / "new", {"size": 3})]
 
 
 def test_setup_reads_the_stage_splits(tmp_path):
@@ -212,11 +216,29 @@ def test_collate_refuses_an_all_unreadable_batch():
         collate_readable([None, None])
 
 
-def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="builder must be one of"):
-        digits_module(tmp_path, builder="mnist")
-    with pytest.raises(ValueError, match="on_bad_image must be one of"):
-        digits_module(tmp_path, on_bad_image="ignore")
+@pytest.mark.parametrize("key, value, message", [
+    ("builder", "mnist", r"dataset.builder='mnist': it must be one of \[None, 'cifar10'.*'digits'.*\] -- pass e.g. "
+                         r"dataset.builder=cifar10"),
+    ("on_bad_image", "ignore", r"dataset.on_bad_image='ignore': it must be one of \['error', 'skip'\]"),
+    ("val", "train", r"dataset.val='train': it must be one of \['test', 'heldout'\]"),
+    ("batch_size", 1, r"dataset.batch_size=1: it must be an integer >= 2 \(a pairwise loss needs 2 images a batch"),
+    ("num_workers", -1, r"dataset.num_workers=-1: it must be an integer >= 0 -- pass e.g. dataset.num_workers=4"),
+    ("crop_size", 40, r"dataset.crop_size=40: it must be at most dataset.resize_size=32 .* dataset.crop_size=32"),
+    ("crop_scale", [1.5, 0.1], r"dataset.crop_scale=\[1.5, 0.1\]: it must be \[min, max\] area fractions with "
+                               r"0 < min <= max <= 1 -- pass e.g. dataset.crop_scale=\[0.08,1.0\]"),
+    ("crop_scale", "abc", r"dataset.crop_scale='abc': it must be \[min, max\]"),
+    ("topk", 0, r"dataset.topk=0: it must be a positive integer, null \(mAP over the whole database\) or a list of "
+                r"them -- pass e.g. dataset.topk=1000"),
+    ("topk", "abc", r"dataset.topk='abc'"),
+    ("ties", "random", r"dataset.ties='random': it must be one of \['index', 'average'\]"),
+    ("val_fraction", 1.5, r"dataset.val_fraction=1.5: it must be a fraction between 0 and 1"),
+])
+def test_bad_arguments_name_the_key_and_a_valid_value(key, value, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        digits_module(tmp_path, **{key: value})
+
+
+def test_a_training_list_shorter_than_a_batch(tmp_path):
     small_dataset(tmp_path, {"train.txt": "imgs/img0.png 1 0 0\n"})
     with pytest.raises(ValueError, match="has 1 images, fewer than batch_size=2"):
         small_module(tmp_path).train_dataloader()

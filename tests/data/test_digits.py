@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hashnet.data import digits
-from hashnet.data.digits import build_digits, digit_images, mosaic, split_digits
+from hashnet.data.builders import digits
+from hashnet.data.builders.digits import build_digits, digit_images, mosaic, split_digits
 from hashnet.data.lists import read_list
 
 

@@ -11,13 +11,13 @@ from hashnet.data.lists import read_list
 from hashnet.methods.hashnet import similar_pair_weight
 from hashnet.tasks.setup import build_datamodule, build_model, resolve_method
 
-from conftest import compose_config
+from conftest import compose_config, datamodule
 from original_lists import FORMATS, write_lists, write_original
 
 
 def module(fake, path_map=None, **options) -> HashDataModule:
-    return HashDataModule(name=fake.root.name, root=fake.root, num_classes=fake.width, topk=None,
-                          path_map=path_map, resize_size=8, crop_size=8, batch_size=2, num_workers=0, **options)
+    return datamodule(name=fake.root.name, root=fake.root, num_classes=fake.width, topk=None, multi_label=True,
+                      path_map=path_map, resize_size=8, crop_size=8, batch_size=2, num_workers=0, **options)
 
 
 @pytest.mark.parametrize("name", FORMATS)

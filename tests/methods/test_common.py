@@ -1,9 +1,11 @@
-"""Tests for hashnet.methods.common: similarity, sign, and the DHN/DPSH pairwise likelihood."""
+"""Tests for hashnet.methods.common (similarity, the pairwise likelihood) and the sign convention."""
 import math
 
+import pytest
 import torch
 
-from hashnet.methods.common import pairwise_likelihood, sign, similarity
+from hashnet.methods.common import likelihood_terms, pairwise_likelihood, similarity
+from hashnet.utils.signs import sign
 
 
 def test_similarity_is_share_at_least_one_label():
@@ -41,3 +43,12 @@ def test_likelihood_is_finite_for_huge_logits():
     loss.backward()
     assert math.isclose(loss.item(), 1e8 / 3, rel_tol=1e-6)
     assert torch.isfinite(u1.grad).all() and torch.isfinite(u2.grad).all()
+
+
+def test_likelihood_terms_switch_to_theta_times_one_minus_s_above_the_threshold():
+    # HashNet's approximation: at theta = 20 > 15 a dissimilar pair costs 20, a similar one 0; below, softplus.
+    theta = torch.tensor([20.0, 20.0, 1.0], dtype=torch.float64)
+    s = torch.tensor([0.0, 1.0, 1.0])
+    assert likelihood_terms(theta, s, threshold=15.0).tolist() == [20.0, 0.0, math.log1p(math.e) - 1]
+    assert likelihood_terms(theta, s).tolist() == pytest.approx([math.log1p(math.exp(20)), math.log1p(math.exp(-20)),
+                                                                 math.log1p(math.e) - 1], rel=1e-12)

@@ -1,4 +1,5 @@
-"""Every method through the plug-in: its config builds it, its loss is its pure function, its state is saved."""
+"""Every method through the registry: its config file builds it, its loss is its pure function, its own state is
+trained and saved; the registry is what lists methods (configs, report)."""
 from pathlib import Path
 
 import pytest
@@ -11,25 +12,44 @@ from hashnet.methods.dhn import dhn_loss
 from hashnet.methods.dpsh import dpsh_loss
 from hashnet.methods.dsh import dsh_loss
 from hashnet.methods.greedyhash import greedyhash_loss, sign_ste
-from hashnet.tasks.setup import build_model
+from hashnet.utils.errors import ConfigError
 
-from conftest import compose_config
+from conftest import CONFIGS, compose_config, resolved_model
 
 BATCH = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
 LABELS = torch.eye(10)[[0, 1, 2, 0, 1, 1, 3, 0]]
 
 
+@pytest.fixture(autouse=True)
+def data_dir(digits_root, monkeypatch):
+    monkeypatch.setenv("HASHNET_DATA_DIR", str(digits_root.parent))  # class_num=auto reads the digits labels
+
+
 def method(name: str, *overrides: str, dataset: str = "digits"):
     cfg = compose_config("train", [f"method={name}", f"dataset={dataset}", "hash_bit=16", *overrides], Path("/tmp"))
-    return build_model(cfg)
+    return resolved_model(cfg)
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
-def test_config_builds_the_method_and_its_recipe_is_picked(name, tmp_path):
-    cfg = compose_config("train", [f"method={name}"], tmp_path)
-    model = build_model(cfg)
+def test_every_registered_method_has_a_config_file_and_hashnet_comes_first():
+    assert sorted(p.stem for p in (CONFIGS / "method").glob("*.yaml")) == sorted(METHODS)
+    assert next(iter(METHODS)) == "hashnet"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_the_config_builds_the_registered_class(name, tmp_path):
+    model = resolved_model(compose_config("train", [f"method={name}"], tmp_path))
     assert model.method.name == name and type(model.method) is METHODS[name]
-    assert cfg.max_steps == 250 and cfg.net.pretrained is False  # configs/dataset_recipe/digits.yaml
+
+
+@pytest.mark.parametrize("name, optimizer", [("hashnet", "SGD"), ("dhn", "Adam"), ("dpsh", "Adam"), ("csq", "SGD")])
+def test_a_method_file_picks_its_optimiser_and_the_command_line_wins(name, optimizer, tmp_path):
+    cfg = compose_config("train", [f"method={name}"], tmp_path)
+    built = resolved_model(cfg).configure_optimizers()["optimizer"]
+    assert type(built).__name__ == optimizer
+    assert built.param_groups[0]["lr"] == {"SGD": 2e-3, "Adam": 1e-4}[optimizer]
+    for overrides in (["optim=rmsprop", f"method={name}"], [f"method={name}", "optim=rmsprop"]):
+        chosen = resolved_model(compose_config("train", overrides, tmp_path)).configure_optimizers()["optimizer"]
+        assert type(chosen).__name__ == "RMSprop" and chosen.param_groups[0]["lr"] == 1e-5
 
 
 @pytest.mark.parametrize("name, loss", [("dhn", dhn_loss), ("dpsh", dpsh_loss), ("dsh", dsh_loss)])
@@ -64,9 +84,15 @@ def test_csq_codes_are_tanh_and_its_centres_are_saved(tmp_path):
     assert torch.equal(model.state_dict()["method.centers"], hash_centers(10, 16))
 
 
-def test_method_options_that_do_not_exist_are_refused():
-    with pytest.raises(ValueError, match=r"method.pairs must be one of \['halves', 'all'\], got 'some'"):
-        method("dsh", "method.pairs=some")
+@pytest.mark.parametrize("name, override, message", [
+    ("dsh", "method.pairs=some", r"method.pairs='some': it must be one of \['halves', 'all'\]"),
+    ("dhn", "method.quantization_weight=-1", r"method.quantization_weight=-1: it must be a number >= 0"),
+    ("csq", "method.quantization_weight=abc", r"method.quantization_weight='abc': it must be a number >= 0"),
+    ("greedyhash", "method.penalty_weight=-0.5", r"method.penalty_weight=-0.5: it must be a number >= 0"),
+])
+def test_a_method_refuses_its_own_bad_settings_by_key(name, override, message):
+    with pytest.raises(ConfigError, match=message):
+        method(name, override)
 
 
 def test_an_unknown_method_lists_the_options(tmp_path):

@@ -11,8 +11,9 @@ from torchvision.models import get_model_weights
 
 from hashnet.nets import HashEncoder
 from hashnet.nets.backbones import BACKBONES, check_input_size, cut_classifier, input_size_rule
-from hashnet.tasks.setup import check_train_config
+from hashnet.tasks.checks import check_train_config
 from hashnet.tasks.train import train
+from hashnet.utils.errors import ConfigError
 
 from conftest import compose_config
 
@@ -41,7 +42,7 @@ def test_every_model_maps_its_input_size_to_codes(backbone, one_thread):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. GoogLeNet / Inception v3 warn unless init_weights is given
         net = HashNet(backbone, 16, image_size=image_size).eval()
-    size = input_size_rule(backbone, image_size)[0]
+    size = input_size_rule(backbone, False, image_size)[0]
     images = torch.randn(1, 3, size, size)
     with torch.no_grad():
         features, codes = net.backbone(images), net(images)
@@ -63,7 +64,7 @@ def test_cut_replaces_the_class_layer_and_keeps_what_feeds_it(backbone, one_thre
     model = torchvision.models.get_model(backbone).eval()
     inputs = []
     model.get_submodule(head_name).register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
-    size = input_size_rule(backbone)[0]
+    size = input_size_rule(backbone, False)[0]
     images = torch.randn(1, 3, size, size)
     with torch.no_grad():
         model(images)
@@ -82,7 +83,7 @@ def test_cut_replaces_the_class_layer_and_keeps_what_feeds_it(backbone, one_thre
                                       "inception_v3", "convnext_tiny"])
 def test_minimum_input_size_is_the_real_one(backbone, one_thread):
     net = HashNet(backbone, 8).eval()
-    minimum = input_size_rule(backbone)[0]
+    minimum = input_size_rule(backbone, False)[0]
     with torch.no_grad():
         assert net.backbone(torch.randn(1, 3, minimum, minimum)).shape[0] == 1
         with pytest.raises(RuntimeError):   # one pixel less and a kernel no longer fits
@@ -90,16 +91,17 @@ def test_minimum_input_size_is_the_real_one(backbone, one_thread):
 
 
 def test_input_size_rules():
-    # (minimum, exact): torchvision's documented minimum; ViT/MaxViT are built for one size.
-    assert input_size_rule("alexnet") == (63, None)
-    assert input_size_rule("inception_v3") == (75, None)
-    assert input_size_rule("resnet50") == (1, None)
-    assert input_size_rule("squeezenet1_1") == (17, None)
-    assert input_size_rule("swin_t") == (224, None)
-    assert input_size_rule("vit_b_16") == (224, 224)
-    assert input_size_rule("vit_h_14") == (518, 518)   # its DEFAULT (SWAG) weights are for 518x518
-    assert input_size_rule("vit_b_16", image_size=32) == (32, 32)
-    assert input_size_rule("maxvit_t") == (224, 224)
+    # (minimum, exact): torchvision's documented minimum; ViT/MaxViT are built for one size: a ViT from scratch
+    # for the size it is given (the crop), pretrained ones and MaxViT for their weights'.
+    assert input_size_rule("alexnet", True) == input_size_rule("alexnet", False, 32) == (63, None)
+    assert input_size_rule("inception_v3", False) == (75, None)
+    assert input_size_rule("resnet50", False, 32) == (1, None)
+    assert input_size_rule("squeezenet1_1", False) == (17, None)
+    assert input_size_rule("swin_t", False) == (224, None)
+    assert input_size_rule("vit_b_16", True, 32) == input_size_rule("vit_b_16", False) == (224, 224)
+    assert input_size_rule("vit_h_14", True) == (518, 518)   # its DEFAULT (SWAG) weights are for 518x518
+    assert input_size_rule("vit_b_16", False, 32) == (32, 32)
+    assert input_size_rule("maxvit_t", False, 32) == (224, 224)
 
 
 def test_vit_from_scratch_at_its_image_size_refuses_any_other():
@@ -111,18 +113,18 @@ def test_vit_from_scratch_at_its_image_size_refuses_any_other():
         net(torch.randn(2, 3, 96, 96))
 
 
-def test_bad_image_size_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"net.image_size=40 does not fit vit_b_16 .*multiple of its patch size"):
+def test_a_crop_that_does_not_fit_a_vit_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"vit_b_16 from scratch is built for the crop, dataset.crop_size=40, which "
+                                          r"does not fit it .*multiple of its patch size"):
         HashNet("vit_b_16", 8, image_size=40)
-    with pytest.raises(ValueError, match=r"net.image_size=32: the pretrained vit_b_16 weights are for 224x224 inputs"):
+    with pytest.raises(ConfigError, match=r"vit_b_16 needs inputs of exactly 224x224 pixels, got dataset.crop_size=32"):
         check_input_size("vit_b_16", True, 32, 32, 36)
-    with pytest.raises(ValueError, match=r"net.image_size=32: resnet18 takes no image size.*net.image_size=null"):
-        check_input_size("resnet18", False, 32, 32, 36)
+    check_input_size("resnet18", False, 32, 32, 36)  # models built for any size take the crop as it is
 
 
 def fixes(message: str) -> list[list[str]]:
-    """The override sets an error message proposes: 'use a b (...)' and ', or from scratch c d (...)'."""
-    return [found.split() for found in re.findall(r"(?:use|from scratch) ((?:[\w.]+=\w+ ?)+)", message)]
+    """The override sets an error message proposes: 'use a b'."""
+    return [found.split() for found in re.findall(r"use ((?:[\w.]+=\w+ ?)+)", message)]
 
 
 def test_too_small_crop_is_refused_before_training_with_overrides_that_work(tmp_path):
@@ -130,22 +132,22 @@ def test_too_small_crop_is_refused_before_training_with_overrides_that_work(tmp_
     with pytest.raises(ValueError) as err:
         check_train_config(compose_config("train", overrides, tmp_path))
     assert str(err.value) == ("net.backbone=inception_v3 needs inputs of at least 75x75 pixels, got dataset.crop_size=32: "
-                              "use dataset.crop_size=75 dataset.resize_size=75 "
-                              "(dataset.resize_size must be >= dataset.crop_size)")
+                              "use dataset.crop_size=75 dataset.resize_size=75")
     [fix] = fixes(str(err.value))
     cfg = compose_config("train", overrides + fix, tmp_path)
     check_train_config(cfg)
     assert (cfg.dataset.crop_size, cfg.dataset.resize_size) == (75, 75)
 
 
-def test_vit_crop_refusal_offers_the_exact_size_or_a_scratch_image_size(tmp_path):
-    overrides = ["net=vit_b_16", "net.image_size=null"]   # digits: 32x32 crops, from scratch
+def test_a_pretrained_vit_refuses_another_crop_offering_its_size_or_training_from_scratch(tmp_path):
+    overrides = ["net=vit_b_16", "net.pretrained=true"]   # digits: 32x32 crops
     with pytest.raises(ValueError, match=r"vit_b_16 needs inputs of exactly 224x224 pixels, got dataset.crop_size=32") as err:
         check_train_config(compose_config("train", overrides, tmp_path))
-    proposed = fixes(str(err.value))
-    assert proposed == [["dataset.crop_size=224", "dataset.resize_size=224"], ["net.pretrained=false", "net.image_size=32"]]
-    for fix in proposed:
+    assert str(err.value).endswith("use dataset.crop_size=224 dataset.resize_size=224, or train it from scratch "
+                                   "(net.pretrained=false), built for the crop")
+    for fix in (["dataset.crop_size=224", "dataset.resize_size=224"], ["net.pretrained=false"]):
         check_train_config(compose_config("train", overrides + fix, tmp_path))
+    assert HashNet("vit_b_16", 8, image_size=32).backbone.image_size == 32  # from scratch: built for the 32 px crop
 
 
 def test_googlenet_and_inception_have_no_aux_heads_and_return_a_tensor_in_train_mode(one_thread):

@@ -22,9 +22,10 @@ LINE = "mAP@1000 ties=index empty=drop queries-in-database=no split=original"  #
 
 def test_run_hparams_of_the_default_and_of_a_paper_experiment(tmp_path):
     line = "mAP@1000 ties=index empty=drop queries-in-database=no split=original"
-    # digits: its recipe sets lr 2e-3 and class_num 10 (configs/recipe/hashnet_digits.yaml)
-    assert run_hparams(compose_config("train", [], tmp_path), {"method": "hashnet", "protocol": line}) == {
-        "method": "hashnet", "net": "resnet18", "hash_bit": 48, "dataset": "digits", "lr": 2e-3, "class_num": 10.0,
+    # digits: optim/sgd.yaml's lr 2e-3, class_num as train() resolves auto (|S|/|S1| of the digits: 10.09)
+    digits = compose_config("train", ["method.class_num=10.09"], tmp_path)
+    assert run_hparams(digits, {"method": "hashnet", "protocol": line}) == {
+        "method": "hashnet", "net": "resnet18", "hash_bit": 48, "dataset": "digits", "lr": 2e-3, "class_num": 10.09,
         "seed": 0, "protocol": line}
     # COCO / AlexNet: lr 5e-5 and class_num 1 (configs/experiment/hashnet_coco_alexnet.yaml)
     cfg = compose_config("train", ["experiment=hashnet_coco_alexnet", "hash_bit=32", "seed=3"], tmp_path)
@@ -61,7 +62,7 @@ def scalars(run_dir, tag: str) -> list[tuple[int, float]]:
 
 
 def test_tensorboard_gets_one_hparams_record_with_the_metrics(tmp_path):
-    cfg = compose_config("train", ["hash_bit=16", "seed=5"], tmp_path)
+    cfg = compose_config("train", ["hash_bit=16", "seed=5", "method.class_num=10"], tmp_path)
     logger = TensorBoardLogger(str(tmp_path), name="", version="", default_hp_metric=False)
     logger.log_metrics({"test/mAP": 0.625}, step=7)
     logger.finalize("success")  # as the trainer does after testing: the record goes to a second event file

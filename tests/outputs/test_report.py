@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hashnet.data.protocol import Protocol
 from hashnet.outputs.report import PAPER, PAPER_CONVENTIONS, collect, mean_std, to_csv, to_markdown
-from hashnet.retrieval.protocol import Protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -259,7 +259,7 @@ def test_invalid_inputs():
         mean_average_precision(Q_CODES, Q_LABELS[:2], DB_CODES, DB_LABELS)
     with pytest.raises(ValueError, match="ties"):
         mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, ties="random")
-    with pytest.raises(ValueError, match=r"empty_queries must be one of \['drop', 'zero'\], got 'skip'"):
+    with pytest.raises(ValueError, match=r"empty_queries='skip': it must be one of \['drop', 'zero'\]"):
         mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, empty_queries="skip")
     with pytest.raises(ValueError, match="topk must be >= 1"):
         mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, topk=0)

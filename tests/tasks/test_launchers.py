@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from hashnet.tasks.setup import check_launch
+from hashnet.tasks.checks import check_launch
 
 from conftest import CONFIGS
 
@@ -57,6 +57,6 @@ def test_local_submitit_sweep_runs_two_jobs(digits_root, tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = sorted(sweep.glob("*/metrics.json"))
-    assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit", "1_digits_hashnet_resnet18_16bit"]
+    assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit_seed0", "1_digits_hashnet_resnet18_16bit_seed0"]
     assert [json.loads(p.read_text())["hash_bit"] for p in metrics] == [8, 16]
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # each run went through submitit

@@ -162,11 +162,18 @@ def test_resume_checkpoint(tmp_path):
 
 # ---- bad configs stop before anything is built ----
 @pytest.mark.parametrize("override, message", [
-    ("hash_bit=0", "hash_bit=0: it must be a positive integer -- pass e.g. hash_bit=48"),
-    ("hash_bit=-8", "hash_bit=-8: it must be a positive integer"),
-    ("hash_bit=48.5", "hash_bit=48.5: it must be a positive integer"),
-    ("hash_bit=abc", "hash_bit='abc': it must be a positive integer"),
-    ("hash_bit=null", "hash_bit=None: it must be a positive integer"),
+    ("hash_bit=0", r"hash_bit=0: it must be a multiple of 8 from 8 to 1024 \(codes are stored 8 bits a byte\) -- pass "
+                   "e.g. hash_bit=48"),
+    ("hash_bit=-8", "hash_bit=-8: it must be a multiple of 8"),
+    ("hash_bit=48.5", "hash_bit=48.5: it must be a multiple of 8"),
+    ("hash_bit=abc", "hash_bit='abc': it must be a multiple of 8"),
+    ("hash_bit=null", "hash_bit=None: it must be a multiple of 8"),
+    ("hash_bit=12", "hash_bit=12: it must be a multiple of 8 .* pass e.g. hash_bit=8 or hash_bit=16"),
+    ("hash_bit=100000", "hash_bit=100000: it must be a multiple of 8 from 8 to 1024"),
+    ("seed=abc", "seed='abc': it must be an integer -- pass e.g. seed=0"),
+    ("dataset.topk=0", r"dataset.topk=0: it must be a positive integer, null \(mAP over the whole database\)"),
+    ("dataset.topk=abc", "dataset.topk='abc': it must be a positive integer"),
+    ("dataset.crop_scale=[1.5,0.1]", r"dataset.crop_scale=\[1.5, 0.1\]: it must be \[min, max\] area fractions"),
     ("dataset.batch_size=1", "dataset.batch_size=1: it must be an integer >= 2 .*pass e.g. dataset.batch_size=72"),
     ("ckpt_every=0", "ckpt_every=0: it must be a positive integer -- pass e.g. ckpt_every=1000"),
     ("max_steps=-1", "max_steps=-1: it must be a positive integer"),
@@ -174,9 +181,9 @@ def test_resume_checkpoint(tmp_path):
     ("optim.lr=0", "optim.lr=0: it must be a positive number -- pass e.g. optim.lr=3e-4"),
     ("optim.lr=-1e-3", "optim.lr=-0.001: it must be a positive number"),
     ("hash_lr_mult=0", "hash_lr_mult=0: it must be a positive number -- pass e.g. hash_lr_mult=10"),
-    ("dataset.eval_batch_size=0", "dataset.eval_batch_size=0: it must be a positive integer"),
-    ("dataset.resize_size=0", "dataset.resize_size=0: it must be a positive integer"),
-    ("dataset.crop_size=-32", "dataset.crop_size=-32: it must be a positive integer"),
+    ("dataset.eval_batch_size=0", "dataset.eval_batch_size=0: it must be an integer >= 1"),
+    ("dataset.resize_size=0", "dataset.resize_size=0: it must be an integer >= 1"),
+    ("dataset.crop_size=-32", "dataset.crop_size=-32: it must be an integer >= 1"),
     ("dataset.num_workers=-1", "dataset.num_workers=-1: it must be an integer >= 0 -- pass e.g. dataset.num_workers=4"),
     ("method.class_num=0", "method.class_num=0: it must be a positive number or auto -- pass e.g. method.class_num=auto"),
     ("method.class_num=many", "method.class_num='many': it must be a positive number or auto"),
@@ -200,7 +207,7 @@ def test_unknown_net_or_dataset_lists_the_options(group, option, listed, tmp_pat
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory) -> Path:
     """A resnet18, 16-bit checkpoint for digits, as Lightning writes it (untrained)."""
-    model = instantiate(compose_config("train", ["hash_bit=16"], tmp_path_factory.mktemp("cfg")).model)
+    model = instantiate(compose_config("train", ["hash_bit=16", "method.class_num=10"], tmp_path_factory.mktemp("cfg")).model)
     path = tmp_path_factory.mktemp("ckpt") / "last.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
                 "pytorch-lightning_version": pl.__version__}, path)

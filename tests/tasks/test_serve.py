@@ -42,7 +42,8 @@ def first_of_its_code(database: CodeFile, position: int) -> int:
 @pytest.fixture(scope="module")
 def small(digits_root, tmp_path_factory):
     """An untrained 16-bit digits model and the codes of 120 database images, encoded as the server encodes uploads."""
-    cfg = compose_config("train", ["hash_bit=16", f"paths.data_dir={digits_root.parent}"], tmp_path_factory.mktemp("m"))
+    cfg = compose_config("train", ["hash_bit=16", "method.class_num=10", f"paths.data_dir={digits_root.parent}"],
+                         tmp_path_factory.mktemp("m"))
     torch.manual_seed(0)
     model = build_model(cfg)
     images = read_list(digits_root / "database.txt", 10, root=digits_root)

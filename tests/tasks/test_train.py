@@ -74,7 +74,7 @@ def test_multirun_two_jobs_in_their_own_folders(digits_root, tmp_path):
                          "trainer.accelerator=cpu", f"hydra.sweep.dir={sweep}"], digits_root.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = sorted(sweep.glob("*/metrics.json"))
-    assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit", "1_digits_hashnet_resnet18_16bit"]
+    assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit_seed0", "1_digits_hashnet_resnet18_16bit_seed0"]
     assert [json.loads(p.read_text())["hash_bit"] for p in metrics] == [8, 16]
 
 

@@ -5,17 +5,17 @@ from hydra.utils import instantiate
 
 from hashnet.data.images import normalize_pixels
 from hashnet.nets import HashEncoder
-from hashnet.tasks.setup import build_model, build_trainer
+from hashnet.tasks.setup import build_trainer
 
-from conftest import compose_config
+from conftest import compose_config, resolved_model
 
 TINY = ["hash_bit=16", "max_steps=2", "val_every=2", "dataset.eval_batch_size=750", "trainer.accelerator=cpu"]
 
 
 def test_uint8_input_is_normalised_and_channels_last_changes_nothing_but_layout():
     torch.manual_seed(0)
-    net = HashEncoder("resnet18", 16, pretrained=False, channels_last=False).eval()
-    fast = HashEncoder("resnet18", 16, pretrained=False, channels_last=True).eval()
+    net = HashEncoder("resnet18", 16, pretrained=False, channels_last=False, image_size=None).eval()
+    fast = HashEncoder("resnet18", 16, pretrained=False, channels_last=True, image_size=None).eval()
     fast.load_state_dict(net.state_dict())
     assert fast.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert not net.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
@@ -31,7 +31,7 @@ def test_two_mixed_precision_steps_change_the_weights(digits_root, tmp_path, pre
     cfg = compose_config("train", [*TINY, f"trainer.precision={precision}", "net.channels_last=true",
                                    "+trainer.limit_val_batches=0", "callbacks.checkpoint.save_last=false",
                                    f"paths.data_dir={digits_root.parent}"], tmp_path)
-    datamodule, model = instantiate(cfg.dataset), build_model(cfg)
+    datamodule, model = instantiate(cfg.dataset), resolved_model(cfg)
     before = model.net.hash_layer.weight.detach().clone()
     trainer = build_trainer(cfg, callbacks=model.method.callbacks())
     trainer.fit(model, datamodule=datamodule)
@@ -44,5 +44,5 @@ def test_two_mixed_precision_steps_change_the_weights(digits_root, tmp_path, pre
     model.on_validation_epoch_start()
     with trainer.precision_plugin.forward_context():
         model.validation_step((images[:8], labels[:8], index[:8]), 0, dataloader_idx=0)
-    outputs = model.eval_outputs["query"][0][0]
+    outputs = model.split_outputs["query"].compute()[0]
     assert outputs.dtype == torch.float32 and outputs.shape == (8, 16) and torch.isfinite(outputs).all()

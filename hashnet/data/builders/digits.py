@@ -8,19 +8,21 @@ rare nor the rule), so Hamming ranking has room to beat chance.
 
 Both write ``train.txt``, ``test.txt`` (queries) and ``database.txt`` with paths relative to
 the dataset folder, in the list format that :func:`hashnet.data.read_list` reads. Builds are
-seeded, idempotent and atomic (:func:`hashnet.data.builds.build_atomically`): an interrupted build
+seeded, idempotent and atomic (:func:`hashnet.data.builders.atomic.build_atomically`): an interrupted build
 leaves nothing behind and is redone, and two processes racing on the same folder both end
 with one complete copy.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from hashnet.data.builds import build_atomically, save_pngs, write_list
+from hashnet.data.builders import register
+from hashnet.data.builders.atomic import build_atomically, save_pngs, write_list
 
 NUM_CLASSES = 10
 QUERIES_PER_CLASS = 30  # 300 queries, held out of the database as in the paper's protocol
@@ -131,3 +133,7 @@ def build_digits(root: str | Path, multi: bool = False, seed: int = 0) -> None:
         (_build_multi if multi else _build_single)(folder, images, labels, seed)
 
     build_atomically(root, recipe, write)
+
+
+register("digits", build_digits, embedded=True)
+register("digits_multi", partial(build_digits, multi=True), embedded=True)

@@ -1,13 +1,14 @@
-"""The one-line protocol of a mAP number (hashnet.retrieval.protocol), how a run finds its own, and its config keys."""
+"""The one-line protocol of a mAP number (hashnet.data.protocol), how a run finds its own, and its config keys."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from hashnet.data.protocol import Protocol, queries_in_database, split_of
 from hashnet.outputs.results import evaluation_protocol
 from hashnet.retrieval.evaluation import evaluate_retrieval
-from hashnet.retrieval.protocol import Protocol, queries_in_database, split_of
-from hashnet.tasks.setup import check_train_config
+from hashnet.tasks.setup import build_datamodule
+from hashnet.utils.errors import ConfigError
 
 from conftest import compose_config
 
@@ -22,11 +23,11 @@ def test_the_line_names_every_convention():
 
 
 def test_unknown_conventions_are_refused():
-    with pytest.raises(ValueError, match=r"ties must be one of \['index', 'average'\], got 'random'"):
+    with pytest.raises(ValueError, match=r"ties='random': it must be one of \['index', 'average'\]"):
         Protocol(10, ties="random")
-    with pytest.raises(ValueError, match=r"empty_queries must be one of \['drop', 'zero'\], got 'nan'"):
+    with pytest.raises(ValueError, match=r"empty_queries='nan': it must be one of \['drop', 'zero'\]"):
         Protocol(10, empty_queries="nan")
-    with pytest.raises(ValueError, match=r"split must be one of \['original', 'strict'\], got 'heldout'"):
+    with pytest.raises(ValueError, match=r"split='heldout': it must be one of \['original', 'strict'\]"):
         Protocol(10, split="heldout")
 
 
@@ -66,5 +67,6 @@ def test_conventions_are_dataset_keys_checked_before_anything_is_built(tmp_path)
     defaults = compose_config("evaluate", ["dataset=digits"], tmp_path).dataset
     assert (defaults.ties, defaults.empty_queries) == ("index", "drop")
     bad = compose_config("train", ["dataset=coco", "dataset.empty_queries=skip"], tmp_path)
-    with pytest.raises(ValueError, match=r"dataset.empty_queries must be one of \['drop', 'zero'\], got 'skip'"):
-        check_train_config(bad)
+    with pytest.raises(ConfigError, match=r"dataset.empty_queries='skip': it must be one of \['drop', 'zero'\] -- pass "
+                                          r"e.g. dataset.empty_queries=drop"):
+        build_datamodule(bad)  # the DataModule checks its settings before reading anything

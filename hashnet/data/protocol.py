@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hashnet.utils.errors import ConfigError
+from hashnet.utils.errors import check_choice
 
 TIES = ("index", "average")
 EMPTY_QUERIES = ("drop", "zero")
@@ -23,10 +23,9 @@ SPLITS = ("original", "strict")
 
 
 def check_conventions(ties: str, empty_queries: str, prefix: str = "") -> None:
-    """Raise ValueError unless ties and empty_queries are known; prefix names where they came from."""
-    for name, value, choices in (("ties", ties, TIES), ("empty_queries", empty_queries, EMPTY_QUERIES)):
-        if value not in choices:
-            raise ConfigError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}")
+    """ConfigError unless ties and empty_queries are known; prefix names where they came from (e.g. "dataset.")."""
+    check_choice(f"{prefix}ties", ties, TIES)
+    check_choice(f"{prefix}empty_queries", empty_queries, EMPTY_QUERIES)
 
 
 def split_of(drop_unlabeled: bool, exclude_queries_from_database: bool) -> str:
@@ -51,8 +50,7 @@ class Protocol:
 
     def __post_init__(self) -> None:
         check_conventions(self.ties, self.empty_queries)
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+        check_choice("split", self.split, SPLITS)
 
     def __str__(self) -> str:
         overlap = {True: "yes", False: "no", None: "unknown"}[self.queries_in_database]

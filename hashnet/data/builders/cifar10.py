@@ -15,7 +15,7 @@ The CIFAR-10 folder is the parent of a protocol's root (``data/cifar10/`` for
 ``cifar-10-batches-py/``) and ``images/``, the 60,000 PNGs written once for all protocols with
 ``images/all.txt`` listing them; a protocol's root holds its train.txt / test.txt /
 database.txt with paths ``../images/NNNNN.png``. Both are built atomically with a marker
-(:mod:`hashnet.data.builds`). The archive is read with pickle here, not with torchvision's dataset
+(:mod:`hashnet.data.builders.atomic`). The archive is read with pickle here, not with torchvision's dataset
 class, whose checksums a hand-placed copy may not match; only the download uses torchvision.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pickle
 import tarfile
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
@@ -32,7 +33,8 @@ import numpy as np
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import download_url
 
-from hashnet.data.builds import build_atomically, save_pngs, write_list
+from hashnet.data.builders import register
+from hashnet.data.builders.atomic import build_atomically, save_pngs, write_list
 from hashnet.data.lists import read_list
 from hashnet.utils.errors import UserError
 
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Protocol:
+class SplitCounts:
     """Per-class counts and which parts ("train", "rest") make up the database."""
 
     queries_per_class: int
@@ -58,9 +60,9 @@ class Protocol:
     database: tuple[str, ...]
 
 
-PROTOCOLS = {"cifar10": Protocol(100, 500, ("rest",)),
-             "cifar10_1": Protocol(100, 500, ("train", "rest")),
-             "cifar10_2": Protocol(1000, 5000, ("train",))}
+PROTOCOLS = {"cifar10": SplitCounts(100, 500, ("rest",)),
+             "cifar10_1": SplitCounts(100, 500, ("train", "rest")),
+             "cifar10_2": SplitCounts(1000, 5000, ("train",))}
 
 
 class ArchiveError(UserError, ValueError):
@@ -162,7 +164,7 @@ def split_classes(labels: np.ndarray, queries_per_class: int, train_per_class: i
     return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
-def protocol_lists(labels: np.ndarray, protocol: Protocol, seed: int) -> dict[str, np.ndarray]:
+def protocol_lists(labels: np.ndarray, protocol: SplitCounts, seed: int) -> dict[str, np.ndarray]:
     """{list file name: sorted image indices} of protocol: train.txt, test.txt (queries), database.txt."""
     parts = split_classes(labels, protocol.queries_per_class, protocol.train_per_class, seed)
     database = np.sort(np.concatenate([parts[name] for name in protocol.database]))
@@ -193,7 +195,7 @@ def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
     root = Path(root)
     folder = root.parent
     spec = PROTOCOLS[protocol]
-    spec = Protocol(spec.queries_per_class if queries_per_class is None else queries_per_class,
+    spec = SplitCounts(spec.queries_per_class if queries_per_class is None else queries_per_class,
                     spec.train_per_class if train_per_class is None else train_per_class, spec.database)
     recipe = {"builder": protocol, "seed": seed, "queries_per_class": spec.queries_per_class,
               "train_per_class": spec.train_per_class}
@@ -208,3 +210,7 @@ def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
                        listed.labels[index])
 
     build_atomically(root, recipe, write)
+
+
+for _protocol in PROTOCOLS:
+    register(_protocol, partial(build_cifar10, protocol=_protocol), embedded=False)
