@@ -1,7 +1,9 @@
-"""Tests for hashnet.retrieval.index: exact scan and faiss agree with a brute-force (distance, index) ranking."""
+"""Tests for hashnet.retrieval.index: exact scan and faiss agree with a brute-force (distance, index) ranking
+on every path of the faiss search."""
 import numpy as np
 import pytest
 
+from hashnet.retrieval import index as index_module
 from hashnet.retrieval.codes import pack_codes
 from hashnet.retrieval.index import HammingIndex, faiss_available
 
@@ -59,3 +61,128 @@ def test_auto_backend_and_errors(monkeypatch):
         index.search(db, 0)
     with pytest.warns(UserWarning, match="k=9 is larger than the index \\(5 items\\)"):
         assert index.search(db, 9)[1].shape == (5, 5)
+
+
+# ---- every path of the faiss search (HammingIndex._search_faiss), against brute force and the exact backend ----
+def spy_paths(monkeypatch) -> dict[str, int]:
+    """Count the faiss search's steps: calls of faiss's nearest, range searches (ball), and rows of each."""
+    calls = {"nearest": 0, "ball": 0, "ball_rows_full": 0, "ball_rows_short": 0}
+    nearest, ball = HammingIndex._nearest, HammingIndex._ball
+
+    def counted_nearest(self, queries, width):
+        calls["nearest"] += 1
+        return nearest(self, queries, width)
+
+    def counted_ball(self, queries, radius, k):
+        result = ball(self, queries, radius, k)
+        calls["ball"] += 1
+        calls["ball_rows_full"] += int(result[2].sum())
+        calls["ball_rows_short"] += int((~result[2]).sum())
+        return result
+    monkeypatch.setattr(HammingIndex, "_nearest", counted_nearest)
+    monkeypatch.setattr(HammingIndex, "_ball", counted_ball)
+    return calls
+
+
+class AdversarialFaiss:
+    """A faiss index that keeps only faiss's documented promises: search returns the k smallest distances,
+    sorted, but of the items tied at the last one it keeps the highest indices, and every tie comes in
+    reverse index order; range_search returns each query's items in a random order."""
+
+    def __init__(self, index, codes):
+        self.index, self.codes = index, codes
+
+    def search(self, queries, k):
+        dist = np.unpackbits(queries[:, None] ^ self.codes[None], axis=2).sum(2)  # (B, N) by brute force
+        order = np.lexsort((-np.arange(len(self.codes)) + 0 * dist, dist), axis=1)[:, :k]
+        return np.take_along_axis(dist, order, 1).astype(np.int32), order.astype(np.int64)
+
+    def range_search(self, queries, radius):
+        limits, dist, found = self.index.range_search(queries, radius)
+        rng, bounds = np.random.default_rng(0), limits.astype(np.int64)
+        order = np.concatenate([start + rng.permutation(end - start) for start, end in zip(bounds[:-1], bounds[1:])])
+        return limits, dist[order], found[order]
+
+
+def check_both_backends(db: np.ndarray, queries: np.ndarray, k: int) -> None:
+    """faiss (as installed, and keeping only its documented promises), exact and brute force give the same
+    distances and indices (db, queries: (N, K) +-1)."""
+    expected = reference(queries, db, k)
+    adversarial = HammingIndex(pack_codes(db), "faiss")
+    adversarial._faiss = AdversarialFaiss(adversarial._faiss, adversarial.codes)
+    indexes = {"exact": HammingIndex(pack_codes(db), "exact"), "faiss": HammingIndex(pack_codes(db), "faiss"),
+               "adversarial faiss": adversarial}
+    for name, index in indexes.items():
+        distances, indices = index.search(pack_codes(queries), k)
+        assert np.array_equal(distances, expected[0]), name
+        assert np.array_equal(indices, expected[1]), name
+
+
+@needs_faiss
+@pytest.mark.parametrize("bits, n, batch", [(8, 3000, 5), (8, 3000, 200), (16, 4000, 100)])
+def test_k_at_tie_boundaries(bits, n, batch):
+    """k just below, at and above the end of a tie group: 8-bit codes hold ~12 items per code."""
+    db, queries = codes(n, bits, seed=n + bits), codes(batch, bits, seed=7)
+    dist = (bits - queries[0].astype(int) @ db.T.astype(int)) // 2
+    ends = np.cumsum(np.bincount(dist))  # items at distance <= d for the first query
+    for k in sorted({1, 2, *[int(e) + delta for e in ends[:4] for delta in (-1, 0, 1) if int(e) + delta >= 1]}):
+        check_both_backends(db, queries, min(k, n))
+
+
+@needs_faiss
+def test_pilot_only_small_batch(monkeypatch):
+    calls = spy_paths(monkeypatch)
+    db = codes(3000, 16, seed=1)
+    check_both_backends(db, codes(index_module._PILOT, 16, seed=2), 40)
+    assert calls["nearest"] == 2  # every row answered from faiss's nearest (the pilot): one call per faiss index
+
+
+@needs_faiss
+def test_ball_path_on_random_codes(monkeypatch):
+    calls = spy_paths(monkeypatch)
+    check_both_backends(codes(4000, 16, seed=3), codes(300, 16, seed=4), 50)
+    assert calls["ball_rows_full"] >= 300 - index_module._PILOT and calls["ball_rows_short"] == 0
+
+
+@needs_faiss
+def test_ball_path_with_short_rows(monkeypatch):
+    """The pilot rows sit on 60 copies of one code (k-th distance 0, radius 1); other rows have no item at
+    distance 0, so their ball is short of k and they go through faiss's nearest."""
+    calls = spy_paths(monkeypatch)
+    rng = np.random.default_rng(5)
+    center = codes(1, 16, seed=6)
+    db = np.concatenate([codes(2000, 16, seed=7), np.repeat(center, 60, axis=0)])[rng.permutation(2060)]
+    queries = codes(160, 16, seed=8)
+    pilot = np.unique(np.linspace(0, 159, index_module._PILOT).round().astype(int))
+    queries[pilot] = center
+    check_both_backends(db, queries, 30)
+    assert calls["ball_rows_short"] > 0 and calls["nearest"] >= 2
+
+
+@needs_faiss
+def test_nearest_path_on_clustered_codes(monkeypatch):
+    """Half the queries sit on 500 copies of a code (k-th distance 0), half are random (k-th distance ~4):
+    a ball of radius 5 would hold ~500 items for the first half, so every row goes through faiss's nearest,
+    and the cut tie groups of the first half through a range search of radius 1."""
+    calls = spy_paths(monkeypatch)
+    rng = np.random.default_rng(9)
+    center = codes(1, 16, seed=10)
+    db = np.concatenate([codes(3000, 16, seed=11), np.repeat(center, 500, axis=0)])[rng.permutation(3500)]
+    queries = codes(200, 16, seed=12)
+    queries[::2] = center
+    check_both_backends(db, queries, 50)
+    assert calls["nearest"] >= 2 and calls["ball_rows_short"] == 0 and calls["ball"] >= 2
+
+
+@needs_faiss
+def test_whole_database_and_blocks(monkeypatch):
+    monkeypatch.setattr(index_module, "_CALL_RESULTS", 500)  # many faiss calls of a few rows each
+    db = codes(120, 8, seed=13)
+    for k in (1, 119, 120):
+        check_both_backends(db, codes(70, 8, seed=14), k)
+
+
+def test_empty_batch():
+    index = HammingIndex(pack_codes(codes(10, 16, seed=0)))
+    distances, indices = index.search(np.empty((0, 2), np.uint8), 3)
+    assert distances.shape == indices.shape == (0, 3)
