@@ -1,11 +1,16 @@
 """Tests for hashnet.retrieval.index: exact scan and faiss agree with a brute-force (distance, index) ranking
-on every path of the faiss search."""
+on every path of the faiss search; a saved index round-trips, refuses damaged files and other metadata."""
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
 from hashnet.retrieval import index as index_module
-from hashnet.retrieval.codes import pack_codes
-from hashnet.retrieval.index import HammingIndex, faiss_available
+from hashnet.retrieval.codes import load_codes, pack_codes, save_codes
+from hashnet.retrieval.index import HammingIndex, IndexFileError, faiss_available
+from hashnet.utils import files
+from hashnet.utils.errors import UserError
 
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss-cpu is not installed (pip install -e '.[faiss]')")
 
@@ -186,3 +191,146 @@ def test_empty_batch():
     index = HammingIndex(pack_codes(codes(10, 16, seed=0)))
     distances, indices = index.search(np.empty((0, 2), np.uint8), 3)
     assert distances.shape == indices.shape == (0, 3)
+
+
+# ---- paths, labels, metadata and the saved index ----
+META = {"net": "resnet18", "dataset": "digits", "checkpoint": "runs/x/last.ckpt"}
+
+
+def indexed(n: int = 6, backend: str = "auto", **extra) -> HammingIndex:
+    db = pack_codes(codes(n, 16, seed=20))
+    labels = np.eye(3, dtype=np.uint8)[np.arange(n) % 3]
+    return HammingIndex(db, backend, paths=[f"photos/ü {i}.jpg" for i in range(n)], labels=labels,
+                        meta={**META, **extra})
+
+
+def test_search_returns_paths():
+    index = indexed()
+    distances, indices, paths = index.search(index.codes[[4, 1]], 2, return_paths=True)
+    assert paths.tolist() == [[f"photos/ü {i}.jpg" for i in row] for row in indices.tolist()]
+    assert indices[:, 0].tolist() == [4, 1] and index.meta["hash_bit"] == 16
+    with pytest.raises(ValueError, match="holds no paths"):
+        HammingIndex(index.codes).search(index.codes, 1, return_paths=True)
+
+
+def test_constructor_checks_paths_labels_meta():
+    db = pack_codes(codes(4, 16, seed=0))
+    with pytest.raises(ValueError, match="one path per code"):
+        HammingIndex(db, paths=["a"])
+    with pytest.raises(ValueError, match="labels must be \\(N, C\\) with N = 4"):
+        HammingIndex(db, labels=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="meta hash_bit=48 but the codes have 16 bits"):
+        HammingIndex(db, meta={"hash_bit": 48})
+
+
+@pytest.mark.parametrize("written_with, read_with", [
+    ("exact", "exact"),
+    pytest.param("faiss", "exact", marks=needs_faiss),
+    pytest.param("exact", "faiss", marks=needs_faiss),
+])
+def test_save_load_round_trip_across_backends(tmp_path, written_with, read_with):
+    index = indexed(backend=written_with)
+    path = index.save(tmp_path / "photos.hnx")
+    loaded = HammingIndex.load(path, backend=read_with, hash_bit=16, net="resnet18", dataset="digits")
+    assert loaded.backend == read_with and np.array_equal(loaded.codes, index.codes)
+    assert loaded.paths.tolist() == index.paths.tolist() and np.array_equal(loaded.labels, index.labels)
+    assert loaded.meta == {**META, "hash_bit": 16}
+    queries = pack_codes(codes(3, 16, seed=21))
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.search(queries, 4), index.search(queries, 4)))
+    assert [p.name for p in tmp_path.iterdir()] == ["photos.hnx"]  # no temporary file left behind
+
+
+def test_codes_only_index_round_trip(tmp_path):
+    db = pack_codes(codes(5, 24, seed=22))
+    loaded = HammingIndex.load(HammingIndex(db).save(tmp_path / "bare.hnx"))
+    assert np.array_equal(loaded.codes, db) and loaded.paths is None and loaded.labels is None
+    assert loaded.meta == {"hash_bit": 24}
+
+
+def test_from_code_file(tmp_path):
+    path = save_codes(tmp_path / "db.npz", codes(4, 16, seed=23), np.eye(4, 2), list("abcd"),
+                      {"hash_bit": 16, "net": "resnet18", "dataset": "digits", "split": "database"})
+    index = HammingIndex.from_code_file(load_codes(path))
+    assert index.paths.tolist() == list("abcd") and index.meta["split"] == "database" and "format" not in index.meta
+    with pytest.raises(IndexFileError, match="it is a code file: HammingIndex.from_code_file"):
+        HammingIndex.load(path)
+
+
+def test_load_checks_metadata(tmp_path):
+    path = indexed().save(tmp_path / "photos.hnx")
+    with pytest.raises(IndexFileError, match="photos.hnx holds codes with hash_bit=16, expected hash_bit=48.*same checkpoint"):
+        HammingIndex.load(path, hash_bit=48)
+    with pytest.raises(IndexFileError, match="net='resnet18', expected net='resnet50'"):
+        HammingIndex.load(path, net="resnet50")
+    with pytest.raises(IndexFileError, match="checkpoint='runs/x/last.ckpt', expected checkpoint='other.ckpt'"):
+        HammingIndex.load(path, checkpoint="other.ckpt")
+    assert len(HammingIndex.load(path, dataset="digits", net=None)) == 6  # None: not checked
+
+
+def rewrite(path, **members) -> None:
+    """Write an .npz at path from the arrays of the one there, some members replaced (None: dropped)."""
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays.update(members)
+    with open(path, "wb") as f:  # a file object: np.savez would add .npz to the name
+        np.savez(f, **{name: value for name, value in arrays.items() if value is not None})
+
+
+def test_load_refuses_missing_and_damaged_files(tmp_path):
+    with pytest.raises(IndexFileError, match="missing.hnx does not exist -- build the index again"):
+        HammingIndex.load(tmp_path / "missing.hnx")
+    path = indexed().save(tmp_path / "photos.hnx")
+    data = path.read_bytes()
+    damaged = {
+        "truncated.hnx": data[: len(data) // 2],
+        "text.hnx": b"not an index",
+        "empty.hnx": b"",
+    }
+    for name, content in damaged.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(IndexFileError, match=f"{name} is damaged or not a hashnet index"):
+            HammingIndex.load(tmp_path / name)
+    flipped = bytearray(data)
+    start = data.index(b"codes.npy")  # a byte inside the codes member: its CRC no longer matches
+    flipped[start + 200] ^= 0xFF
+    (tmp_path / "flipped.hnx").write_bytes(bytes(flipped))
+    with pytest.raises(IndexFileError, match="flipped.hnx is damaged"):
+        HammingIndex.load(tmp_path / "flipped.hnx")
+
+
+def test_load_refuses_inconsistent_members(tmp_path):
+    path = indexed().save(tmp_path / "photos.hnx")
+    record = json.loads(str(np.load(path)["meta"]))
+    cases = [
+        ({"codes": np.zeros((5, 2), np.uint8)}, "record says 6 codes of 16 bits"),
+        ({"codes": np.zeros((6, 3), np.uint8)}, "record says 6 codes of 16 bits"),
+        ({"paths": np.array(["a"])}, "paths \\(1,\\)"),
+        ({"labels": np.ones((2, 3), np.uint8)}, "labels \\(2, 3\\)"),
+        ({"meta": np.array(json.dumps({**record, "format": "hashnet-index-0"}))}, "format 'hashnet-index-0'"),
+        ({"meta": np.array("[1, 2]")}, "format None"),
+        ({"meta": np.array("{not json")}, "damaged or not a hashnet index"),
+        ({"codes": None}, "damaged or not a hashnet index"),
+        ({"paths": np.array([object()] * 6, dtype=object)}, "damaged or not a hashnet index"),  # pickled
+    ]
+    for members, message in cases:
+        copy = tmp_path / "copy.hnx"
+        copy.write_bytes(path.read_bytes())
+        rewrite(copy, **members)
+        with pytest.raises(IndexFileError, match=message):
+            HammingIndex.load(copy)
+    assert issubclass(IndexFileError, UserError)
+
+
+def test_save_is_atomic_and_refuses_non_json_meta(tmp_path, monkeypatch):
+    path = indexed().save(tmp_path / "photos.hnx")
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="index metadata must be JSON values"):
+        indexed(extra=object()).save(path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(files.os, "fsync", crash)  # fail after part of the new file is written
+    with pytest.raises(OSError, match="disk full"):
+        indexed(n=9).save(path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["photos.hnx"]
+    assert zipfile.is_zipfile(path)
