@@ -148,14 +148,14 @@ class HammingIndex:
         what keeps the exact ranking within 1.2x of faiss's (scripts/bench_index.py).
         """
         b, n = len(queries), len(self)
-        distances, indices = np.empty((b, k), dtype=np.int64), np.empty((b, k), dtype=np.int64)
         width = min(n, _WIDEN * k + _SLACK)
-        pilot = np.unique(np.linspace(0, b - 1, min(b, _PILOT)).round().astype(np.int64))
+        if b <= _PILOT:  # the pilot is the whole batch (a server's single query)
+            return self._top_k(queries, self._nearest(queries, width), k)
+        distances, indices = np.empty((b, k), dtype=np.int64), np.empty((b, k), dtype=np.int64)
+        pilot = np.unique(np.linspace(0, b - 1, _PILOT).round().astype(np.int64))
         nearest = self._nearest(queries[pilot], width)
         distances[pilot], indices[pilot] = self._top_k(queries[pilot], nearest, k)
         rest = np.setdiff1d(np.arange(b), pilot)
-        if len(rest) == 0:
-            return distances, indices
         kth, reach = distances[pilot, -1], nearest[:, -1] // n
         radius = int(kth.max()) + 1
         if ((kth == radius - 1) | (reach >= radius)).all():
