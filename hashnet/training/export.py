@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hashnet.data.images import IMAGENET_MEAN, IMAGENET_STD
+from hashnet.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_pixels
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write, atomic_write_json
@@ -301,8 +301,9 @@ def _torch_codes(model: nn.Module, batches: list[Tensor]) -> list[Tensor]:
 
 
 def compare(run: Callable[[Tensor | np.ndarray], np.ndarray], model: nn.Module, batches: Iterable[Tensor]) -> Parity:
-    """Parity of run (an exported model) against model (already in eval mode, on the CPU) on image batches."""
-    batches = [images.detach().cpu().float() for images in batches]
+    """Parity of run (an exported model) against model (already in eval mode, on the CPU) on image batches:
+    normalised float, or uint8 pixels that are normalised first (a DataModule's batches: normalize_on_device)."""
+    batches = [normalize_pixels(b.cpu()) if b.dtype == torch.uint8 else b.detach().cpu().float() for b in batches]
     if not batches:
         raise ValueError("parity needs at least one image batch")
     differing, diffs = 0, []
@@ -319,7 +320,7 @@ def compare(run: Callable[[Tensor | np.ndarray], np.ndarray], model: nn.Module, 
 
 def parity(exported: str | Path, model: nn.Module, images: Tensor | Iterable[Tensor]) -> Parity:
     """Whether the exported file at `exported` gives model's codes on images: a batch (N, 3, H, W) float,
-    normalised as the sidecar says, or an iterable of such batches. model runs as a CPU float32 copy in eval
+    normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches. model runs as a CPU float32 copy in eval
     mode (the caller's model is left as it was); the exported file as load_exported runs it."""
     batches = [images] if isinstance(images, Tensor) else list(images)
     return compare(load_exported(exported), _eval_copy(model), batches)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from hashnet.data.images import normalize_pixels
 from hashnet.methods import METHODS
 from hashnet.methods.base import HashMethod
 from hashnet.methods.greedyhash import sign_ste
@@ -105,6 +106,8 @@ def test_onnx_static_batch(tmp_path):
     path = export_onnx(model, tmp_path / "model.onnx", input_size=SIZE, dynamic_batch=False, batch_size=2)
     assert read_sidecar(path)["input"]["shape"] == [2, 3, SIZE, SIZE] and not read_sidecar(path)["dynamic_batch"]
     assert parity(path, model, images(2, 2)).same_signs
+    pixels = torch.randint(0, 256, (2, 3, SIZE, SIZE), dtype=torch.uint8)  # a DataModule's batch: normalised first
+    assert parity(path, model, pixels) == parity(path, model, normalize_pixels(pixels))
     with pytest.raises(Exception, match="(?i)dimension|shape"):  # onnxruntime: the batch is fixed at 2
         load_exported(path)(images(3)[0])
     with pytest.raises(ExportError, match="batch_size must be a positive integer"):
