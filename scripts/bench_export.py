@@ -78,8 +78,8 @@ def main() -> None:
     rate = {name: args.batch / statistics.median(values) for name, values in seconds.items()}
     layout = "NHWC" if args.channels_last else "NCHW"
     print(f"{args.net}, {args.size} px, batch {args.batch}, {args.bits} bits, float32 on the CPU (PyTorch {layout}), "
-          f"{args.threads} threads each, medians of {args.rounds} interleaved rounds (torch {torch.__version__}, onnxruntime "
-          f"{onnxruntime.__version__}):")
+          f"{args.threads} threads each, medians of {args.rounds} interleaved rounds (torch {torch.__version__}, "
+          f"onnxruntime {onnxruntime.__version__}):")
     for name, value in rate.items():
         print(f"  {name:<12} {value:8.1f} images/s   ({statistics.median(seconds[name]):.3f} s a batch)")
     print(f"  onnxruntime / PyTorch: {rate['onnxruntime'] / rate['PyTorch']:.2f}x; signs equal on the batch: "

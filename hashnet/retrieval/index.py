@@ -211,7 +211,7 @@ class HammingIndex:
     # ---- a saved index ----
     @classmethod
     def from_code_file(cls, code_file: CodeFile, backend: str = "auto") -> HammingIndex:
-        """An index over a code file's codes (hashnet.retrieval.codes.load_codes), with its paths, labels and metadata."""
+        """An index over a code file's codes (retrieval.codes.load_codes), with its paths, labels and metadata."""
         meta = {key: value for key, value in code_file.meta.items() if key != "format"}
         return cls(code_file.codes, backend, paths=code_file.paths, labels=code_file.labels, meta=meta)
 
@@ -250,7 +250,7 @@ class HammingIndex:
                 codes = data["codes"]
                 paths = data["paths"] if "paths" in data.files else None
                 labels = data["labels"] if "labels" in data.files else None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # not .npz, truncated, other arrays
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # not .npz, truncated, pickles
             raise IndexFileError(f"index file {path} is damaged or not a hashnet index ({type(err).__name__}: {err}) "
                                  f"-- {fix}") from err
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -87,7 +87,7 @@ class _CodeNet(nn.Module):
 
 
 def describe(model: nn.Module) -> dict[str, Any]:
-    """What names a model in errors and the sidecar: method, net, hash_bit, dataset (a HashingModule), else its class."""
+    """What names a model (errors, sidecar): a HashingModule's method, net, hash_bit, dataset, else its class."""
     if isinstance(model, HashingModule):
         return {"method": model.method.name, "net": model.hparams.net["backbone"], "hash_bit": model.hash_bit,
                 "dataset": model.hparams.dataset}
@@ -205,7 +205,7 @@ def _convert(core: nn.Module, kind: str, example: Tensor, dynamic_batch: bool, i
                     z = core.hash_layer(core.backbone(example))
                 _serialize(core.method, kind, z, dynamic_batch)
                 culprit = f"net={info['net']} (the backbone; method={info['method']}'s code layer exports)"
-            except Exception:
+            except Exception:  # noqa: BLE001 -- any failure of the code layer alone makes it the culprit
                 culprit = f"method={info['method']}'s code layer"
         why = (str(err).strip().splitlines() or [""])[0][:500]  # the first line: the exporter appends its graph
         raise ExportError(f"cannot export {culprit} to {kind}: {type(err).__name__}: {why}") from err
@@ -217,7 +217,8 @@ def _serialize(module: nn.Module, kind: str, example: Tensor, dynamic_batch: boo
         _quiet_deprecations()
         if kind == "torchscript":
             traced = torch.jit.trace(module, example, check_trace=False)  # checked below, on other batches too
-            python_calls = sorted({node.pyname() for node in traced.inlined_graph.nodes() if node.kind() == "prim::PythonOp"})
+            nodes = traced.inlined_graph.nodes()
+            python_calls = sorted({node.pyname() for node in nodes if node.kind() == "prim::PythonOp"})
             if python_calls:
                 raise RuntimeError(f"it calls Python function(s) {python_calls} (e.g. a torch.autograd.Function) that "
                                    "TorchScript cannot save; use plain tensor operations when torch.jit.is_tracing()")
@@ -320,7 +321,8 @@ def compare(run: Callable[[Tensor | np.ndarray], np.ndarray], model: nn.Module, 
 
 def parity(exported: str | Path, model: nn.Module, images: Tensor | Iterable[Tensor]) -> Parity:
     """Whether the exported file at `exported` gives model's codes on images: a batch (N, 3, H, W) float,
-    normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches. model runs as a CPU float32 copy in eval
-    mode (the caller's model is left as it was); the exported file as load_exported runs it."""
+    normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches. model
+    runs as a CPU float32 copy in eval mode (the caller's model is left as it was); the exported file as
+    load_exported runs it."""
     batches = [images] if isinstance(images, Tensor) else list(images)
     return compare(load_exported(exported), _eval_copy(model), batches)

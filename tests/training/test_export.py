@@ -204,7 +204,7 @@ class ErfinvBackbone(nn.Module):
 def test_refuses_a_backbone_by_name(tmp_path):
     model = model_of("csq", tmp_path)
     model.net.backbone = ErfinvBackbone()
-    with pytest.raises(ExportError, match="cannot export net=resnet18 \\(the backbone; method=csq's code layer exports\\)"):
+    with pytest.raises(ExportError, match="export net=resnet18 \\(the backbone; method=csq's code layer exports\\)"):
         export_onnx(model, tmp_path / "model.onnx", input_size=SIZE)
     assert_nothing_written(tmp_path)
 
