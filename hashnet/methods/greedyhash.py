@@ -34,8 +34,11 @@ class _SignSTE(torch.autograd.Function):
 
 
 def sign_ste(x: Tensor) -> Tensor:
-    """Elementwise sign of x (sign(0) = +1, exactly +-1 in x's dtype) whose gradient is the identity."""
-    return _SignSTE.apply(x)
+    """Elementwise sign of x (sign(0) = +1, exactly +-1 in x's dtype) whose gradient is the identity.
+
+    Under torch.jit.trace (exports) it is plain sign: TorchScript cannot save the autograd.Function.
+    """
+    return sign(x) if torch.jit.is_tracing() else _SignSTE.apply(x)
 
 
 def greedyhash_loss(h: Tensor, logits: Tensor, y: Tensor,

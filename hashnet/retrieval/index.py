@@ -1,25 +1,45 @@
 """A Hamming-distance index over packed binary codes: faiss's binary flat index, or an exact numpy scan.
 
 Both backends return, for each query, the k database items nearest in Hamming distance, ordered
-by (distance, database index): the ranking hashnet.retrieval.metrics scores. faiss 1.15 happens to return
-ties in index order (its heap breaks ties by id and scans the database in order), but faiss does
-not document it and other versions or code paths need not, so the faiss backend takes only each
-query's k-th distance r from faiss's top k, fetches every item at distance <= r with a range
-search, and sorts those by (distance, index) itself.
+by (distance, database index): the ranking hashnet.retrieval.metrics scores. faiss guarantees only
+the k smallest distances, not which of the items tied at the k-th distance it keeps (faiss 1.15
+happens to keep the lowest indices, undocumented), so the faiss backend checks, row by row, that
+it holds the whole tie group at the k-th distance and fetches it with a range search where not
+(HammingIndex._search_faiss).
+
+An index may carry the items' image paths (N,), labels (N, C) and metadata (hash_bit, net, dataset,
+checkpoint, ...), and is saved to and loaded from one ``.hnx`` file, the same with or without faiss
+(HammingIndex.save).
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from hashnet.retrieval.codes import packed_words
+from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
+from hashnet.retrieval.codes import CodeFile, packed_words
 from hashnet.retrieval.metrics import hamming_distances
+from hashnet.utils.errors import UserError
+from hashnet.utils.files import atomic_write
 
 BACKENDS = ("auto", "faiss", "exact")
+FORMAT = "hashnet-index-1"  # the layout of a saved index; bumped when it changes
 _CHUNK_PAIRS = 1 << 22  # query x database distances held at once by the exact scan (4 MiB of uint8)
+_PILOT = 16  # queries answered first from faiss's nearest; their k-th distances choose how to answer the rest
+_WIDEN, _SLACK = 3, 32  # nearest items asked of faiss per query, 3k + 32: enough for the k-th distance's whole
+                        # tie group of random codes (up to ~2.9k items lie at distance <= the k-th)
+_CALL_RESULTS = 1 << 22  # results held at once from one faiss call (~50 MB with their sort keys)
+
+
+class IndexFileError(UserError, ValueError):
+    """A saved index that cannot be read, or whose metadata differ from what the caller expects."""
 
 
 def faiss_available() -> bool:
@@ -31,10 +51,15 @@ class HammingIndex:
     """Exact k-nearest-neighbour search in Hamming distance over packed codes (N, K/8) uint8.
 
     backend: "faiss" (faiss.IndexBinaryFlat; an error if faiss is not installed), "exact" (numpy
-    XOR + popcount, chunked over queries), or "auto" (faiss when installed, else exact).
+    XOR + popcount, chunked over queries), or "auto" (faiss when installed, else exact). Both give
+    the same results. Optional, kept with the codes and saved with them: paths (N,) of the items'
+    images (a str array, so ``index.paths[indices]`` maps search results to files), labels (N, C)
+    0/1 and meta, a JSON-able dict (hash_bit, net, dataset, checkpoint, ...; hash_bit is set from
+    the codes).
     """
 
-    def __init__(self, codes: np.ndarray, backend: str = "auto") -> None:
+    def __init__(self, codes: np.ndarray, backend: str = "auto", *, paths: Any = None,
+                 labels: np.ndarray | None = None, meta: dict[str, Any] | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         if codes.ndim != 2 or codes.dtype != np.uint8 or len(codes) == 0:
@@ -47,6 +72,16 @@ class HammingIndex:
         self.backend = backend
         self.codes = np.ascontiguousarray(codes)
         self.bits = codes.shape[1] * 8
+        self.paths = None if paths is None else np.asarray(paths, dtype=str)
+        self.labels = None if labels is None else np.asarray(labels)
+        if self.paths is not None and self.paths.shape != (len(codes),):
+            raise ValueError(f"paths must hold one path per code, (N,) = ({len(codes)},), got shape {self.paths.shape}")
+        if self.labels is not None and (self.labels.ndim != 2 or len(self.labels) != len(codes)):
+            raise ValueError(f"labels must be (N, C) with N = {len(codes)} codes, got shape {self.labels.shape}")
+        meta = dict(meta or {})
+        if meta.get("hash_bit", self.bits) != self.bits:
+            raise ValueError(f"meta hash_bit={meta['hash_bit']} but the codes have {self.bits} bits")
+        self.meta = {**meta, "hash_bit": self.bits}
         if self.backend == "faiss":
             logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
             import faiss  # optional dependency: imported only when used
@@ -58,8 +93,9 @@ class HammingIndex:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """queries (B, K/8) uint8 -> (distances (B, k) int64, indices (B, k) int64), by (distance, index).
+    def search(self, queries: np.ndarray, k: int, return_paths: bool = False) -> tuple[np.ndarray, ...]:
+        """queries (B, K/8) uint8 -> (distances (B, k) int64, indices (B, k) int64), by (distance, index),
+        and with return_paths the items' paths (B, k) str as a third array (index.paths[indices]).
 
         k > N is clamped to N with a warning.
         """
@@ -68,11 +104,19 @@ class HammingIndex:
                              f"got {queries.dtype} {queries.shape}")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if return_paths and self.paths is None:
+            raise ValueError("this index holds no paths: build it with HammingIndex(codes, paths=...)")
         if k > len(self):
             warnings.warn(f"k={k} is larger than the index ({len(self)} items); using {len(self)}")
             k = len(self)
         queries = np.ascontiguousarray(queries)
-        return self._search_faiss(queries, k) if self.backend == "faiss" else self._search_exact(queries, k)
+        if len(queries) == 0:
+            distances = indices = np.empty((0, k), dtype=np.int64)
+        elif self.backend == "faiss":
+            distances, indices = self._search_faiss(queries, k)
+        else:
+            distances, indices = self._search_exact(queries, k)
+        return (distances, indices, self.paths[indices]) if return_paths else (distances, indices)
 
     def _search_exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Distances of a chunk of queries to all items; the k smallest keys distance * N + index."""
@@ -90,16 +134,146 @@ class HammingIndex:
         return np.concatenate(distances), np.concatenate(indices)
 
     def _search_faiss(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """faiss's top k gives each query's k-th distance r; a range search (distance < r + 1) then
-        returns all items tied at r, among which the lowest indices are kept."""
-        kth = self._faiss.search(queries, k)[0][:, -1].astype(np.int64)
-        distances = np.empty((len(queries), k), dtype=np.int64)
-        indices = np.empty((len(queries), k), dtype=np.int64)
-        for radius in np.unique(kth):
-            rows = np.flatnonzero(kth == radius)
-            limits, dist, found = self._faiss.range_search(queries[rows], int(radius) + 1)
-            for row, start, end in zip(rows, limits[:-1], limits[1:]):
-                d, i = dist[start:end].astype(np.int64), found[start:end].astype(np.int64)
-                order = np.lexsort((i, d))[:k]
-                distances[row], indices[row] = d[order], i[order]
+        """Exact (distance, index) ranking from faiss, which only guarantees the k smallest distances.
+
+        Rows are answered two ways, both exact. (1) Nearest `width` (> k): if the width-th distance is
+        beyond the k-th distance r, every item at distance <= r is among them and sorting them by
+        (distance, index) gives the answer; otherwise the tie group at r is cut and a range search
+        fetches all of it (_top_k). (2) Ball: a range search returns every item nearer than a radius R;
+        where that holds >= k items, sorting them gives the answer (_ball). A pilot of up to _PILOT
+        evenly spaced queries is answered by (1) and tells R = its largest k-th distance + 1; the other
+        queries take (2) if, for every pilot row, the ball holds little more than the answer needs (its
+        k-th distance is R - 1, or the ball fits in its width nearest), else (1). Queries with fewer than
+        k items in the ball go through (1). A range search costs about 0.85 of a k-nearest one, which is
+        what keeps the exact ranking within 1.2x of faiss's (scripts/bench_index.py).
+        """
+        b, n = len(queries), len(self)
+        width = min(n, _WIDEN * k + _SLACK)
+        if b <= _PILOT:  # the pilot is the whole batch (a server's single query)
+            return self._top_k(queries, self._nearest(queries, width), k)
+        distances, indices = np.empty((b, k), dtype=np.int64), np.empty((b, k), dtype=np.int64)
+        pilot = np.unique(np.linspace(0, b - 1, _PILOT).round().astype(np.int64))
+        nearest = self._nearest(queries[pilot], width)
+        distances[pilot], indices[pilot] = self._top_k(queries[pilot], nearest, k)
+        rest = np.setdiff1d(np.arange(b), pilot)
+        kth, reach = distances[pilot, -1], nearest[:, -1] // n
+        radius = int(kth.max()) + 1
+        if ((kth == radius - 1) | (reach >= radius)).all():
+            volume = max(k, int((nearest // n < radius).sum(axis=1).max()))
+            short = []
+            for block in _blocks(rest, self._rows_per_call(volume)):
+                d, i, full = self._ball(queries[block], radius, k)
+                distances[block[full]], indices[block[full]] = d, i
+                short.append(block[~full])
+            rest = np.concatenate(short)
+        for block in _blocks(rest, self._rows_per_call(width)):
+            distances[block], indices[block] = self._top_k(queries[block], self._nearest(queries[block], width), k)
         return distances, indices
+
+    def _rows_per_call(self, results_per_row: int) -> int:
+        """Queries per faiss call: about _CALL_RESULTS results held at once, and sort keys that fit in int64."""
+        return max(1, min(_CALL_RESULTS // results_per_row, (2**62) // ((self.bits + 1) * len(self))))
+
+    def _nearest(self, queries: np.ndarray, width: int) -> np.ndarray:
+        """faiss's width nearest items of each query as sorted keys distance * N + index, (B, width) int64."""
+        dist, found = self._faiss.search(queries, width)
+        keys = dist.astype(np.int64) * len(self) + found
+        keys.sort(axis=1)
+        return keys
+
+    def _top_k(self, queries: np.ndarray, nearest: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top k from each query's sorted nearest keys (B, width), width >= k: kept where the k-th
+        distance's tie group ends inside them, re-fetched by a range search where it is cut."""
+        n = len(self)
+        distances, indices = nearest[:, :k] // n, nearest[:, :k] % n
+        cut = np.flatnonzero(nearest[:, -1] // n == distances[:, -1]) if nearest.shape[1] < n else np.empty(0, int)
+        for radius in np.unique(distances[cut, -1]):
+            rows = cut[distances[cut, -1] == radius]
+            distances[rows], indices[rows], _ = self._ball(queries[rows], int(radius) + 1, k)
+        return distances, indices
+
+    def _ball(self, queries: np.ndarray, radius: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Range search: every item at distance < radius, sorted by (distance, index) with one vectorised sort.
+
+        -> (distances (F, k), indices (F, k)) of the F queries whose ball holds >= k items, full (B,) bool.
+        """
+        n, span = len(self), (self.bits + 1) * len(self)
+        limits, dist, found = self._faiss.range_search(queries, radius)
+        limits = limits.astype(np.int64)
+        counts = np.diff(limits)
+        row = np.repeat(np.arange(len(queries), dtype=np.int64), counts)
+        keys = row * span + dist.astype(np.int64) * n + found
+        keys.sort()
+        full = counts >= k
+        keys = keys[limits[:-1][full, None] + np.arange(k)] % span
+        return keys // n, keys % n, full
+
+    # ---- a saved index ----
+    @classmethod
+    def from_code_file(cls, code_file: CodeFile, backend: str = "auto") -> HammingIndex:
+        """An index over a code file's codes (retrieval.codes.load_codes), with its paths, labels and metadata."""
+        meta = {key: value for key, value in code_file.meta.items() if key != "format"}
+        return cls(code_file.codes, backend, paths=code_file.paths, labels=code_file.labels, meta=meta)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the codes, paths, labels and metadata to one file (``.hnx`` by convention), atomically.
+
+        The file is a numpy ``.npz`` archive of packed codes (N, K/8) uint8, paths (N,) str and labels
+        (N, C) uint8 when the index has them, and a JSON record (format, size and the metadata). It is
+        the same whichever the backend: faiss's own file of an IndexBinaryFlat is a 33-byte header on
+        these very codes, and building the faiss index from them costs one copy, so a file holds no
+        faiss bytes and a file written with faiss loads without it, and the other way round.
+        """
+        record = {"format": FORMAT, "size": len(self), **self.meta}
+        try:
+            text = json.dumps(record)
+        except TypeError as err:
+            raise ValueError(f"index metadata must be JSON values (str, numbers, lists, dicts): {err}") from err
+        arrays = {"codes": self.codes, "meta": np.array(text)}
+        if self.paths is not None:
+            arrays["paths"] = self.paths
+        if self.labels is not None:
+            arrays["labels"] = self.labels.astype(np.uint8)
+        return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+    @classmethod
+    def load(cls, path: str | Path, backend: str = "auto", **expected: Any) -> HammingIndex:
+        """Read an index written by save; IndexFileError if the file is missing, damaged or not one, or if a
+        metadata value given (e.g. hash_bit=48, net="resnet50", dataset="coco") differs; None is not checked."""
+        path = Path(path)
+        fix = "build the index again and save it (HammingIndex(codes, ...).save(path))"
+        if not path.is_file():
+            raise IndexFileError(f"index file {path} does not exist -- {fix}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                codes = data["codes"]
+                paths = data["paths"] if "paths" in data.files else None
+                labels = data["labels"] if "labels" in data.files else None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # not .npz, truncated, pickles
+            raise IndexFileError(f"index file {path} is damaged or not a hashnet index ({type(err).__name__}: {err}) "
+                                 f"-- {fix}") from err
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            if found == CODES_FORMAT:
+                fix = "it is a code file: HammingIndex.from_code_file(load_codes(path)) indexes it"
+            raise IndexFileError(f"{path} has format {found!r}, this version reads {FORMAT!r} -- {fix}")
+        size, bits = meta.pop("size", None), meta.get("hash_bit")
+        if (not size or codes.ndim != 2 or codes.dtype != np.uint8 or len(codes) != size or codes.shape[1] * 8 != bits
+                or (paths is not None and paths.shape != (size,))
+                or (labels is not None and (labels.ndim != 2 or len(labels) != size))):
+            raise IndexFileError(f"index file {path} is damaged: its record says {size} codes of {bits} bits, it holds "
+                                 f"codes {codes.dtype} {codes.shape}, paths {None if paths is None else paths.shape}, "
+                                 f"labels {None if labels is None else labels.shape} -- {fix}")
+        for key, value in expected.items():
+            if value is not None and meta.get(key) != value:
+                raise IndexFileError(f"{path} holds codes with {key}={meta.get(key)!r}, expected {key}={value!r}: "
+                                     "index and queries must come from the same checkpoint -- build the index with "
+                                     "the checkpoint that encodes the queries, or load the index that matches it")
+        del meta["format"]
+        return cls(codes, backend, paths=paths, labels=labels, meta=meta)
+
+
+def _blocks(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    """rows (M,) in consecutive blocks of at most size."""
+    return [rows[start:start + size] for start in range(0, len(rows), size)]
