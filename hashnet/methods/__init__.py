@@ -3,9 +3,9 @@ registers itself in METHODS (`method=<name>`: configs/method/<name>.yaml); HashN
 import importlib
 import pkgutil
 
-from hashnet.methods.base import METHODS, HashMethod, build_method
+from hashnet.methods.base import METHODS, HashMethod, PairwiseMethod, build_method
 
 for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "hashnet", m.name)):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "HashMethod", "build_method"]
+__all__ = ["METHODS", "HashMethod", "PairwiseMethod", "build_method"]

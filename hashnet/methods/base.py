@@ -18,6 +18,7 @@ import numpy as np
 import pytorch_lightning as pl
 from torch import Tensor, nn
 
+from hashnet.methods.bank import MemoryBank
 from hashnet.methods.common import PAIRS, split_pairs
 from hashnet.utils.errors import check_choice
 
@@ -46,6 +47,15 @@ class HashMethod(nn.Module):
         """Scalar loss of a training batch: h (B, K) from forward, labels (B, C) 0/1."""
         raise NotImplementedError
 
+    @property
+    def observes(self) -> bool:
+        """Whether the method wants every training batch of every process through observe() (a memory bank)."""
+        return False
+
+    def observe(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
+        """See the codes h (B, K), labels (B, C) and dataset positions index (B,) of a training step, every process's
+        (called before loss() when observes is true; default: nothing)."""
+
     def callbacks(self) -> list[pl.Callback]:
         """Callbacks the method needs during training (e.g. a schedule); none by default."""
         return []
@@ -60,21 +70,44 @@ class HashMethod(nn.Module):
 
 
 class PairwiseMethod(HashMethod):
-    """A method whose loss compares two sets of codes of a batch: pair_loss(u1, u2, y1, y2, **settings).
+    """A method whose loss compares two sets of codes: pair_loss(u1, u2, y1, y2, **settings).
 
-    pairs: "halves" (the first half of a batch against the second, as HashNet's two streams) or "all"
-    (the batch against itself, i == j included). Subclasses set `pair_loss` and pass their own settings.
+    pairs: "halves" (the first half of a batch against the second, as HashNet's two streams), "all" (the batch
+    against itself, i == j included) or "bank" (the batch against a memory bank of every training image's latest
+    codes, hashnet.methods.bank; bank_size, the training set's size, is filled in by resolve()). With the bank a
+    loss whose `regularizes` is true regularises the batch only (pair_loss's regularize_u2=False). Subclasses set
+    `pair_loss` and pass their own settings.
     """
 
     pair_loss: ClassVar[Callable[..., Tensor]]
+    regularizes: ClassVar[bool] = True  # pair_loss takes regularize_u2
 
-    def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, **settings: float | None) -> None:
+    def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, bank_size: int | None = None,
+                 **settings: float | None) -> None:
         super().__init__(hash_bit, num_classes, multi_label)
         check_choice("method.pairs", pairs, PAIRS)
         self.pairs, self.settings = pairs, settings
+        self.bank = MemoryBank(bank_size, hash_bit, num_classes) if pairs == "bank" else None
+
+    @property
+    def observes(self) -> bool:
+        return self.bank is not None
+
+    def observe(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
+        self.bank.write(h, labels, index)
 
     def loss(self, h: Tensor, labels: Tensor) -> Tensor:
-        return type(self).pair_loss(*split_pairs(h, labels, self.pairs), **self.settings)
+        if self.bank is None:
+            return type(self).pair_loss(*split_pairs(h, labels, self.pairs), **self.settings)
+        bank_codes, bank_labels = self.bank.read()
+        extra = {"regularize_u2": False} if self.regularizes else {}
+        return type(self).pair_loss(h, bank_codes.to(h.dtype), labels, bank_labels, **self.settings, **extra)
+
+    @classmethod
+    def resolve(cls, config: dict, train_labels: Callable[[], np.ndarray]) -> dict:
+        """pairs=bank: bank_size = the number of training images."""
+        config = super().resolve(config, train_labels)
+        return {**config, "bank_size": len(train_labels())} if config.get("pairs") == "bank" else config
 
 
 def build_method(config: dict, hash_bit: int, num_classes: int, multi_label: bool) -> HashMethod:

@@ -1,7 +1,8 @@
 """Pieces that two or more hashing methods share.
 
 - similarity: s_ij = 1 when two images share at least one label (every pairwise method).
-- split_pairs: the two sets of codes a pairwise loss compares, from one batch (method.pairs).
+- split_pairs: the two sets of codes a pairwise loss compares, from one batch (method.pairs halves / all);
+  regularized: the codes a pairwise loss's regulariser covers (both sets, or u1 alone when u2 is a memory bank).
 - likelihood_terms: the negative log-likelihood of pairwise labels s_ij under p(s_ij = 1) = sigmoid(theta_ij),
   softplus(theta) - s * theta, elementwise (HashNet weights and thresholds it, DHN and DPSH average it);
   pairwise_likelihood: its mean over the pairs of theta_ij = scale * <u1_i, u2_j>.
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from hashnet.utils.errors import ConfigError
 
-PAIRS = ("halves", "all")
+PAIRS = ("halves", "all", "bank")
 
 
 def similarity(y1: Tensor, y2: Tensor) -> Tensor:
@@ -57,6 +58,12 @@ def split_pairs(h: Tensor, labels: Tensor, pairs: str) -> tuple[Tensor, Tensor, 
         half = len(h) // 2
         return h[:half], h[half:], labels[:half], labels[half:]
     return h, h, labels, labels
+
+
+def regularized(u1: Tensor, u2: Tensor, regularize_u2: bool) -> Tensor:
+    """The codes a pairwise loss's regulariser averages over: cat(u1, u2), or u1 alone when u2 is a memory bank of
+    detached codes (as the reference codes regularise only the batch)."""
+    return torch.cat((u1, u2)) if regularize_u2 else u1
 
 
 def check_number(key: str, value: object, minimum: float = 0.0, strict: bool = False, example: float = 0.1) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from hashnet.methods.base import PairwiseMethod
-from hashnet.methods.common import check_number, pairwise_likelihood
+from hashnet.methods.common import check_number, pairwise_likelihood, regularized
 
 
 def log_cosh(x: Tensor) -> Tensor:
@@ -28,10 +28,11 @@ def log_cosh(x: Tensor) -> Tensor:
 
 
 def dhn_loss(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor,
-             scale: float = 0.5, quantization_weight: float = 0.1) -> Tensor:
+             scale: float = 0.5, quantization_weight: float = 0.1, regularize_u2: bool = True) -> Tensor:
     """DHN's loss (module docstring) for codes u1: (B1, K), u2: (B2, K) and 0/1 labels y1: (B1, C),
-    y2: (B2, C) -> scalar."""
-    u = torch.cat((u1, u2))
+    y2: (B2, C) -> scalar; regularize_u2=False: the
+    regulariser covers u1 only (u2 a memory bank)."""
+    u = regularized(u1, u2, regularize_u2)
     return pairwise_likelihood(u1, u2, y1, y2, scale) + quantization_weight * log_cosh(u.abs() - 1).mean()
 
 
@@ -42,7 +43,8 @@ class DHN(PairwiseMethod):
     pair_loss = staticmethod(dhn_loss)
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, scale: float,
-                 quantization_weight: float) -> None:
+                 quantization_weight: float, bank_size: int | None = None) -> None:
         check_number("scale", scale, strict=True, example=0.5)
         check_number("quantization_weight", quantization_weight)
-        super().__init__(hash_bit, num_classes, multi_label, pairs, scale=scale, quantization_weight=quantization_weight)
+        super().__init__(hash_bit, num_classes, multi_label, pairs, bank_size, scale=scale,
+                         quantization_weight=quantization_weight)

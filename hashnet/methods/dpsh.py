@@ -14,19 +14,19 @@ value does not carry over to this mean.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from hashnet.methods.common import pairwise_likelihood
+from hashnet.methods.common import pairwise_likelihood, regularized
 from hashnet.methods.dhn import DHN
 from hashnet.utils.signs import sign
 
 
 def dpsh_loss(u1: Tensor, u2: Tensor, y1: Tensor, y2: Tensor,
-              scale: float = 0.5, quantization_weight: float = 0.1) -> Tensor:
+              scale: float = 0.5, quantization_weight: float = 0.1, regularize_u2: bool = True) -> Tensor:
     """DPSH's loss (module docstring) for codes u1: (B1, K), u2: (B2, K) and 0/1 labels y1: (B1, C),
-    y2: (B2, C) -> scalar."""
-    u = torch.cat((u1, u2))
+    y2: (B2, C) -> scalar; regularize_u2=False: the
+    regulariser covers u1 only (u2 a memory bank)."""
+    u = regularized(u1, u2, regularize_u2)
     return pairwise_likelihood(u1, u2, y1, y2, scale) + quantization_weight * (u - sign(u)).pow(2).mean()
 
 

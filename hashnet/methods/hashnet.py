@@ -25,9 +25,9 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from hashnet.methods.base import HashMethod
-from hashnet.methods.common import PAIRS, check_number, likelihood_terms, similarity, split_pairs
-from hashnet.utils.errors import ConfigError, check_choice
+from hashnet.methods.base import PairwiseMethod
+from hashnet.methods.common import check_number, likelihood_terms, similarity
+from hashnet.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +95,26 @@ class Continuation(pl.Callback):
         pl_module.log("train/beta", beta, prog_bar=True)  # a Python float: logging it never waits for the device
 
 
-class HashNet(HashMethod):
+class HashNet(PairwiseMethod):
     """HashNet's code layer tanh(beta * z), its weighted pairwise loss and its continuation of beta.
 
     alpha: logit scale of <h_i, h_j> (None: 10 / hash_bit); class_num: weight of similar pairs, a number
     ("auto" is resolved from the training labels before construction); weighted=False trains with
     weight 1 (HashNet-W); threshold: see pairwise_loss; pairs: "halves" (the two halves of a batch against
-    each other) or "all" (the batch against itself, i == j included); continuation=False keeps beta at init_scale
+    each other), "all" (the batch against itself, i == j included) or "bank" (against a memory bank of the training
+    codes, hashnet.methods.base.PairwiseMethod); continuation=False keeps beta at init_scale
     (HashNet-sgn); init_scale, gamma, power, step_size: beta_at's schedule. beta is a buffer, so it is
     saved with the weights.
     """
 
     name = "hashnet"
 
+    pair_loss = staticmethod(pairwise_loss)
+    regularizes = False  # no quantization term
+
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, alpha: float | None, class_num: float,
                  weighted: bool, threshold: float, pairs: str, continuation: bool, init_scale: float,
-                 gamma: float, power: float, step_size: int) -> None:
-        super().__init__(hash_bit, num_classes, multi_label)
-        check_choice("method.pairs", pairs, PAIRS)
+                 gamma: float, power: float, step_size: int, bank_size: int | None = None) -> None:
         if isinstance(class_num, str) or isinstance(class_num, bool) or not class_num > 0:
             raise ConfigError(f"method.class_num={class_num!r}: it must be a positive number or auto -- pass e.g. "
                               "method.class_num=auto (|S|/|S1| of the training labels, resolved by training)")
@@ -124,9 +126,11 @@ class HashNet(HashMethod):
         for key, value, example in (("init_scale", init_scale, 1.0), ("gamma", gamma, 0.005), ("power", power, 0.5)):
             check_number(key, value, strict=key == "init_scale", example=example)
         check_number("step_size", step_size, minimum=1, example=200)
-        self.alpha = alpha or 10.0 / hash_bit
-        self.class_num = float(class_num) if weighted else 1.0  # HashNet-W: every pair weighs 1
-        self.threshold, self.pairs, self.continuation = threshold, pairs, continuation
+        alpha = alpha or 10.0 / hash_bit
+        class_num = float(class_num) if weighted else 1.0  # HashNet-W: every pair weighs 1
+        super().__init__(hash_bit, num_classes, multi_label, pairs, bank_size, alpha=alpha, class_num=class_num,
+                         threshold=threshold)
+        self.alpha, self.class_num, self.threshold, self.continuation = alpha, class_num, threshold, continuation
         self.schedule = {"init_scale": init_scale, "gamma": gamma, "power": power, "step_size": step_size}
         self.register_buffer("beta", torch.tensor(float(init_scale)))
 
@@ -138,10 +142,6 @@ class HashNet(HashMethod):
         """z (N, K) -> tanh(beta * z) (N, K) in (-1, 1)."""
         return torch.tanh(self.beta * z)
 
-    def loss(self, h: Tensor, labels: Tensor) -> Tensor:
-        """pairwise_loss over the batch's pairs (halves against each other, or the batch against itself)."""
-        return pairwise_loss(*split_pairs(h, labels, self.pairs), self.alpha, self.class_num, self.threshold)
-
     def callbacks(self) -> list[pl.Callback]:
         return [Continuation(self)]
 
@@ -149,6 +149,7 @@ class HashNet(HashMethod):
     def resolve(cls, config: dict, train_labels: Callable[[], np.ndarray]) -> dict:
         """class_num=auto -> |S| / |S1| of the training labels (logged; also with weighted=false, so that HashNet-W
         can be refused where it equals HashNet)."""
+        config = super().resolve(config, train_labels)
         if config.get("class_num") != "auto":
             return config
         class_num = similar_pair_weight(train_labels())

@@ -77,12 +77,18 @@ class HashingModule(pl.LightningModule):
 
     # ---- training ----
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, labels, _ = batch
+        images, labels, index = batch
         codes = self(images)
+        if self.method.observes:  # e.g. a memory bank: every process's batch, so that all ranks' banks stay equal
+            self.method.observe(*(self.every_rank(x) for x in (codes.detach().float(), labels, index)))
         with torch.autocast(codes.device.type, enabled=False):  # every loss in float32, even under bf16/fp16
             loss = self.method.loss(codes.float(), labels)
         self.log("train/loss", loss, prog_bar=True)  # lr: LearningRateMonitor; a method logs its own schedule
         return loss
+
+    def every_rank(self, x: Tensor) -> Tensor:
+        """x (B, ...) of this process -> (world * B, ...) of every process (x itself in one process)."""
+        return self.all_gather(x).flatten(0, 1) if self.trainer.world_size > 1 else x
 
     def configure_optimizers(self) -> dict:
         groups = param_groups(self.net.backbone, [self.net.hash_layer, self.method], self.hparams.optim["lr"],

@@ -147,7 +147,7 @@ def test_w_ablation_that_changes_nothing_is_refused():
     ("class_num", -1.0, "method.class_num=-1.0: it must be a positive number or auto"),
     ("alpha", 0.0, r"method.alpha=0.0: it must be a number > 0 -- pass e.g. method.alpha=1.25"),
     ("step_size", 0, r"method.step_size=0: it must be a number >= 1 -- pass e.g. method.step_size=200"),
-    ("pairs", "some", r"method.pairs='some': it must be one of \['halves', 'all'\] -- pass e.g. method.pairs=halves"),
+    ("pairs", "some", r"method.pairs='some': it must be one of \['halves', 'all', 'bank'\] -- pass e.g. method.pairs=halves"),
 ])
 def test_bad_settings_are_refused_naming_the_key(key, value, message):
     with pytest.raises(ConfigError, match=message):

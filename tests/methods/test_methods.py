@@ -85,7 +85,7 @@ def test_csq_codes_are_tanh_and_its_centres_are_saved(tmp_path):
 
 
 @pytest.mark.parametrize("name, override, message", [
-    ("dsh", "method.pairs=some", r"method.pairs='some': it must be one of \['halves', 'all'\]"),
+    ("dsh", "method.pairs=some", r"method.pairs='some': it must be one of \['halves', 'all', 'bank'\]"),
     ("dhn", "method.quantization_weight=-1", r"method.quantization_weight=-1: it must be a number >= 0"),
     ("csq", "method.quantization_weight=abc", r"method.quantization_weight='abc': it must be a number >= 0"),
     ("greedyhash", "method.penalty_weight=-0.5", r"method.penalty_weight=-0.5: it must be a number >= 0"),

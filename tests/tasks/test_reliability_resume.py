@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Batches of 8 keep a step short. Checkpoints at steps 2 and 4; the lr halves and beta rises at step 5, after the
 # resume point, so the restored schedules are exercised; every step is logged so the curves can be compared.
 RUN = ["hash_bit=16", "max_steps=6", "ckpt_every=2", "val_every=1000", "dataset.batch_size=8",
-       "dataset.eval_batch_size=750", "lr_schedule.step_size=5", "method.step_size=5",
+       "dataset.eval_batch_size=750", "lr_schedule.step_size=5",
        "trainer.accelerator=cpu", "trainer.deterministic=true", "trainer.log_every_n_steps=1",
        "~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
 
@@ -37,23 +37,28 @@ def losses(run_dir: Path) -> dict[int, float]:
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_ends_as_the_uninterrupted_one(digits_root, tmp_path):
+@pytest.mark.parametrize("method", [["method.step_size=5"],  # HashNet, beta raised at step 5
+                                    ["method=dpsh", "method.pairs=bank", "optim=sgd"]],  # DPSH against a memory bank
+                         ids=["hashnet", "dpsh-bank"])
+def test_killed_and_resumed_run_ends_as_the_uninterrupted_one(method, digits_root, tmp_path):
     data_dir = digits_root.parent
-    whole = train(compose_config("train", [*RUN, f"paths.data_dir={data_dir}"], tmp_path / "whole"))
+    whole = train(compose_config("train", [*RUN, *method, f"paths.data_dir={data_dir}"], tmp_path / "whole"))
 
     run_dir = tmp_path / "killed"
-    killed = train_script([*RUN, f"hydra.run.dir={run_dir}", "+callbacks.kill._target_=faults.KillAt",
+    killed = train_script([*RUN, *method, f"hydra.run.dir={run_dir}", "+callbacks.kill._target_=faults.KillAt",
                            "+callbacks.kill.step=5"], data_dir)
     assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILLed after step 5, mid-epoch (125 steps)
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
 
-    resumed = train_script([*RUN, f"hydra.run.dir={run_dir}", "resume=true"], data_dir)
+    resumed = train_script([*RUN, *method, f"hydra.run.dir={run_dir}", "resume=true"], data_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     final = [torch.load(path / "checkpoints" / "last.ckpt", weights_only=False) for path in (tmp_path / "whole", run_dir)]
     assert final[0]["global_step"] == final[1]["global_step"] == 6
     for name, value in final[0]["state_dict"].items():
-        assert torch.equal(value, final[1]["state_dict"][name]), name  # bitwise: weights, BatchNorm stats, beta
+        assert torch.equal(value, final[1]["state_dict"][name]), name  # bitwise: weights, BatchNorm stats, beta, bank
+    if "method.pairs=bank" in method:  # 6 steps of 8 images written, the same rows in both runs
+        assert int(final[1]["state_dict"]["method.bank.written"].sum()) == 48
     assert final[0]["optimizer_states"][0]["param_groups"][1]["lr"] == final[1]["optimizer_states"][0]["param_groups"][1]["lr"] == 2e-2 * 0.5
     for a, b in zip(final[0]["optimizer_states"][0]["state"].values(), final[1]["optimizer_states"][0]["state"].values()):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
@@ -66,7 +71,8 @@ def test_killed_and_resumed_run_ends_as_the_uninterrupted_one(digits_root, tmp_p
 
 @pytest.mark.slow
 def test_nan_loss_stops_the_run_naming_step_and_checkpoint(digits_root, tmp_path):
-    cfg = compose_config("train", [*RUN, f"paths.data_dir={digits_root.parent}", "+callbacks.poison._target_=faults.PoisonAt",
+    cfg = compose_config("train", [*RUN, "method.step_size=5", f"paths.data_dir={digits_root.parent}",
+                                   "+callbacks.poison._target_=faults.PoisonAt",
                                    "+callbacks.poison.step=3"], tmp_path)
     last = tmp_path / "checkpoints" / "last.ckpt"
     with pytest.raises(NonFiniteLossError, match=f"training loss is nan at step 3 .* Last checkpoint: {last} -- check the data of this step"):
