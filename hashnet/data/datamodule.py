@@ -23,6 +23,7 @@ from torchvision.transforms import v2
 
 from hashnet.data.arguments import check_arguments
 from hashnet.data.builders import build
+from hashnet.data.builders.atomic import built_recipe
 from hashnet.data.cache import ImageCache, fingerprint
 from hashnet.data.dataset import BadImageError, ImageListDataset, collate_readable
 from hashnet.data.heldout import heldout_rows
@@ -100,13 +101,20 @@ class HashDataModule(pl.LightningDataModule):
         return Path(self.root) / self.list_names[split]
 
     def prepare_data(self) -> None:
-        """Build the builder's dataset into root when a builder is set and its lists are absent,
-        then, with cache=True, the cache of every split whose list or settings changed."""
-        if self.builder and not all(self.list_path(split).is_file() for split in SPLITS):
+        """Build the builder's dataset into root when a builder is set (a no-op on a finished build of the same
+        settings, refused on one of others), then, with cache=True, the cache of every split whose list or settings
+        changed."""
+        if self.builder:
             build(self.builder, self.root)
         if self.use_cache:
             for split in SPLITS:
                 self.image_cache(split)
+
+    @property
+    def unseen_classes(self) -> tuple[int, ...] | None:
+        """The classes the built lists hold out of training, as their build recorded them (None: none)."""
+        record = built_recipe(Path(self.root))
+        return tuple(record["unseen"]) if record and record.get("unseen") else None
 
     def image_cache(self, split: str) -> ImageCache:
         """The cache of split's resized images, built first if it is missing or stale."""

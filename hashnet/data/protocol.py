@@ -7,7 +7,8 @@ mAP@R: the cut-off R ("all": the whole database). ties: how equal Hamming distan
 no relevant item in the top R counts ("drop": left out of the mean, the paper's code; "zero": AP 0,
 DeepHash-pytorch's and FIRe's). queries-in-database: whether any query image is also a database
 item ("unknown" when that could not be told). split: "original" (the lists as published) or "strict"
-(queries left out of the database or unlabeled rows dropped). Numbers whose lines differ are not
+(queries left out of the database or unlabeled rows dropped); unseen: the classes a protocol held out of training
+(fashion_mnist_unseen), when there are any. Numbers whose lines differ are not
 comparable.
 """
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Protocol:
     empty_queries: str = "drop"
     queries_in_database: bool | None = None  # None: could not be told
     split: str = "original"
+    unseen: tuple[int, ...] | None = None  # the classes held out of training (fashion_mnist_unseen), if any
 
     def __post_init__(self) -> None:
         check_conventions(self.ties, self.empty_queries)
@@ -54,5 +56,6 @@ class Protocol:
 
     def __str__(self) -> str:
         overlap = {True: "yes", False: "no", None: "unknown"}[self.queries_in_database]
+        unseen = f" unseen={','.join(map(str, self.unseen))}" if self.unseen else ""
         return (f"mAP@{self.topk or 'all'} ties={self.ties} empty={self.empty_queries} "
-                f"queries-in-database={overlap} split={self.split}")
+                f"queries-in-database={overlap} split={self.split}{unseen}")

@@ -115,8 +115,9 @@ def _protocol(metrics: dict, run_dir: Path) -> Protocol:
     """The protocol metrics.json records or, for one written before it did, what it was then: ties=index,
     empty=drop, the split from the run's dataset options, queries-in-database "no" if it left them out."""
     if "protocol" in metrics:
+        unseen = metrics.get("unseen")
         return Protocol(metrics["topk"], metrics["ties"], metrics["empty_queries"], metrics["queries_in_database"],
-                        metrics["split"])
+                        metrics["split"], tuple(unseen) if unseen else None)
     dataset_cfg = _yaml(run_dir / ".hydra" / "config.yaml").get("dataset", {})
     exclude = bool(dataset_cfg.get("exclude_queries_from_database"))
     return Protocol(metrics.get("topk"), queries_in_database=False if exclude else None,

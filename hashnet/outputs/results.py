@@ -124,7 +124,8 @@ def evaluation_protocol(retrieval: Retrieval, datamodule: pl.LightningDataModule
     if datamodule is not None and hasattr(datamodule, "dataset"):
         overlap = queries_in_database(*(datamodule.dataset(split).image_list.paths for split in ("query", "database")))
     split = split_of(bool(getattr(datamodule, "drop_unlabeled", False)), exclude)
-    return Protocol(retrieval.topk, retrieval.ties, retrieval.empty_queries, overlap, split)
+    unseen = getattr(datamodule, "unseen_classes", None)
+    return Protocol(retrieval.topk, retrieval.ties, retrieval.empty_queries, overlap, split, unseen)
 
 
 def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
@@ -133,6 +134,7 @@ def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_d
     protocol = evaluation_protocol(retrieval, trainer.datamodule)
     results = {
         "mAP": retrieval.mAP,
+        "mAP_at": retrieval.mAP_at,  # every R of dataset.topk, from one scan ({"all": ..., "1000": ...})
         "protocol": str(protocol),
         **asdict(protocol),  # topk, ties, empty_queries, queries_in_database, split: what the line says
         **run,

@@ -116,14 +116,13 @@ def test_test_loaders_are_query_then_database_in_list_order(digits_root):
     assert module.num_skipped == 0
 
 
-def test_prepare_data_builds_only_when_lists_are_absent(digits_root, tmp_path, monkeypatch):
+def test_prepare_data_calls_the_builder_with_its_options(digits_root, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setitem(BUILDERS, "digits_multi", Builder(lambda root, **options: calls.append((root, options)), True))
+    monkeypatch.setitem(BUILDERS, "digits_multi", Builder(lambda root, size=1: calls.append((root, size)), True))
     digits_module(tmp_path / "new", builder="digits_multi").prepare_data()
     digits_module(tmp_path / "new", builder={"name": "digits_multi", "size": 3}).prepare_data()
-    digits_module(digits_root, builder="digits_multi").prepare_data()  # its lists are there
     digits_module(tmp_path / "new", builder=None).prepare_data()
-    assert calls == [(tmp_path / "new", {}), (tmp_path / "new", {"size": 3})]
+    assert calls == [(tmp_path / "new", 1), (tmp_path / "new", 3)]  # the builder's options from the config
 
 
 def test_setup_reads_the_stage_splits(tmp_path):

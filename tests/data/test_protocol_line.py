@@ -70,3 +70,19 @@ def test_conventions_are_dataset_keys_checked_before_anything_is_built(tmp_path)
     with pytest.raises(ConfigError, match=r"dataset.empty_queries='skip': it must be one of \['drop', 'zero'\] -- pass "
                                           r"e.g. dataset.empty_queries=drop"):
         build_datamodule(bad)  # the DataModule checks its settings before reading anything
+
+
+def test_a_protocol_with_unseen_classes_names_them():
+    line = str(Protocol(None, "index", "drop", False, "original", (5, 6, 9)))
+    assert line == "mAP@all ties=index empty=drop queries-in-database=no split=original unseen=5,6,9"
+
+
+def test_several_cut_offs_come_from_one_scan_and_the_first_is_the_runs_map():
+    codes = torch.tensor([[1, 1], [1, -1], [-1, -1], [1, 1]], dtype=torch.float32)
+    labels = torch.tensor([[1, 0], [0, 1], [1, 0], [1, 0]])
+    both = evaluate_retrieval(codes[:1], labels[:1], codes, labels, [None, 1])
+    # query [1, 1] of class 0: ranking 0 (d=0, relevant), 3 (d=0, relevant), 1 (d=1), 2 (d=2, relevant)
+    # AP@all = (1/1 + 2/2 + 3/4) / 3 = 0.9167; AP@1 = 1
+    assert both.mAP_at == {"all": pytest.approx(2.75 / 3), "1": 1.0}
+    assert (both.topk, both.mAP) == (None, both.mAP_at["all"])
+    assert evaluate_retrieval(codes[:1], labels[:1], codes, labels, 1).mAP_at == {"1": 1.0}

@@ -81,7 +81,16 @@ def test_every_run_of_the_old_layout_composes_to_the_same_settings(old, tmp_path
 def test_every_experiment_file_is_a_run_above_or_a_base():
     tested = {command[0].split("=")[1] for command in map(new_command, BEFORE) if command and "experiment=" in command[0]}
     names = {p.stem for p in (CONFIGS / "experiment").glob("*.yaml")}
-    assert names == tested | {"paper"}  # paper: the shared base, checked through the runs that include it
+    assert names == tested | {"paper", "fashion_mnist"}  # paper: the shared base, checked through the runs that
+    # include it; fashion_mnist: the leaderboard's settings, new (below)
+
+
+def test_the_fashion_mnist_board_settings(tmp_path):
+    for dataset in ("fashion_mnist", "fashion_mnist_unseen"):
+        cfg = compose_config("train", ["experiment=fashion_mnist", f"dataset={dataset}", "method=dpsh"], tmp_path)
+        assert (cfg.dataset.name, cfg.hash_bit, cfg.max_steps, cfg.lr_schedule.step_size) == (dataset, 32, 600, 300)
+        assert list(cfg.dataset.topk) == [None, 1000] and cfg.val_every > cfg.max_steps and cfg.ckpt_every == 600
+        assert (cfg.optim._target_, cfg.optim.lr, cfg.net.pretrained) == ("torch.optim.Adam", 1e-4, False)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))

@@ -10,12 +10,13 @@ others are trained with a named run: experiment=paper or a reference experiment)
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hashnet.utils.errors import check_choice
+from hashnet.utils.errors import ConfigError, check_choice
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,16 @@ def builder_name(builder: str | dict | None) -> str | None:
 
 
 def check_builder(builder: str | dict | None) -> None:
-    """ConfigError naming dataset.builder unless it is null or a registered builder."""
-    check_choice("dataset.builder", builder_name(builder), (None, *sorted(BUILDERS)))
+    """ConfigError naming dataset.builder unless it is null or a registered builder whose build takes its options."""
+    name = builder_name(builder)
+    check_choice("dataset.builder" + (".name" if isinstance(builder, dict) else ""), name, (None, *sorted(BUILDERS)))
+    if isinstance(builder, dict):
+        build_fn = BUILDERS[name].build
+        bound = set(getattr(build_fn, "keywords", {}))  # what register() fixed with functools.partial
+        accepted = set(inspect.signature(build_fn).parameters) - {"root"} - bound
+        for key in builder.keys() - {"name"} - accepted:
+            raise ConfigError(f"dataset.builder.{key}={builder[key]!r} is not an option of the {name} builder (its "
+                              f"options: {', '.join(sorted(accepted)) or 'none'}) -- drop dataset.builder.{key}")
 
 
 def build(builder: str | dict, root: str | Path) -> None:

@@ -20,6 +20,12 @@ from PIL import Image
 MARKER = ".complete"  # written last; its presence means the folder is a finished build
 
 
+def built_recipe(root: Path) -> dict | None:
+    """The recipe a finished build in root was made with, or None when root holds none."""
+    marker = root / MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
 def is_complete(root: Path, recipe: dict) -> bool:
     """Whether root holds a finished build of recipe; a finished build of another recipe is an error."""
     marker = root / MARKER

@@ -15,7 +15,7 @@ The CIFAR-10 folder is the parent of a protocol's root (``data/cifar10/`` for
 ``cifar-10-batches-py/``) and ``images/``, the 60,000 PNGs written once for all protocols with
 ``images/all.txt`` listing them; a protocol's root holds its train.txt / test.txt /
 database.txt with paths ``../images/NNNNN.png``. Both are built atomically with a marker
-(:mod:`hashnet.data.builders.atomic`). The archive is read with pickle here, not with torchvision's dataset
+(:mod:`hashnet.data.builders.pools`). The archive is read with pickle here, not with torchvision's dataset
 class, whose checksums a hand-placed copy may not match; only the download uses torchvision.
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ import logging
 import pickle
 import tarfile
 import zlib
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -33,9 +32,8 @@ import numpy as np
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import download_url
 
-from hashnet.data.builders import register
-from hashnet.data.builders.atomic import build_atomically, save_pngs, write_list
-from hashnet.data.lists import read_list
+from hashnet.data.builders import pools, register
+from hashnet.data.builders.pools import SplitCounts, build_protocol, write_image_folder
 from hashnet.utils.errors import UserError
 
 NUM_CLASSES = 10
@@ -44,20 +42,9 @@ ARCHIVE = CIFAR10.filename  # cifar-10-python.tar.gz
 EXTRACTED = CIFAR10.base_folder  # cifar-10-batches-py, the archive's one folder
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 URL = CIFAR10.url  # https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz
-IMAGES = "images"  # sibling of the protocol folders
-ALL_LIST = "all.txt"  # inside images/: every image and its label, in archive order
 IMAGES_RECIPE = {"builder": "cifar10_images", "batches": list(BATCHES)}
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SplitCounts:
-    """Per-class counts and which parts ("train", "rest") make up the database."""
-
-    queries_per_class: int
-    train_per_class: int
-    database: tuple[str, ...]
 
 
 PROTOCOLS = {"cifar10": SplitCounts(100, 500, ("rest",)),
@@ -141,43 +128,17 @@ def read_archive(source: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def split_classes(labels: np.ndarray, queries_per_class: int, train_per_class: int,
-                  seed: int) -> dict[str, np.ndarray]:
-    """Seeded per-class split of image indices; labels (N,) class ids in [0, 10).
-
-    Each class is permuted (one generator, classes in order); its first queries_per_class
-    indices go to "query", the next train_per_class to "train", the others to "rest". Returns
-    sorted index arrays. The permutation does not depend on the counts, so protocols sharing
-    counts share the split.
-    """
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"query": [], "train": [], "rest": []}
-    for label in range(NUM_CLASSES):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        if len(members) < queries_per_class + train_per_class:
-            raise ValueError(f"class {label} has {len(members)} images, fewer than {queries_per_class} "
-                             f"queries + {train_per_class} training images -- the archive is incomplete: "
-                             f"download {URL} again")
-        parts["query"].append(members[:queries_per_class])
-        parts["train"].append(members[queries_per_class:queries_per_class + train_per_class])
-        parts["rest"].append(members[queries_per_class + train_per_class:])
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
-
-
 def protocol_lists(labels: np.ndarray, protocol: SplitCounts, seed: int) -> dict[str, np.ndarray]:
-    """{list file name: sorted image indices} of protocol: train.txt, test.txt (queries), database.txt."""
-    parts = split_classes(labels, protocol.queries_per_class, protocol.train_per_class, seed)
-    database = np.sort(np.concatenate([parts[name] for name in protocol.database]))
-    return {"train.txt": parts["train"], "test.txt": parts["query"], "database.txt": database}
+    """{list file name: sorted image indices} of a CIFAR-10 protocol (:func:`hashnet.data.builders.pools.protocol_lists`)."""
+    return pools.protocol_lists(labels, protocol, seed, num_classes=NUM_CLASSES,
+                                 fix=f"the archive is incomplete: download {URL} again")
 
 
 def _write_images(out: Path, source: Path) -> None:
     """Write every image of source (archive or extracted folder) as out/NNNNN.png, listed in out/all.txt."""
     images, labels = read_archive(source)
-    names = [f"{i:05d}.png" for i in range(len(images))]
     log.info("writing %d CIFAR-10 images from %s", len(images), source)
-    save_pngs(out, names, images)
-    write_list(out / ALL_LIST, names, np.eye(NUM_CLASSES, dtype=np.uint8)[labels])
+    write_image_folder(out, images, labels, NUM_CLASSES)
 
 
 def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
@@ -200,16 +161,8 @@ def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
     recipe = {"builder": protocol, "seed": seed, "queries_per_class": spec.queries_per_class,
               "train_per_class": spec.train_per_class}
 
-    def write(out: Path) -> None:
-        build_atomically(folder / IMAGES, IMAGES_RECIPE,
-                         lambda images: _write_images(images, find_archive(folder, download)))
-        listed = read_list(folder / IMAGES / ALL_LIST, NUM_CLASSES)
-        labels = listed.labels.argmax(axis=1)
-        for list_name, index in protocol_lists(labels, spec, seed).items():
-            write_list(out / list_name, [f"../{IMAGES}/{listed.raw_paths[i]}" for i in index],
-                       listed.labels[index])
-
-    build_atomically(root, recipe, write)
+    build_protocol(root, recipe, IMAGES_RECIPE, lambda out: _write_images(out, find_archive(folder, download)),
+                   lambda labels: protocol_lists(labels, spec, seed), NUM_CLASSES)
 
 
 for _protocol in PROTOCOLS:

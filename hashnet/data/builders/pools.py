@@ -1,0 +1,88 @@
+"""Datasets with several protocols over one pool of single-label images (CIFAR-10, Fashion-MNIST): the images are
+written once into ``images/`` (listed with their labels in ``images/all.txt``), each protocol's lists into a sibling
+folder, drawn per class with a seeded generator (:func:`split_classes`); each folder is built atomically
+(:mod:`hashnet.data.builders.atomic`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hashnet.data.builders.atomic import build_atomically, save_pngs, write_list
+from hashnet.data.lists import read_list
+
+IMAGES = "images"  # the pool's images, sibling of its protocol folders
+ALL_LIST = "all.txt"  # inside images/: every image and its label, in source order
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """Per-class counts and which parts ("train", "rest") make up the database."""
+
+    queries_per_class: int
+    train_per_class: int
+    database: tuple[str, ...]
+
+
+def split_classes(labels: np.ndarray, queries_per_class: int, train_per_class: int, seed: int,
+                  num_classes: int = 10, fix: str = "rebuild the images from complete source files"
+                  ) -> dict[str, np.ndarray]:
+    """Seeded per-class split of image indices; labels (N,) class ids in [0, num_classes).
+
+    Each class is permuted (one generator, classes in order); its first queries_per_class
+    indices go to "query", the next train_per_class to "train", the others to "rest". Returns
+    sorted index arrays. The permutation does not depend on the counts, so protocols sharing
+    counts share the split. A class too small for the counts raises ValueError ending with fix.
+    """
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"query": [], "train": [], "rest": []}
+    for label in range(num_classes):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        if len(members) < queries_per_class + train_per_class:
+            raise ValueError(f"class {label} has {len(members)} images, fewer than {queries_per_class} "
+                             f"queries + {train_per_class} training images -- {fix}")
+        parts["query"].append(members[:queries_per_class])
+        parts["train"].append(members[queries_per_class:queries_per_class + train_per_class])
+        parts["rest"].append(members[queries_per_class + train_per_class:])
+    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def protocol_lists(labels: np.ndarray, protocol: SplitCounts, seed: int, **split) -> dict[str, np.ndarray]:
+    """{list file name: sorted image indices} of protocol: train.txt, test.txt (queries), database.txt.
+
+    split: further keywords of :func:`split_classes` (num_classes, fix).
+    """
+    parts = split_classes(labels, protocol.queries_per_class, protocol.train_per_class, seed, **split)
+    database = np.sort(np.concatenate([parts[name] for name in protocol.database]))
+    return {"train.txt": parts["train"], "test.txt": parts["query"], "database.txt": database}
+
+
+def write_image_folder(out: Path, images: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+    """Write images (N, H, W) or (N, H, W, 3) uint8 as out/NNNNN.png, listed with their one-hot
+    labels (from class ids (N,)) in out/ALL_LIST."""
+    names = [f"{i:05d}.png" for i in range(len(images))]
+    save_pngs(out, names, images)
+    write_list(out / ALL_LIST, names, np.eye(num_classes, dtype=np.uint8)[labels])
+
+
+def build_protocol(root: Path, recipe: dict, images_recipe: dict, write_images: Callable[[Path], None],
+                   choose: Callable[[np.ndarray], dict[str, np.ndarray]], num_classes: int) -> None:
+    """Build a protocol's lists into root over the images in root.parent / IMAGES, each folder unless done.
+
+    write_images(folder) writes the images and ALL_LIST (:func:`write_image_folder`) when
+    images_recipe's build is absent; choose(class ids (N,) of ALL_LIST's rows) gives
+    {list file name: image indices}. The lists name their images ``../images/NNNNN.png``.
+    """
+    images = root.parent / IMAGES
+
+    def write(out: Path) -> None:
+        build_atomically(images, images_recipe, write_images)
+        listed = read_list(images / ALL_LIST, num_classes)
+        for list_name, index in choose(listed.labels.argmax(axis=1)).items():
+            write_list(out / list_name, [f"../{IMAGES}/{listed.raw_paths[i]}" for i in index],
+                       listed.labels[index])
+
+    build_atomically(root, recipe, write)
