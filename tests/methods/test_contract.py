@@ -1,0 +1,122 @@
+"""What every registered method must do, so that a new one gets these checks for free: through the model (its
+config, the net, its code layer and loss), finite loss and gradients on huge hash-layer outputs, the loss in
+float32 under bf16 autocast, a checkpoint round trip that gives the same codes, and the same codes when the
+evaluation runs in two processes (DistributedSampler shards, padded, gathered by sample index)."""
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.utils.data import DistributedSampler
+
+from hashnet.methods import METHODS
+from hashnet.tasks.setup import build_model
+from hashnet.training.module import HashingModule
+
+from conftest import compose_config
+
+pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`")  # steps outside a Trainer
+IMAGES = 7  # odd: two processes get 4 each, one padded with a repeated image
+LABELS = torch.eye(10)[torch.tensor([0, 1, 2, 0, 1, 3, 0])]
+
+
+def model_of(name: str, hash_bit: int = 16) -> HashingModule:
+    """method name on resnet18 from scratch at the digits' 32 px, seeded; data-dependent settings given as numbers."""
+    settled = ["method.class_num=10"] if name == "hashnet" else []  # what auto gives on the digits
+    torch.manual_seed(0)
+    return build_model(compose_config("train", [f"method={name}", f"hash_bit={hash_bit}", *settled], Path("/tmp")))
+
+
+def pixels(count: int = IMAGES) -> torch.Tensor:
+    return torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine two made a 32-px resnet18 forward take 1.5 s instead of 0.02 s."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_huge_hash_layer_outputs_give_a_finite_loss_and_gradients(name):
+    model = model_of(name).train()
+    z = torch.full((8, 16), 1e4)
+    z[::2] *= -1
+    z[:, ::3] *= -1
+    z.requires_grad_()
+    loss = model.method.loss(model.method(z), LABELS[[0, 1, 2, 0, 1, 3, 0, 2]])
+    loss.backward()
+    assert loss.dim() == 0 and loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_the_training_loss_is_float32_under_bf16_autocast(name):
+    model = model_of(name).train()
+    batch = (pixels(8), LABELS[[0, 1, 2, 0, 1, 3, 0, 2]], torch.arange(8))
+    torch.manual_seed(3)
+    exact = model.training_step(batch, 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.manual_seed(3)
+        mixed = model.training_step(batch, 0)
+    assert exact.dtype == mixed.dtype == torch.float32 and torch.isfinite(mixed)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_checkpoint_round_trip_gives_the_same_codes(name, tmp_path):
+    model = model_of(name).train()
+    model.training_step((pixels(8), LABELS[[0, 1, 2, 0, 1, 3, 0, 2]], torch.arange(8)), 0)  # BatchNorm statistics move
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    restored = HashingModule(**torch.load(path, weights_only=False)["hyper_parameters"])
+    restored.load_state_dict(torch.load(path, weights_only=False)["state_dict"])
+    with torch.inference_mode():
+        assert torch.equal(restored.eval()(pixels()), model.eval()(pixels()))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, restored.state_dict()[key]), key  # the method's own buffers and parameters too
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def encode_in_two_processes(rank: int, port: int, names: list[str], out: str) -> None:
+    """Each rank encodes its DistributedSampler share of the images with every method's model, collects them with
+    the model's SplitOutputs (torchmetrics gathers both ranks), and rank 0 saves what it collected."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    collected = {}
+    for name in names:
+        model = model_of(name).eval()
+        share = list(DistributedSampler(range(IMAGES), num_replicas=2, rank=rank, shuffle=False))
+        index = torch.tensor(share)
+        with torch.inference_mode():
+            model.split_outputs["query"].update(model(pixels()[index]), LABELS[index], index)
+        collected[name] = model.split_outputs["query"].compute()
+    if rank == 0:
+        torch.save(collected, out)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_collect_the_codes_of_one(tmp_path):
+    names = list(METHODS)
+    mp.spawn(encode_in_two_processes, args=(free_port(), names, str(tmp_path / "two.pt")), nprocs=2)
+    two = torch.load(tmp_path / "two.pt")
+    for name in names:
+        model = model_of(name).eval()
+        with torch.inference_mode():
+            one = model(pixels())
+        outputs, labels, index = two[name]
+        assert index.tolist() == list(range(IMAGES)), name  # the padded repeat counted once, in dataset order
+        assert torch.equal(labels, LABELS), name
+        torch.testing.assert_close(outputs, one, msg=name)  # the same network on the same images
