@@ -31,7 +31,7 @@ from hashnet.training.module import HashingModule
 def untrained_model(backbone: str, bits: int, channels_last: bool) -> HashingModule:
     net = {"_target_": "hashnet.nets.HashEncoder", "backbone": backbone, "hash_bit": bits, "pretrained": False,
            "channels_last": channels_last}
-    method = {"_target_": "hashnet.methods.csq.CSQ", "quantization_weight": 1e-4, "seed": 0}
+    method = {"name": "csq", "quantization_weight": 1e-4, "seed": 0}
     return HashingModule(net=net, method=method, optim={"_target_": "torch.optim.SGD", "lr": 0.01}, lr_schedule={},
                          hash_lr_mult=10.0, num_classes=10, multi_label=False, dataset=None, eval_codes="sign").eval()
 
