@@ -133,6 +133,16 @@ def test_unreadable_files_are_skipped_and_reported(hasher, digits_root, tmp_path
     with pytest.raises(InputError, match="image .*broken.jpg cannot be read .*hasher.index\\(\\) skips"):
         hasher.encode([folder / "a" / "one.png", folder / "b" / "broken.jpg"])
 
+    # scripts/encode.py images=<dir>: the same codes and paths as a code file without labels
+    path = encode(compose_config("encode", [f"ckpt_path={hasher.checkpoint}", f"images={folder}", "device=cpu",
+                                            "num_workers=0"], tmp_path / "run"))
+    assert path == tmp_path / "run" / "codes_images.npz"
+    written = load_codes(path, hash_bit=16, net="resnet18", dataset="digits")
+    assert np.array_equal(written.codes, index.codes) and written.paths == list(index.paths)
+    assert written.labels.shape == (3, 0) and written.meta["split"] == "images"
+    assert [Path(p).name for p in written.meta["skipped"]] == ["broken.jpg", "half.png"]
+    assert written.meta["images"] == str(folder.resolve()) and written.meta["checkpoint"] == hasher.checkpoint
+
 
 @pytest.mark.parametrize("call, message", [
     (lambda h, d: h.index(d / "empty"), "image folder .*empty holds no image files \\(.jpg, .jpeg, .png"),
