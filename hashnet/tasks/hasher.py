@@ -34,8 +34,7 @@ from hashnet.data.image_files import IMAGE_SUFFIXES, ImageFiles, collate_files, 
 from hashnet.data.images import normalize_pixels, transforms
 from hashnet.retrieval.codes import binarize, check_packable, pack_codes
 from hashnet.retrieval.index import HammingIndex
-from hashnet.tasks.setup import CheckpointError, encode_images, load_checkpoint, pick_device
-from hashnet.training.checkpoints import read_checkpoint
+from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device, trained_input_size
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import UserError
 from hashnet.utils.progress import Progress
@@ -49,16 +48,6 @@ FORMATS = ", ".join(IMAGE_SUFFIXES)
 
 class InputError(UserError, ValueError):
     """Images handed to a Hasher that it cannot encode: the message names the input and what it takes."""
-
-
-def trained_input_size(path: str | Path) -> tuple[int, int]:
-    """(resize_size, crop_size) of the eval transform the checkpoint at path was trained with."""
-    trained = read_checkpoint(path).get("datamodule_hyper_parameters") or {}
-    if "resize_size" not in trained or "crop_size" not in trained:
-        raise CheckpointError(f"checkpoint {path} does not record the input size it was trained with (no DataModule "
-                              "settings in it) -- build the Hasher from the model: Hasher(model, resize_size=..., "
-                              "crop_size=...)")
-    return int(trained["resize_size"]), int(trained["crop_size"])
 
 
 class Hasher:
@@ -84,7 +73,7 @@ class Hasher:
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Hasher:
         """The network of the Lightning checkpoint at path (written by scripts/train.py), in eval mode on device,
         with the eval transform it was trained with. CheckpointError / CheckpointFileError (UserErrors) say what
-        is wrong with a file that cannot be used."""
+        is wrong with a file that cannot be used; a model without a checkpoint: Hasher(model, resize, crop)."""
         model = load_checkpoint(path)
         resize_size, crop_size = trained_input_size(path)
         return cls(model, resize_size, crop_size, device, checkpoint=path)

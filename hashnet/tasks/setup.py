@@ -118,6 +118,15 @@ def use_trained_input_size(cfg: DictConfig) -> None:
             cfg.dataset[key] = trained[key]
 
 
+def trained_input_size(path: str | Path) -> tuple[int, int]:
+    """(resize_size, crop_size) of the eval transform the checkpoint at path was trained with."""
+    trained = read_checkpoint(path).get("datamodule_hyper_parameters") or {}
+    if "resize_size" not in trained or "crop_size" not in trained:
+        raise CheckpointError(f"checkpoint {path} does not record the input size it was trained with (no DataModule "
+                              "settings in it): it was not written by scripts/train.py")
+    return int(trained["resize_size"]), int(trained["crop_size"])
+
+
 def pick_device(name: str) -> torch.device:
     """"auto": the GPU when there is one, else the CPU; anything else is passed to torch.device."""
     return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
