@@ -15,13 +15,14 @@ LOG_SECONDS = 30.0  # ...or every 30 s, whichever comes first, and one at the en
 class Progress:
     """Counts units of work (images) done out of total; `with Progress(total, "encoding") as bar: bar.update(n)`.
 
-    tty: draw a tqdm bar (None: when stderr is a terminal); otherwise log to `logger` at INFO. enabled=False: silent.
+    tty: draw a tqdm bar (None: when stderr is a terminal, or in a Jupyter kernel, where tqdm draws a widget);
+    otherwise log to `logger` at INFO. enabled=False: silent.
     """
 
     def __init__(self, total: int, desc: str, logger: logging.Logger, tty: bool | None = None,
                  enabled: bool = True) -> None:
         self.total, self.desc, self.log, self.enabled = total, desc, logger, enabled
-        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.tty = (sys.stderr.isatty() or "ipykernel" in sys.modules) if tty is None else tty
         self.done, self._logged, self._start = 0, 0, time.perf_counter()
         self._last = self._start
         self._bar = None
