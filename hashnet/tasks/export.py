@@ -78,7 +78,7 @@ def check_on_dataset(cfg: DictConfig, model: HashingModule, path: Path) -> Parit
         return None
     datamodule.prepare_data()
     result = parity(path, model, first_images(datamodule, cfg.parity_images))
-    what = f"{trained_on}'s first {cfg.parity_images} query and database images ({result.items} images)"
+    what = f"the first {cfg.parity_images} query and database images of {trained_on} ({result.items} images)"
     sidecar = read_sidecar(path)
     sidecar["dataset_check"] = {"images": what, **asdict(result)}
     if not result.same_signs:

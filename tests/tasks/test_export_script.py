@@ -61,11 +61,11 @@ def test_export_script_writes_beside_the_checkpoint_and_checks_the_digits(kind, 
     assert sidecar["input"]["shape"] == ["N", 3, 32, 32] and sidecar["input"]["resize_size"] == 36
     assert sidecar["checkpoint"] == str(checkpoint.resolve())
     check = sidecar["dataset_check"]
-    assert check["images"] == "digits's first 2000 query and database images (1797 images)"
+    assert check["images"] == "the first 2000 query and database images of digits (1797 images)"
     assert check["same_signs"] and check["differing_bits"] == 0 and (check["items"], check["bits"]) == (1797, 16)
     assert check["max_abs_diff"] < 1e-4
     log = result.stdout + result.stderr
-    assert "parity on digits's first 2000 query and database images (1797 images): signs equal for every bit " \
+    assert "parity on the first 2000 query and database images of digits (1797 images): signs equal for every bit " \
            "(1797 x 16), max |dh| = " in log
 
     # The exported file's signs, packed, are the code file scripts/encode.py writes with the checkpoint.
