@@ -28,10 +28,10 @@ from hashnet.training.export import INPUT, OUTPUT, export_onnx, parity
 from hashnet.training.module import HashingModule
 
 
-def untrained_model(backbone: str, bits: int, channels_last: bool) -> HashingModule:
+def untrained_model(backbone: str, bits: int, size: int, channels_last: bool) -> HashingModule:
     net = {"_target_": "hashnet.nets.HashEncoder", "backbone": backbone, "hash_bit": bits, "pretrained": False,
-           "channels_last": channels_last}
-    method = {"_target_": "hashnet.methods.csq.CSQ", "quantization_weight": 1e-4, "seed": 0}
+           "channels_last": channels_last, "image_size": size}
+    method = {"name": "csq", "quantization_weight": 1e-4, "seed": 0}
     return HashingModule(net=net, method=method, optim={"_target_": "torch.optim.SGD", "lr": 0.01}, lr_schedule={},
                          hash_lr_mult=10.0, num_classes=10, multi_label=False, dataset=None, eval_codes="sign").eval()
 
@@ -49,7 +49,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    model = untrained_model(args.net, args.bits, args.channels_last)
+    model = untrained_model(args.net, args.bits, args.size, args.channels_last)
     images = torch.randn(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
     with tempfile.TemporaryDirectory() as folder:
         path = export_onnx(model, Path(folder) / "model.onnx", input_size=args.size)

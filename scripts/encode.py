@@ -1,6 +1,7 @@
-"""Encode a dataset split (the database by default) into a file of bit-packed codes.
+"""Encode a dataset split (the database by default), or a folder of images, into a file of bit-packed codes.
 
     python scripts/encode.py ckpt_path=outputs/.../checkpoints/last.ckpt dataset=digits [split=database] [out=codes.npz]
+    python scripts/encode.py ckpt_path=outputs/.../checkpoints/last.ckpt images=photos/
 """
 import hydra
 from omegaconf import DictConfig

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
+from PIL import Image
 
 from hashnet.data.builders.digits import build_digits
 from hashnet.data.datamodule import HashDataModule
@@ -47,6 +49,21 @@ def datamodule(**settings) -> HashDataModule:
     base = OmegaConf.to_container(OmegaConf.load(CONFIGS / "base" / "dataset.yaml"))
     base = {key: value for key, value in base.items() if key not in ("_target_", "root")}
     return HashDataModule(**{**base, **settings})
+
+
+def write_image_tree(root: Path, counts: dict[str, int], side: int = 8, seed: int = 0) -> Path:
+    """An ImageFolder-style tree at root: counts[name] random side x side RGB PNGs in root/<name>/, every third one a
+    folder deeper (root/<name>/more/), each class tinted its own colour so that a network can tell them apart."""
+    rng = np.random.default_rng(seed)
+    for label, (name, count) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        tint = np.array([(label * 97) % 256, (label * 57 + 80) % 256, (label * 31 + 160) % 256], np.uint8)
+        for i in range(count):
+            path = root / name / ("more" if i % 3 == 2 else "") / f"{i:03d}.png"
+            path.parent.mkdir(exist_ok=True)
+            noise = rng.integers(0, 64, (side, side, 3), dtype=np.uint8)
+            Image.fromarray(tint // 2 + noise).save(path)
+    return root
 
 
 def resolved_model(cfg: DictConfig) -> HashingModule:

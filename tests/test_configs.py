@@ -14,7 +14,7 @@ from hashnet.tasks.setup import build_datamodule, build_model
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import ConfigError
 
-from conftest import CONFIGS, compose_config, resolved_model
+from conftest import CONFIGS, compose_config, resolved_model, write_image_tree
 
 NET_CONFIGS = sorted(p.stem for p in (CONFIGS / "net").glob("*.yaml"))
 DATASET_CONFIGS = sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml"))
@@ -55,7 +55,9 @@ def test_every_net_takes_the_digits_or_says_which_sizes_to_pass(net, tmp_path):
 
 @pytest.mark.parametrize("dataset", DATASET_CONFIGS)
 def test_every_dataset_config_builds_its_datamodule(dataset, tmp_path):
-    cfg = compose_config("train", [*settings_for(dataset), f"paths.data_dir={tmp_path}"], tmp_path)
+    # the folder dataset is the user's own image tree: a small one here
+    root = [f"dataset.root={write_image_tree(tmp_path / 'photos', {'a': 3, 'b': 3})}"] if dataset == "folder" else []
+    cfg = compose_config("train", [*settings_for(dataset), f"paths.data_dir={tmp_path}", *root], tmp_path)
     check_train_config(cfg)
     module = build_datamodule(cfg)
     assert isinstance(module, HashDataModule) and module.name == dataset == cfg.dataset.name

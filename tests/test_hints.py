@@ -16,9 +16,14 @@ DATASETS = sorted(path.stem for path in (CONFIGS / "dataset").glob("*.yaml"))
 
 
 @cache
-def default_train():
+def default_train(dataset: str = "digits"):
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        return compose("train")
+        return compose("train", [f"dataset={dataset}"])
+
+
+def builder_option(key: str) -> bool:
+    """An option of one dataset's builder (dataset.builder.<option>): declared by the datasets built that way only."""
+    return key.startswith("dataset.builder.")
 
 
 def strings_of(path: Path) -> list[str]:
@@ -66,14 +71,27 @@ def test_hints_are_found():
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_hints_compose_as_printed(dataset):
     """All hints at once on each dataset config (composing is slow): a key not declared fails naming itself."""
-    base = default_train()
     keys = {key: value for key, value in hints().items()
-            if "." in key or key not in ("net", "dataset", "method", "optim")}  # groups: their option lists
+            if "." in key or key not in ("net", "dataset", "method", "optim", "paths")}  # groups: their option lists
     if dataset != "digits":
         keys = {key: value for key, value in keys.items() if key.startswith("dataset.")}
-    overrides = [f"{key}={valid_value(key, value, base)}" for key, value in sorted(keys.items())]
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", [f"dataset={dataset}", *overrides])  # no '+': every key is declared with a default
-    for override in overrides:
-        key = override.split("=", 1)[0]
-        assert OmegaConf.select(cfg, key, default="absent") != "absent", override
+    declared = default_train(dataset)
+    options = {key: value for key, value in keys.items()
+               if builder_option(key) and OmegaConf.select(declared, key, default="absent") != "absent"}
+    keys = {key: value for key, value in keys.items() if not builder_option(key)}
+    for group in (keys, options):  # the builder's options apart: another hint replaces the whole dataset.builder
+        overrides = [f"{key}={valid_value(key, value, declared if builder_option(key) else default_train())}"
+                     for key, value in sorted(group.items())]
+        with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+            cfg = compose("train", [f"dataset={dataset}", *overrides])  # no '+': every key is declared with a default
+        for override in overrides:
+            key = override.split("=", 1)[0]
+            assert OmegaConf.select(cfg, key, default="absent") != "absent", override
+
+
+def test_every_builder_option_printed_is_declared_by_a_dataset():
+    options = [key for key in hints() if builder_option(key)]
+    assert "dataset.builder.unseen_classes" in options  # a sample
+    for key in options:
+        assert any(OmegaConf.select(default_train(dataset), key, default="absent") != "absent"
+                   for dataset in DATASETS), key

@@ -23,7 +23,7 @@ from torchvision.transforms import v2
 
 from hashnet.data.arguments import check_arguments
 from hashnet.data.builders import build
-from hashnet.data.builders.atomic import built_recipe
+from hashnet.data.builders.atomic import MARKER, built_recipe
 from hashnet.data.cache import ImageCache, fingerprint
 from hashnet.data.dataset import BadImageError, ImageListDataset, collate_readable
 from hashnet.data.heldout import heldout_rows
@@ -101,10 +101,11 @@ class HashDataModule(pl.LightningDataModule):
         return Path(self.root) / self.list_names[split]
 
     def prepare_data(self) -> None:
-        """Build the builder's dataset into root when a builder is set (a no-op on a finished build of the same
-        settings, refused on one of others), then, with cache=True, the cache of every split whose list or settings
-        changed."""
-        if self.builder:
+        """Build the builder's dataset into root when a builder is set and its lists are absent (or were built:
+        the builder checks that they were built with these settings), then, with cache=True, the cache of every
+        split whose list or settings changed."""
+        built = (self.list_path("train").parent / MARKER).is_file()
+        if self.builder and (built or not all(self.list_path(split).is_file() for split in SPLITS)):
             build(self.builder, self.root)
         if self.use_cache:
             for split in SPLITS:

@@ -42,6 +42,10 @@ class IndexFileError(UserError, ValueError):
     """A saved index that cannot be read, or whose metadata differ from what the caller expects."""
 
 
+class SearchError(UserError, ValueError):
+    """A search's queries or k that the index cannot answer; the message says what it takes."""
+
+
 def faiss_available() -> bool:
     """Whether the optional faiss package (pip install -e '.[faiss]') can be imported."""
     return importlib.util.find_spec("faiss") is not None
@@ -99,11 +103,15 @@ class HammingIndex:
 
         k > N is clamped to N with a warning.
         """
-        if queries.ndim != 2 or queries.dtype != np.uint8 or queries.shape[1] * 8 != self.bits:
-            raise ValueError(f"queries must be (B, {self.bits // 8}) uint8 packed {self.bits}-bit codes, "
-                             f"got {queries.dtype} {queries.shape}")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        if not isinstance(queries, np.ndarray) or queries.ndim != 2 or queries.dtype != np.uint8 \
+                or queries.shape[1] * 8 != self.bits:
+            got = f"{queries.dtype} {queries.shape}" if isinstance(queries, np.ndarray) else type(queries).__name__
+            raise SearchError(f"queries must be (B, {self.bits // 8}) uint8 packed {self.bits}-bit codes, got {got} "
+                              "-- encode them with the index's checkpoint (hasher.encode(images), or pack_codes of "
+                              "their {-1,+1} codes)")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise SearchError(f"k must be >= 1, a whole number of neighbours, got {k!r} -- pass e.g. k=10")
+        k = int(k)
         if return_paths and self.paths is None:
             raise ValueError("this index holds no paths: build it with HammingIndex(codes, paths=...)")
         if k > len(self):

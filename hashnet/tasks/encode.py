@@ -1,15 +1,18 @@
-"""encode(cfg): a trained network's codes of one dataset split, written as a code file (hashnet.retrieval.codes)."""
+"""encode(cfg): a trained network's codes of one dataset split, or of a folder of images (images=<dir>, no lists),
+written as a code file (hashnet.retrieval.codes)."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from hashnet.retrieval.codes import binarize, check_packable, save_codes
+from hashnet.retrieval.codes import binarize, check_packable, save_codes, unpack_codes
+from hashnet.tasks.hasher import Hasher
 from hashnet.tasks.setup import (
     build_datamodule,
     encode_images,
@@ -22,7 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def encode(cfg: DictConfig) -> Path:
-    """Encode cfg.split of cfg.dataset with the checkpoint cfg.ckpt_path; write the code file cfg.out."""
+    """Encode cfg.split of cfg.dataset (or, with cfg.images, every image below that folder) with the checkpoint
+    cfg.ckpt_path; write the code file cfg.out (null: codes_<split>.npz, or codes_images.npz, in the run folder)."""
+    if cfg.get("images"):
+        return encode_folder(cfg)
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name)
     check_packable(model.hash_bit)
     use_trained_input_size(cfg)
@@ -41,6 +47,24 @@ def encode(cfg: DictConfig) -> Path:
             "dataset": cfg.dataset.name,
             "checkpoint": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
             "resize_size": datamodule.hparams.resize_size, "crop_size": datamodule.hparams.crop_size}
-    path = save_codes(cfg.out, codes, image_list.labels[index], [image_list.paths[i] for i in index], meta)
+    path = save_codes(out_path(cfg, cfg.split), codes, image_list.labels[index], [image_list.paths[i] for i in index], meta)
     log.info("%d %d-bit codes of %s/%s -> %s", len(index), model.hash_bit, cfg.dataset.name, cfg.split, path)
+    return path
+
+
+def out_path(cfg: DictConfig, name: str) -> Path:
+    """cfg.out, or by default codes_<name>.npz in the run folder."""
+    return Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir) / f"codes_{name}.npz"
+
+
+def encode_folder(cfg: DictConfig) -> Path:
+    """Every image below the folder cfg.images (hashnet.data.image_files), encoded by the checkpoint's own eval
+    transform and network (hashnet.tasks.hasher), into a code file with no labels (N, 0); unreadable files are
+    skipped, named in the log and listed in the file's metadata ("skipped")."""
+    hasher = Hasher.from_checkpoint(cfg.ckpt_path, device=cfg.device)
+    index = hasher.index(cfg.images, workers=cfg.num_workers, batch_size=cfg.batch_size)
+    codes = unpack_codes(index.codes)
+    meta = {**index.meta, "split": "images"}
+    path = save_codes(out_path(cfg, "images"), codes, np.zeros((len(codes), 0), np.uint8), list(index.paths), meta)
+    log.info("%d %d-bit codes of the images below %s -> %s", len(codes), hasher.hash_bit, cfg.images, path)
     return path

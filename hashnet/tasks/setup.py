@@ -13,11 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
+from hashnet.data.builders import num_classes
 from hashnet.data.datamodule import HashDataModule
 from hashnet.methods import METHODS
 from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule, build
-from hashnet.utils.errors import UserError
+from hashnet.utils.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,27 @@ def build_datamodule(cfg: DictConfig) -> HashDataModule:
     """The configured DataModule, built from plain containers so checkpoints hold no OmegaConf objects.
 
     cfg.seed (0 when absent, as in evaluation) fixes the training order and crops (hashnet.data.sampling).
+    A dataset without a root (dataset=folder until dataset.root=<dir>) is refused; num_classes=auto is resolved
+    first (resolve_dataset).
     """
+    if cfg.dataset.get("root") is None:  # a dataset of the user's own folder (dataset=folder) names no default
+        raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.root: pass dataset.root=<dir> "
+                          f"(configs/dataset/{cfg.dataset.name}.yaml says what it is)")
+    resolve_dataset(cfg)
     return build(OmegaConf.to_container(cfg.dataset, resolve=True), seed=cfg.get("seed", 0))
+
+
+def resolve_dataset(cfg: DictConfig) -> None:
+    """Set cfg.dataset.num_classes=auto to the count its builder gives (a folder dataset: its class folders), so
+    that the model's ${dataset.num_classes} reads the number."""
+    if cfg.dataset.get("num_classes") != "auto":
+        return
+    builder = cfg.dataset.builder
+    count = num_classes(OmegaConf.to_container(builder, resolve=True) if isinstance(builder, DictConfig) else builder,
+                        cfg.dataset.root)
+    log.info("dataset.num_classes=auto: %d classes", count)
+    with open_dict(cfg):
+        cfg.dataset.num_classes = count
 
 
 def resolve_method(cfg: DictConfig, datamodule: HashDataModule) -> None:
@@ -116,6 +136,15 @@ def use_trained_input_size(cfg: DictConfig) -> None:
             log.info("dataset.%s=%s, as the checkpoint was trained (the dataset config says %s)", key, trained[key],
                      cfg.dataset[key])
             cfg.dataset[key] = trained[key]
+
+
+def trained_input_size(path: str | Path) -> tuple[int, int]:
+    """(resize_size, crop_size) of the eval transform the checkpoint at path was trained with."""
+    trained = read_checkpoint(path).get("datamodule_hyper_parameters") or {}
+    if "resize_size" not in trained or "crop_size" not in trained:
+        raise CheckpointError(f"checkpoint {path} does not record the input size it was trained with (no DataModule "
+                              "settings in it): it was not written by scripts/train.py")
+    return int(trained["resize_size"]), int(trained["crop_size"])
 
 
 def pick_device(name: str) -> torch.device:

@@ -296,33 +296,31 @@ def _as_array(images: Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _torch_codes(model: nn.Module, batches: list[Tensor]) -> list[Tensor]:
-    with torch.no_grad():
-        return [model(images).float() for images in batches]
-
-
 def compare(run: Callable[[Tensor | np.ndarray], np.ndarray], model: nn.Module, batches: Iterable[Tensor]) -> Parity:
     """Parity of run (an exported model) against model (already in eval mode, on the CPU) on image batches:
-    normalised float, or uint8 pixels that are normalised first (a DataModule's batches: normalize_on_device)."""
-    batches = [normalize_pixels(b.cpu()) if b.dtype == torch.uint8 else b.detach().cpu().float() for b in batches]
-    if not batches:
-        raise ValueError("parity needs at least one image batch")
-    differing, diffs = 0, []
-    for images, torch_h in zip(batches, _torch_codes(model, batches)):
+    normalised float, or uint8 pixels that are normalised first (a DataModule's batches: normalize_on_device).
+    The batches are read one at a time (a DataLoader's run through once)."""
+    differing, items, bits, diffs = 0, 0, 0, []
+    for batch in batches:
+        images = normalize_pixels(batch.cpu()) if batch.dtype == torch.uint8 else batch.detach().cpu().float()
+        with torch.no_grad():
+            torch_h = model(images).float()
         exported_h = torch.from_numpy(np.asarray(run(images)))
         if exported_h.shape != torch_h.shape:
             raise ExportError(f"the exported model returns codes of shape {tuple(exported_h.shape)}, "
                               f"PyTorch's are {tuple(torch_h.shape)}")
         differing += int(((exported_h >= 0) != (torch_h >= 0)).sum())
         diffs.append((exported_h - torch_h).abs().max())  # NaN anywhere stays NaN
-    return Parity(same_signs=differing == 0, differing_bits=differing, items=sum(len(b) for b in batches),
-                  bits=int(torch_h.shape[1]), max_abs_diff=float(torch.stack(diffs).max()))
+        items, bits = items + len(images), int(torch_h.shape[1])
+    if not diffs:
+        raise ValueError("parity needs at least one image batch")
+    return Parity(same_signs=differing == 0, differing_bits=differing, items=items, bits=bits,
+                  max_abs_diff=float(torch.stack(diffs).max()))
 
 
 def parity(exported: str | Path, model: nn.Module, images: Tensor | Iterable[Tensor]) -> Parity:
     """Whether the exported file at `exported` gives model's codes on images: a batch (N, 3, H, W) float,
-    normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches. model
-    runs as a CPU float32 copy in eval mode (the caller's model is left as it was); the exported file as
-    load_exported runs it."""
-    batches = [images] if isinstance(images, Tensor) else list(images)
-    return compare(load_exported(exported), _eval_copy(model), batches)
+    normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches (read one at
+    a time). model runs as a CPU float32 copy in eval mode (the caller's model is left as it was); the exported
+    file as load_exported runs it."""
+    return compare(load_exported(exported), _eval_copy(model), [images] if isinstance(images, Tensor) else images)

@@ -116,13 +116,18 @@ def test_test_loaders_are_query_then_database_in_list_order(digits_root):
     assert module.num_skipped == 0
 
 
-def test_prepare_data_calls_the_builder_with_its_options(digits_root, tmp_path, monkeypatch):
+def test_prepare_data_builds_when_lists_are_absent_and_rechecks_a_build(digits_root, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setitem(BUILDERS, "digits_multi", Builder(lambda root, size=1: calls.append((root, size)), True))
     digits_module(tmp_path / "new", builder="digits_multi").prepare_data()
     digits_module(tmp_path / "new", builder={"name": "digits_multi", "size": 3}).prepare_data()
+    digits_module(digits_root, builder="digits_multi").prepare_data()  # built there: the builder checks its settings
+    (tmp_path / "own").mkdir()
+    for name in ("train.txt", "test.txt", "database.txt"):  # lists of one's own (no build marker): left alone
+        (tmp_path / "own" / name).write_text((digits_root / name).read_text())
+    digits_module(tmp_path / "own", builder="digits_multi").prepare_data()
     digits_module(tmp_path / "new", builder=None).prepare_data()
-    assert calls == [(tmp_path / "new", 1), (tmp_path / "new", 3)]  # the builder's options from the config
+    assert calls == [(tmp_path / "new", 1), (tmp_path / "new", 3), (digits_root, 1)]  # with the config's options
 
 
 def test_setup_reads_the_stage_splits(tmp_path):

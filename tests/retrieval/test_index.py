@@ -2,6 +2,7 @@
 on every path of the faiss search; a saved index round-trips, refuses damaged files and other metadata."""
 import itertools
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from hashnet.retrieval import index as index_module
 from hashnet.retrieval.codes import load_codes, pack_codes, save_codes
-from hashnet.retrieval.index import HammingIndex, IndexFileError, faiss_available
+from hashnet.retrieval.index import HammingIndex, IndexFileError, SearchError, faiss_available
 from hashnet.utils import files
 from hashnet.utils.errors import UserError
 
@@ -65,6 +66,14 @@ def test_auto_backend_and_errors(monkeypatch):
         index.search(pack_codes(codes(1, 32, seed=1)), 3)
     with pytest.raises(ValueError, match="k must be >= 1"):
         index.search(db, 0)
+    for k in (2.5, True, "3", None):  # not a whole number of neighbours: refused, not truncated or compared
+        with pytest.raises(SearchError, match=f"k must be >= 1, a whole number of neighbours, got {re.escape(repr(k))} "
+                                              "-- pass e.g. k=10"):
+            index.search(db, k)
+    assert index.search(db, np.int64(2))[1].shape == (5, 2)
+    with pytest.raises(SearchError, match="queries must be \\(B, 2\\) uint8 .* got list -- encode them"):
+        index.search([[1, 2]], 1)
+    assert issubclass(SearchError, UserError)
     with pytest.warns(UserWarning, match="k=9 is larger than the index \\(5 items\\)"):
         assert index.search(db, 9)[1].shape == (5, 5)
 

@@ -5,7 +5,8 @@ importing the package imports every module in it, so adding a built dataset is i
 file (`builder: <name>`) and its tests. build(root, **options) writes the dataset's images and list files
 into root (atomically: hashnet.data.builders.atomic); options come from the dataset config's builder
 section. embedded: small enough to train from scratch on a CPU with train.yaml's own settings (the
-others are trained with a named run: experiment=paper or a reference experiment).
+others are trained with a named run: experiment=paper or a reference experiment). classes(root, **options),
+when a builder has it, counts the label columns its lists have or will have, for `num_classes: auto`.
 """
 from __future__ import annotations
 
@@ -21,17 +22,20 @@ from hashnet.utils.errors import ConfigError, check_choice
 
 @dataclass(frozen=True)
 class Builder:
-    """How to build one dataset: build(root, **options), and whether train.yaml's settings suit it."""
+    """How to build one dataset: build(root, **options), whether train.yaml's settings suit it, and (optional)
+    classes(root, **options), its number of classes."""
     build: Callable[..., None]
     embedded: bool
+    classes: Callable[..., int] | None = None
 
 
 BUILDERS: dict[str, Builder] = {}
 
 
-def register(name: str, build: Callable[..., None], embedded: bool) -> None:
+def register(name: str, build: Callable[..., None], embedded: bool,
+             classes: Callable[..., int] | None = None) -> None:
     """Make `builder: <name>` in a dataset config build with build(root, **options)."""
-    BUILDERS[name] = Builder(build, embedded)
+    BUILDERS[name] = Builder(build, embedded, classes)
 
 
 def builder_name(builder: str | dict | None) -> str | None:
@@ -52,11 +56,23 @@ def check_builder(builder: str | dict | None) -> None:
                               f"options: {', '.join(sorted(accepted)) or 'none'}) -- drop dataset.builder.{key}")
 
 
+def _options(builder: str | dict) -> dict[str, Any]:
+    return {key: value for key, value in builder.items() if key != "name"} if isinstance(builder, dict) else {}
+
+
 def build(builder: str | dict, root: str | Path) -> None:
     """Build the dataset of a config's builder section into root (nothing when it is already built there)."""
-    options: dict[str, Any] = {key: value for key, value in builder.items() if key != "name"} \
-        if isinstance(builder, dict) else {}
-    BUILDERS[builder_name(builder)].build(Path(root), **options)
+    BUILDERS[builder_name(builder)].build(Path(root), **_options(builder))
+
+
+def num_classes(builder: str | dict | None, root: str | Path) -> int:
+    """The number of classes of a built dataset (`num_classes: auto`); ConfigError if its builder cannot say."""
+    name = builder_name(builder)
+    if name not in BUILDERS or BUILDERS[name].classes is None:
+        counting = sorted(key for key, value in BUILDERS.items() if value.classes is not None)
+        raise ConfigError(f"dataset.num_classes=auto needs a builder that counts its classes ({', '.join(counting)}), "
+                          f"not dataset.builder={name} -- set dataset.num_classes=<the number of label columns>")
+    return BUILDERS[name].classes(Path(root), **_options(builder))
 
 
 for _module in pkgutil.iter_modules(__path__):

@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from hashnet.utils.errors import UserError
+
 MARKER = ".complete"  # written last; its presence means the folder is a finished build
 
 
@@ -26,6 +28,10 @@ def built_recipe(root: Path) -> dict | None:
     return json.loads(marker.read_text()) if marker.is_file() else None
 
 
+class BuildMismatchError(UserError, ValueError):
+    """A folder already holds a finished build of other settings."""
+
+
 def is_complete(root: Path, recipe: dict) -> bool:
     """Whether root holds a finished build of recipe; a finished build of another recipe is an error."""
     marker = root / MARKER
@@ -33,7 +39,7 @@ def is_complete(root: Path, recipe: dict) -> bool:
         return False
     found = json.loads(marker.read_text())
     if found != recipe:
-        raise ValueError(f"{root} already holds a {found} build, not {recipe} -- delete {root} "
+        raise BuildMismatchError(f"{root} already holds a {found} build, not {recipe} -- delete {root} "
                          "to rebuild it with these settings, or point dataset.root at another folder")
     return True
 

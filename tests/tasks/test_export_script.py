@@ -1,0 +1,123 @@
+"""scripts/export.py end to end on a tiny digits checkpoint, both formats: the file and its sidecar beside the
+checkpoint, the parity check on the digits query and database images logged and recorded, the exported codes equal
+scripts/encode.py's; what cannot export is refused in one line."""
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hashnet.data.images import normalize_pixels, read_image, transforms
+from hashnet.retrieval.codes import load_codes
+from hashnet.tasks.encode import encode
+from hashnet.tasks.export import export
+from hashnet.training.export import ExportError, load_exported, onnx_available, read_sidecar, sidecar_path
+from hashnet.utils.errors import ConfigError, exit_on_error
+
+from conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[2]
+FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(not onnx_available(), reason="pip install -e '.[export]'")),
+           "torchscript"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def checkpoint(tiny_csv_run, tmp_path) -> Path:
+    """A copy of the tiny digits run's checkpoint in a run folder of its own (the export writes beside it)."""
+    copy = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(tiny_csv_run[1]["checkpoint"], copy)
+    return copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", FORMATS)
+def test_export_script_writes_beside_the_checkpoint_and_checks_the_digits(kind, checkpoint, digits_root, tmp_path):
+    env = {**os.environ, "HASHNET_DATA_DIR": str(digits_root.parent), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    args = ["scripts/export.py", f"ckpt_path={checkpoint}", f"format={kind}", f"hydra.run.dir={tmp_path / 'log'}"]
+    result = subprocess.run([sys.executable, *args], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = checkpoint.with_name("last.onnx" if kind == "onnx" else "last.torchscript.pt")
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == sorted(["last.ckpt", path.name, f"{path.name}.json"])
+    sidecar = read_sidecar(path)  # describes this very file (its SHA-256)
+    assert sidecar == json.loads(sidecar_path(path).read_text())
+    assert (sidecar["model_format"], sidecar["hash_bit"], sidecar["method"], sidecar["net"], sidecar["dataset"]) == (
+        kind, 16, "hashnet", "resnet18", "digits")
+    assert sidecar["input"]["shape"] == ["N", 3, 32, 32] and sidecar["input"]["resize_size"] == 36
+    assert sidecar["checkpoint"] == str(checkpoint.resolve())
+    check = sidecar["dataset_check"]
+    assert check["images"] == "the first 2000 query and database images of digits (1797 images)"
+    assert check["same_signs"] and check["differing_bits"] == 0 and (check["items"], check["bits"]) == (1797, 16)
+    assert check["max_abs_diff"] < 1e-4
+    log = result.stdout + result.stderr
+    assert "parity on the first 2000 query and database images of digits (1797 images): signs equal for every bit " \
+           "(1797 x 16), max |dh| = " in log
+
+    # The exported file's signs, packed, are the code file scripts/encode.py writes with the checkpoint.
+    codes = load_codes(encode(compose_config("encode", [f"ckpt_path={checkpoint}", f"paths.data_dir={digits_root.parent}",
+                                                        "dataset.eval_batch_size=750", "device=cpu"], tmp_path / "enc")))
+    transform = transforms(36, 32, train=False, normalize=False)
+    images = normalize_pixels(torch.stack([transform(read_image(p)) for p in codes.paths]))
+    h = load_exported(path)(images)
+    assert h.shape == (1497, 16) and np.array_equal(np.packbits(h >= 0, axis=1), codes.codes)
+
+
+@pytest.mark.slow
+def test_what_cannot_export_is_refused_in_one_line(checkpoint, digits_root, tmp_path, monkeypatch):
+    kind = "onnx" if onnx_available() else "torchscript"
+    # erfinv has no ONNX operator at opset 17; a Python-side autograd.Function cannot be saved by TorchScript
+    class Sign(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return torch.where(x >= 0, 1.0, -1.0)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    def code_layer(self, z):
+        return torch.erfinv(torch.tanh(self.beta * z) * 0.5) if kind == "onnx" else Sign.apply(z)
+    monkeypatch.setattr("hashnet.methods.hashnet.HashNet.forward", code_layer)
+    cfg = compose_config("export", [f"ckpt_path={checkpoint}", f"format={kind}",
+                                    f"paths.data_dir={digits_root.parent}"], tmp_path / "log")
+    with pytest.raises(SystemExit) as stopped, exit_on_error("export"):
+        export(cfg)
+    message = str(stopped.value.code)
+    assert message.startswith(f"export: cannot export method=hashnet's code layer to {kind}: ") and "\n" not in message
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["last.ckpt"]  # nothing written
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    (["format=tflite"], ConfigError, "format='tflite': it must be one of \\['torchscript', 'onnx'\\]"),
+    (["format=torchscript", "dynamic_batch=false"], ConfigError, "a traced TorchScript file takes any batch size"),
+])
+def test_bad_settings_are_refused(overrides, error, message, tmp_path):
+    cfg = compose_config("export", ["ckpt_path=x.ckpt", *overrides], tmp_path)
+    with pytest.raises(error, match=message):
+        export(cfg)
+
+
+@pytest.mark.slow
+def test_parity_on_images_is_skipped_with_the_way_to_run_it(checkpoint, digits_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = compose_config("export", [f"ckpt_path={checkpoint}", "format=torchscript", "dataset=digits_multi",
+                                    f"out={tmp_path / 'model.pt'}", f"paths.data_dir={digits_root.parent}"], tmp_path)
+    assert export(cfg) == tmp_path / "model.pt"
+    assert "skipped, the checkpoint was trained on digits -- pass dataset=digits to check" in caplog.text
+    assert "dataset_check" not in read_sidecar(tmp_path / "model.pt")
+    assert ExportError.__mro__[1].__name__ == "UserError"

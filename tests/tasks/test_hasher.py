@@ -1,0 +1,170 @@
+"""The Python API (hashnet.tasks.hasher): a checkpoint's codes from Hasher equal scripts/encode.py's bit for bit on the
+digits; index -> search -> save -> load round-trips; unreadable files are skipped and reported; bad inputs are
+refused with a UserError naming the input and the fix."""
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hashnet.data.images import read_image
+from hashnet.retrieval.codes import load_codes
+from hashnet.retrieval.index import HammingIndex, IndexFileError, SearchError
+from hashnet.tasks.encode import encode
+from hashnet.tasks.hasher import Hasher, InputError
+from hashnet.utils.errors import UserError
+
+from conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: two on a busy 2-core machine make each forward many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_csv_run) -> str:
+    return tiny_csv_run[1]["checkpoint"]
+
+
+@pytest.fixture(scope="module")
+def hasher(checkpoint) -> Hasher:
+    return Hasher.from_checkpoint(checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def encoded(checkpoint, digits_root, tmp_path_factory):
+    """scripts/encode.py's code file of the digits database (the task it runs, on a composed config)."""
+    out = tmp_path_factory.mktemp("encode")
+    path = encode(compose_config("encode", [f"ckpt_path={checkpoint}", f"paths.data_dir={digits_root.parent}",
+                                            "dataset.eval_batch_size=750", "device=cpu"], out))
+    return load_codes(path)
+
+
+def test_import_hashnet_stays_light():
+    code = "import sys, hashnet; assert 'torch' not in sys.modules and 'hashnet.tasks' not in sys.modules; " \
+           "from hashnet import Hasher, HammingIndex; print(Hasher.__module__, HammingIndex.__module__)"
+    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["hashnet.tasks.hasher", "hashnet.retrieval.index"]
+
+
+@pytest.mark.slow
+def test_codes_equal_the_encode_scripts_bit_for_bit(hasher, encoded, checkpoint):
+    assert not hasher.model.training and (hasher.resize_size, hasher.crop_size) == (36, 32)
+    assert hasher.meta == {"hash_bit": 16, "net": "resnet18", "method": "hashnet", "dataset": "digits",
+                           "checkpoint": str(Path(checkpoint).resolve()), "resize_size": 36, "crop_size": 32}
+    paths = encoded.paths
+    codes = hasher.encode(paths, batch_size=100)  # other batches than the task's 750: eval mode, per-image outputs
+    assert codes.dtype == np.uint8 and codes.shape == (1497, 2)
+    assert np.array_equal(codes, encoded.codes)
+    # the same images as PIL images, and as a uint8 tensor batch of their pixels
+    some = [0, 5, 700, 1496]
+    pictures = [Image.open(paths[i]) for i in some]
+    assert np.array_equal(hasher.encode(pictures), encoded.codes[some])
+    pixels = torch.stack([read_image(paths[i]) for i in some])
+    assert np.array_equal(hasher.encode(pixels, batch_size=3), encoded.codes[some])
+    assert np.array_equal(hasher.encode(paths[700]), encoded.codes[[700]])  # one path: N = 1
+    assert hasher.encode(pixels.float() / 255).shape == (4, 2)  # float pixels in [0, 1] are taken too
+    assert hasher.encode([]).shape == (0, 2)
+
+
+@pytest.mark.slow
+def test_index_search_save_load_round_trip(hasher, encoded, digits_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    index = hasher.index(digits_root / "images", batch_size=256)  # every digit, walked recursively
+    assert len(index) == 1797 and index.meta["skipped"] == [] and index.meta["images"] == str(digits_root / "images")
+    assert "encoding 1797 images: 1797/1797 (100%" in caplog.text  # no terminal here: progress as log lines
+    position = {path: i for i, path in enumerate(index.paths)}
+    assert np.array_equal(index.codes[[position[path] for path in encoded.paths]], encoded.codes)
+
+    queries = [encoded.paths[i] for i in (0, 3, 1000)]
+    distances, positions, found = index.search(hasher.encode(queries), k=10, return_paths=True)
+    assert distances.shape == positions.shape == found.shape == (3, 10) and (distances[:, 0] == 0).all()
+    assert all(list(row) == sorted(row) for row in distances)
+    everything = index.search(hasher.encode(queries), k=len(index), return_paths=True)
+    for query, row_d, row_p in zip(queries, everything[0], everything[2]):
+        assert query in set(row_p[row_d == 0])  # each image finds itself at distance 0 (2 steps: among many)
+
+    saved = index.save(tmp_path / "photos.hnx")
+    for loaded in (HammingIndex.load(saved, hash_bit=16, net="resnet18", dataset="digits",
+                                     checkpoint=hasher.checkpoint), hasher.load_index(saved)):
+        assert np.array_equal(loaded.codes, index.codes) and list(loaded.paths) == list(index.paths)
+        assert loaded.meta == index.meta
+        again = loaded.search(hasher.encode(queries), k=10)
+        assert np.array_equal(again[0], distances) and np.array_equal(again[1], positions)
+    with pytest.raises(IndexFileError, match="hash_bit=16, expected hash_bit=32"):
+        HammingIndex.load(saved, hash_bit=32)
+    for k in (0, 2.5, "10"):
+        with pytest.raises(SearchError, match="k must be >= 1, a whole number of neighbours.*pass e.g. k=10"):
+            index.search(hasher.encode(queries), k=k)
+
+
+@pytest.mark.slow
+def test_unreadable_files_are_skipped_and_reported(hasher, digits_root, tmp_path, caplog):
+    folder = tmp_path / "photos"
+    for i, name in enumerate(["a/one.png", "a/deeper/two.png", "b/three.png"]):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes((digits_root / "images" / f"{i:04d}.png").read_bytes())
+    (folder / "b" / "broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "b" / "half.png").write_bytes((digits_root / "images" / "0003.png").read_bytes()[:60])
+    (folder / "notes.txt").write_text("not an image: not walked")
+    (folder / ".hidden").mkdir()
+    (folder / ".hidden" / "four.png").write_bytes((digits_root / "images" / "0004.png").read_bytes())
+    caplog.set_level(logging.INFO)
+    index = hasher.index(folder, batch_size=2, workers=1)
+    names = [Path(path).relative_to(folder).as_posix() for path in index.paths]
+    assert names == ["a/deeper/two.png", "a/one.png", "b/three.png"]  # sorted walk, hidden folders left out
+    skipped = [Path(path).name for path in index.meta["skipped"]]
+    assert skipped == ["broken.jpg", "half.png"]
+    assert "skipped 2 of 5 images that cannot be read" in caplog.text
+    assert str(folder / "b" / "broken.jpg") in caplog.text and str(folder / "b" / "half.png") in caplog.text
+    assert np.array_equal(index.codes, hasher.encode([str(folder / name) for name in names]))
+    with pytest.raises(InputError, match="image .*broken.jpg cannot be read .*hasher.index\\(\\) skips"):
+        hasher.encode([folder / "a" / "one.png", folder / "b" / "broken.jpg"])
+
+    # scripts/encode.py images=<dir>: the same codes and paths as a code file without labels
+    path = encode(compose_config("encode", [f"ckpt_path={hasher.checkpoint}", f"images={folder}", "device=cpu",
+                                            "num_workers=0"], tmp_path / "run"))
+    assert path == tmp_path / "run" / "codes_images.npz"
+    written = load_codes(path, hash_bit=16, net="resnet18", dataset="digits")
+    assert np.array_equal(written.codes, index.codes) and written.paths == list(index.paths)
+    assert written.labels.shape == (3, 0) and written.meta["split"] == "images"
+    assert [Path(p).name for p in written.meta["skipped"]] == ["broken.jpg", "half.png"]
+    assert written.meta["images"] == str(folder.resolve()) and written.meta["checkpoint"] == hasher.checkpoint
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda h, d: h.index(d / "empty"), "image folder .*empty holds no image files \\(.jpg, .jpeg, .png"),
+    (lambda h, d: h.index(d / "nowhere"), "image folder .*nowhere does not exist -- pass an existing folder"),
+    (lambda h, d: h.index([]), "empty list of images -- pass a folder, or a list of image files"),
+    (lambda h, d: h.index([d / "empty" / "notes.txt"]), "none of the 1 images of the list can be read"),
+    (lambda h, d: h.encode([d / "empty" / "notes.txt"]), "image .*notes.txt cannot be read .* pass a readable image"),
+    (lambda h, d: h.encode(["missing.png", "other.png"]), "image missing.png does not exist \\(2 of the 2 paths"),
+    (lambda h, d: h.encode(d / "empty"), "image .*empty is a folder: hasher.index\\(folder\\) encodes"),
+    (lambda h, d: h.encode(torch.zeros(3, 32, 32, dtype=torch.uint8)),
+     "must be a batch \\(N, 3, H, W\\) of RGB pixels, got shape \\(3, 32, 32\\) \\(one image: images.unsqueeze"),
+    (lambda h, d: h.encode(torch.zeros(2, 1, 32, 32, dtype=torch.uint8)), "got shape \\(2, 1, 32, 32\\)"),
+    (lambda h, d: h.encode(torch.randn(2, 3, 32, 32)), "float image tensor must hold pixels in \\[0, 1\\]"),
+    (lambda h, d: h.encode(torch.zeros(2, 3, 32, 32, dtype=torch.int32)), "uint8 pixels .* or floats"),
+    (lambda h, d: h.encode(np.zeros((2, 32, 32, 3), np.uint8)), "numpy array .* pass a torch tensor batch"),
+    (lambda h, d: h.encode([1, 2]), "images\\[0\\] is a int: pass image paths or PIL images"),
+    (lambda h, d: h.encode(["a.png"], batch_size=0), "batch_size must be a whole number >= 1, got 0"),
+    (lambda h, d: h.index(d, workers=-1), "workers must be a whole number >= 0"),
+])
+def test_bad_inputs_name_the_input_and_the_fix(hasher, tmp_path, call, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no image here")
+    with pytest.raises(InputError, match=message) as caught:
+        call(hasher, tmp_path)
+    assert isinstance(caught.value, UserError) and isinstance(caught.value, ValueError)
