@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
@@ -118,13 +121,41 @@ def cut_classifier(model: nn.Module, num_classes: int) -> int:
     return head.in_features if isinstance(head, nn.Linear) else head.in_channels
 
 
+_WEIGHTS_FOLLOW = ContextVar("weights_follow", default=False)
+
+
+@contextmanager
+def weights_follow() -> Iterator[None]:
+    """Within it, a pretrained backbone is built with the architecture its ImageNet weights imply but without loading
+    them: for rebuilding a checkpoint, whose own weights replace them (no download, so it works offline)."""
+    token = _WEIGHTS_FOLLOW.set(True)
+    try:
+        yield
+    finally:
+        _WEIGHTS_FOLLOW.reset(token)
+
+
+def weights_architecture(backbone: str) -> dict:
+    """Constructor arguments torchvision's builder sets for the DEFAULT weights: GoogLeNet and Inception v3
+    normalise their input as their weights expect (transform_input); ViT and MaxViT are built for the weights'
+    size; no auxiliary heads (the builder drops them after loading)."""
+    accepts = constructor_parameters(backbone)
+    arguments = {"transform_input": True, "aux_logits": False, "init_weights": False}
+    if "image_size" in accepts:
+        arguments["image_size"] = input_size_rule(backbone, True)[1]
+    return {key: value for key, value in arguments.items() if key in accepts}
+
+
 def build_backbone(backbone: str, pretrained: bool = False, image_size: int | None = None) -> tuple[nn.Module, int]:
     """Torchvision model cut at its penultimate layer -> (module mapping (N,3,H,W) to (N,D), D).
 
-    image_size: the square input it will see; a ViT from scratch is built for it (others ignore it).
+    image_size: the square input it will see; a ViT from scratch is built for it (others ignore it). Inside
+    weights_follow() a pretrained backbone gets its weights' architecture without the weights.
     """
     check_backbone(backbone)
-    if pretrained:
+    if pretrained and _WEIGHTS_FOLLOW.get():
+        model = torchvision.models.get_model(backbone, weights=None, **weights_architecture(backbone))
+    elif pretrained:
         model = load_pretrained(backbone)
     else:
         try:

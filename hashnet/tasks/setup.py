@@ -16,6 +16,7 @@ from torch import Tensor
 from hashnet.data.builders import num_classes
 from hashnet.data.datamodule import HashDataModule
 from hashnet.methods import METHODS
+from hashnet.nets.backbones import weights_follow
 from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule, build
 from hashnet.utils.errors import ConfigError, UserError
@@ -96,7 +97,8 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
             f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "
             "cannot load -- train it again with this version, or evaluate it with the version that wrote it "
             "(git checkout 80401af, then scripts/evaluate.py)")
-    model = HashingModule.load_from_checkpoint(path, map_location="cpu", **{**migrated(saved), **overrides})
+    with weights_follow():  # the checkpoint's weights replace ImageNet's: no download, offline too
+        model = HashingModule.load_from_checkpoint(path, map_location="cpu", **{**migrated(saved), **overrides})
     trained_on = model.hparams.dataset
     if dataset is not None and trained_on is not None and trained_on != dataset:
         raise CheckpointError(f"checkpoint {path} was trained on dataset={trained_on}, not dataset={dataset}: "

@@ -10,7 +10,7 @@ from torch import nn
 from torchvision.models import get_model_weights
 
 from hashnet.nets import HashEncoder
-from hashnet.nets.backbones import BACKBONES, check_input_size, cut_classifier, input_size_rule
+from hashnet.nets.backbones import BACKBONES, check_input_size, cut_classifier, input_size_rule, weights_follow
 from hashnet.tasks.checks import check_train_config
 from hashnet.tasks.train import train
 from hashnet.utils.errors import ConfigError
@@ -182,3 +182,23 @@ def test_short_training_on_digits(net, digits_root, tmp_path):
     results = train(cfg)
     assert (results["net"], results["hash_bit"], results["dataset"]) == (net, 16, "digits")
     assert 0.0 < results["mAP"] <= 1.0
+
+
+def test_a_pretrained_net_is_rebuilt_from_its_checkpoint_without_its_imagenet_weights(tmp_path, monkeypatch, one_thread):
+    """Loading a checkpoint needs no download: the architecture the weights imply (GoogLeNet's input transform,
+    no auxiliary heads), the checkpoint's weights, the same codes."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "with"))
+    torch.manual_seed(1)
+    cache = tmp_path / "with" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    weights = torchvision.models.GoogLeNet(aux_logits=True, init_weights=False).state_dict()
+    torch.save(weights, cache / Path(get_model_weights("googlenet").DEFAULT.url).name)
+    trained = HashNet("googlenet", 8, pretrained=True).eval()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "offline"))  # no weights there, and no network
+    with weights_follow():
+        rebuilt = HashNet("googlenet", 8, pretrained=True).eval()
+    rebuilt.load_state_dict(trained.state_dict())
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(images), trained(images))
+    assert not (tmp_path / "offline").exists()
