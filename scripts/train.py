@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from hashnet.tasks.train import train
 from hashnet.training.checkpoints import register_run_dir_resolver
+from hashnet.utils.entry import run
 from hashnet.utils.errors import exit_on_error
 
 register_run_dir_resolver()  # configs/hydra/default.yaml picks the run folder with it
@@ -22,4 +23,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "train")  # Hydra's own errors (an unknown key, a bad override) as one line too
