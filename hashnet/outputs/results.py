@@ -128,18 +128,25 @@ def evaluation_protocol(retrieval: Retrieval, datamodule: pl.LightningDataModule
 
 
 def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
-    """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint; a training run's
-    train_seconds); rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/)."""
+    """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint, steps, the machine; a training
+    run's train_seconds); rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/).
+
+    topk is the R used (the requested one, topk_requested, clamped to the database); mAP is None (null) when no
+    query could be scored (scored_queries 0), not a score of 0.0."""
     protocol = evaluation_protocol(retrieval, trainer.datamodule)
+    scored = retrieval.scored_queries
     results = {
-        "mAP": retrieval.mAP,
+        "mAP": None if scored == 0 else retrieval.mAP,
         "protocol": str(protocol),
         **asdict(protocol),  # topk, ties, empty_queries, queries_in_database, split: what the line says
+        "topk_requested": retrieval.topk_requested,
+        "scored_queries": scored,
         **run,
         "eval_codes": retrieval.eval_codes,
         "num_queries": len(retrieval.query_codes),
         "num_database": len(retrieval.db_codes),
         "skipped_images": skipped_images(trainer.datamodule),
+        "unlabeled_rows": dict(getattr(trainer.datamodule, "unlabeled_rows", {})),  # counted (and warned) at setup
         **retrieval_metrics(retrieval),
     }
     if trainer.is_global_zero:

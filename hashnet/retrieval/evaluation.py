@@ -24,7 +24,9 @@ class Retrieval:
     position in its split's list (all of them unless images were skipped as unreadable). topk: R (None: N);
     eval_codes: how the database was ranked for mAP ("sign": Hamming distance of the codes, the
     paper's protocol; "continuous": inner product of the outputs, HashNet+C); ties, empty_queries: the
-    mAP conventions (hashnet.data.protocol; score ranking breaks ties by index)."""
+    mAP conventions (hashnet.data.protocol; score ranking breaks ties by index). topk is the R used: the
+    requested one (topk_requested) clamped to the database size. scored_queries: how many queries the mAP
+    averages (shaped as mAP); 0 means no query could be scored and the mAP of 0.0 is no score at all."""
 
     query_outputs: Tensor
     query_codes: Tensor
@@ -39,6 +41,15 @@ class Retrieval:
     mAP: float
     query_index: Tensor
     db_index: Tensor
+    topk_requested: int | list[int] | None = None
+    scored_queries: int | list[int] | None = None
+
+
+def used_topk(topk: int | list[int] | None, size: int) -> int | list[int] | None:
+    """The R that mAP@R uses on a database of size items: topk clamped to size (None, the whole database, stays)."""
+    if isinstance(topk, (list, tuple)):
+        return [min(int(k), size) for k in topk]
+    return None if topk is None else min(int(topk), size)
 
 
 def evaluate_retrieval(query_outputs: Tensor, query_labels: Tensor, db_outputs: Tensor, db_labels: Tensor,
@@ -52,12 +63,28 @@ def evaluate_retrieval(query_outputs: Tensor, query_labels: Tensor, db_outputs: 
     check_choice("eval_codes", eval_codes, EVAL_CODES)
     query_codes, db_codes = binarize(query_outputs), binarize(db_outputs)
     if eval_codes == "sign":
-        mean_ap = mean_average_precision(query_codes, query_labels, db_codes, db_labels, topk, ties, empty_queries)
+        mean_ap, scored = mean_average_precision(query_codes, query_labels, db_codes, db_labels, topk, ties,
+                                                 empty_queries, with_counts=True)
     else:
         ties = "index"  # scores are real numbers: equal ones are rare and go by index
-        mean_ap = mean_average_precision_by_score(query_outputs, query_labels, db_outputs, db_labels, topk,
-                                                  empty_queries)
+        mean_ap, scored = mean_average_precision_by_score(query_outputs, query_labels, db_outputs, db_labels, topk,
+                                                          empty_queries, with_counts=True)
     query_index = torch.arange(len(query_outputs)) if query_index is None else query_index
     db_index = torch.arange(len(db_outputs)) if db_index is None else db_index
-    return Retrieval(query_outputs, query_codes, query_labels, db_outputs, db_codes, db_labels, topk, eval_codes,
-                     ties, empty_queries, mean_ap, query_index, db_index)
+    return Retrieval(query_outputs, query_codes, query_labels, db_outputs, db_codes, db_labels,
+                     used_topk(topk, len(db_outputs)), eval_codes, ties, empty_queries, mean_ap, query_index, db_index,
+                     topk, scored)
+
+
+def unscored_reason(retrieval: Retrieval) -> str:
+    """Why no query could be scored: queries without labels, none sharing a label with the database, or none
+    with a relevant item in its top R (empty_queries=drop)."""
+    query_labels, db_labels = retrieval.query_labels > 0, retrieval.db_labels > 0
+    unlabeled = int((~query_labels.any(dim=1)).sum())
+    shares = (query_labels.float() @ db_labels.any(dim=0).float()) > 0
+    total = len(query_labels)
+    if not shares.any():
+        why = f"none of the {total} queries shares a label with a database image"
+        return why + (f" ({unlabeled} of them have no label)" if unlabeled else "")
+    return (f"none of the {total} queries has a relevant image in its top R={retrieval.topk} "
+            f"(dataset.empty_queries={retrieval.empty_queries} leaves such queries out)")
