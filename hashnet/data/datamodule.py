@@ -155,11 +155,11 @@ class HashDataModule(pl.LightningDataModule):
         train = self._lists["train"]
         world = self.trainer.world_size if self.trainer is not None else 1
         if len(train) < self.batch_size * world:
-            fits = max(2, len(train) // world // 2 * 2)
+            fits = len(train) // world // 2 * 2  # even: HashNet's two streams
             processes = f" x {world} processes" if world > 1 else ""
+            fix = f"pass dataset.batch_size={fits}" if fits >= 2 else "a batch needs 2 images (a pair) on every process"
             raise ConfigError(f"dataset.batch_size={self.batch_size}: the training list {train.source} has {len(train)} "
-                              f"images, less than one batch of {self.batch_size}{processes} -- pass "
-                              f"dataset.batch_size={fits}")
+                              f"images, less than one batch of {self.batch_size}{processes} -- {fix}")
         unlabeled = np.flatnonzero(~train.labels.any(axis=1))
         self.unlabeled_rows = {"train": len(unlabeled)}
         if len(unlabeled) and not self._warned_unlabeled:

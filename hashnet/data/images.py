@@ -21,9 +21,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF"}  # PIL reads them
+
+
 def check_pixels(data: bytes, path: str) -> None:
     """OSError when the image header in data announces more pixels than Pillow's MAX_IMAGE_PIXELS (a decompression
-    bomb: a small file that decodes to gigabytes); nothing when the header cannot be read (decoding then says why)."""
+    bomb: a small file that decodes to gigabytes), or when a PNG / JPEG / GIF header is damaged (PIL's error, before
+    libpng prints its own on stderr); nothing when PIL does not know the format (torchvision may)."""
     limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
@@ -32,7 +36,10 @@ def check_pixels(data: bytes, path: str) -> None:
                 pixels = image.size[0] * image.size[1]
     except Image.DecompressionBombError as err:  # over twice the limit: PIL refuses to open it at all
         pixels = int(re.search(r"\((\d+) pixels\)", str(err)).group(1))
-    except Exception:  # noqa: BLE001 -- a damaged header: the decoder's error names the problem
+    except (OSError, SyntaxError, ValueError) as err:
+        kind = next((name for signature, name in SIGNATURES.items() if data.startswith(signature)), None)
+        if kind is not None:
+            raise OSError(f"a damaged {kind} file: its header cannot be read ({type(err).__name__})") from None
         return
     if limit and pixels > limit:
         raise OSError(f"{pixels:,} pixels, over the decoder's limit of {limit:,} (PIL.Image.MAX_IMAGE_PIXELS): "

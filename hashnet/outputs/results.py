@@ -68,7 +68,12 @@ def nearest(query_codes: np.ndarray, db_codes: np.ndarray, k: int) -> tuple[np.n
 
 
 def retrieval_grid(retrieval: Retrieval, query_paths: Sequence[str], db_paths: Sequence[str]) -> Figure:
-    """GRID_QUERIES queries spread over the query list with their top GRID_TOP, framed by relevance."""
+    """GRID_QUERIES queries spread over the query list with their top GRID_TOP, framed by relevance.
+
+    query_paths, db_paths: the splits' lists; the retrieval's rows are those its index names (a skipped image has none).
+    """
+    query_paths = [query_paths[i] for i in retrieval.query_index.tolist()]
+    db_paths = [db_paths[i] for i in retrieval.db_index.tolist()]
     chosen = np.unique(np.linspace(0, len(query_paths) - 1, GRID_QUERIES).round().astype(int))
     query_codes, db_codes = retrieval.query_codes.numpy(), retrieval.db_codes.numpy()
     distances, indices = nearest(query_codes[chosen], db_codes, GRID_TOP)
