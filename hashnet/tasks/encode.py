@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from hashnet.data.datamodule import SPLITS
 from hashnet.retrieval.codes import binarize, check_packable, save_codes
 from hashnet.tasks.setup import (
     build_datamodule,
@@ -17,12 +19,17 @@ from hashnet.tasks.setup import (
     pick_device,
     use_trained_input_size,
 )
+from hashnet.utils.errors import check_choice
+from hashnet.utils.files import check_writable
 
 log = logging.getLogger(__name__)
 
 
 def encode(cfg: DictConfig) -> Path:
-    """Encode cfg.split of cfg.dataset with the checkpoint cfg.ckpt_path; write the code file cfg.out."""
+    """Encode cfg.split of cfg.dataset with the checkpoint cfg.ckpt_path; write the code file cfg.out (image paths
+    absolute, so that search and serve find the images from any folder)."""
+    check_choice("split", cfg.split, SPLITS)
+    out = check_writable(cfg.out, "out", f"out=codes_{cfg.split}.npz")  # before any image is encoded
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name)
     check_packable(model.hash_bit)
     use_trained_input_size(cfg)
@@ -41,6 +48,7 @@ def encode(cfg: DictConfig) -> Path:
             "dataset": cfg.dataset.name,
             "checkpoint": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
             "resize_size": datamodule.hparams.resize_size, "crop_size": datamodule.hparams.crop_size}
-    path = save_codes(cfg.out, codes, image_list.labels[index], [image_list.paths[i] for i in index], meta)
+    paths = [os.path.abspath(image_list.paths[i]) for i in index]
+    path = save_codes(out, codes, image_list.labels[index], paths, meta, fix="pass out=<a path on another disk>")
     log.info("%d %d-bit codes of %s/%s -> %s", len(index), model.hash_bit, cfg.dataset.name, cfg.split, path)
     return path
