@@ -42,7 +42,8 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
     f.small = small_lists(tmp / "small", digits_root)
     threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     f.run = tmp / "run"  # the checkpoint every case uses: trained in this process, on the small lists
-    f.results = train(compose_config("train", [*TINY, f"paths.data_dir={f.data_dir}", f"dataset.root={f.small}"], f.run))
+    f.results = train(compose_config("train", [*TINY, f"paths.data_dir={f.data_dir}", f"dataset.root={f.small}"],
+                                     f.run))
     torch.set_num_threads(threads)  # threads=1 set both for this process
     os.environ.pop("OMP_NUM_THREADS") if omp is None else os.environ.update(OMP_NUM_THREADS=omp)
     f.ckpt = f.run / "checkpoints" / "last.ckpt"
@@ -70,7 +71,8 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
                                query=[(path, None) for path, _ in digits_rows(digits_root, "test.txt", 10)])
     f.odd_images = small_lists(tmp / "odd_images", digits_root,
                                train=digits_rows(digits_root, "train.txt", 39) + [(str(f.deep), 1)])
-    f.bombed = small_lists(tmp / "bombed", digits_root, train=digits_rows(digits_root, "train.txt", 39) + [(str(f.bomb), 1)])
+    f.bombed = small_lists(tmp / "bombed", digits_root,
+                           train=digits_rows(digits_root, "train.txt", 39) + [(str(f.bomb), 1)])
     f.latin1 = small_lists(tmp / "latin1", digits_root)
     with (f.latin1 / "train.txt").open("ab") as lines:
         lines.write(b"images/caf\xe9.png " + label_row(2).encode() + b"\n")
@@ -122,6 +124,7 @@ def _common(f: Files) -> dict:
 
 SEARCH = ["ckpt_path={ckpt}", "index={codes}", "image={digits}/images/0005.png"]
 SERVE = ["ckpt_path={ckpt}", "index={codes}"]
+READONLY = {"faults": {"readonly": ["{readonly}"]}}  # no write below that folder (EACCES)
 SMALL = ["dataset.root={small}", "dataset.batch_size=8", "dataset.eval_batch_size=64", "threads=1",
          "trainer.accelerator=cpu"]
 # name: (script, args, case options, exit code, the line on stderr: exact, or a prefix when it ends with "...")
@@ -130,8 +133,8 @@ CASES: dict[str, tuple] = {
     "typo hashbit=16": ("train", ["hashbit=16"], {}, 1, "train: hashbit=16: there is no setting hashbit -- did you "
                         "mean hash_bit=16? (python scripts/train.py --cfg job lists every setting)"),
     "typo dataset.topkk": ("train", ["dataset.topkk=5"], {}, 1, "train: dataset.topkk=5: there is no setting "
-                           "dataset.topkk -- did you mean dataset.topk=5? (python scripts/train.py --cfg job lists every "
-                           "setting)"),
+                           "dataset.topkk -- did you mean dataset.topk=5? (python scripts/train.py --cfg job lists "
+                           "every setting)"),
     "unknown net": ("train", ["net=resnet19"], {}, 1, "train: net=resnet19: there is no such net "
                     "(configs/net/resnet19.yaml) -- did you mean net=resnet18? The options: alexnet, ..."),
     "unparsable override": ("search", ["k=["], {}, 1, "search: cannot read the override 'k=[' (no viable alternative "
@@ -143,21 +146,21 @@ CASES: dict[str, tuple] = {
     "seed=abc": ("train", ["seed=abc"], {}, 1, "train: seed='abc': it must be an integer -- pass e.g. seed=0"),
     "dataset.topk=0": ("train", ["dataset.topk=0"], {}, 1, "train: dataset.topk=0: it must be a positive integer, "
                        "null (mAP over the whole database) or a list of them -- pass e.g. dataset.topk=1000"),
-    "dataset.topk=-5": ("train", ["dataset.topk=-5"], {}, 1, "train: dataset.topk=-5: it must be a positive integer, ..."),
+    "dataset.topk=-5": ("train", ["dataset.topk=-5"], {}, 1, "train: dataset.topk=-5: it must be a positive ..."),
     "dataset.topk=abc": ("train", ["dataset.topk=abc"], {}, 1, "train: dataset.topk='abc': it must be a positive ..."),
-    "crop_scale reversed": ("train", ["dataset.crop_scale=[1.5,0.1]"], {}, 1, "train: dataset.crop_scale=[1.5, 0.1]: it "
-                            "must be [min, max] area fractions with 0 < min <= max <= 1 -- pass e.g. "
+    "crop_scale reversed": ("train", ["dataset.crop_scale=[1.5,0.1]"], {}, 1, "train: dataset.crop_scale=[1.5, 0.1]: "
+                            "it must be [min, max] area fractions with 0 < min <= max <= 1 -- pass e.g. "
                             "dataset.crop_scale=[0.08,1.0]"),
-    "hash_bit=100000": ("train", ["hash_bit=100000"], {}, 1, "train: hash_bit=100000: it must be a multiple of 8 from 8 "
-                        "to 1024 (codes are stored 8 bits a byte) -- pass e.g. hash_bit=48"),
+    "hash_bit=100000": ("train", ["hash_bit=100000"], {}, 1, "train: hash_bit=100000: it must be a multiple of 8 from "
+                        "8 to 1024 (codes are stored 8 bits a byte) -- pass e.g. hash_bit=48"),
     "threads=0": ("train", ["threads=0"], {}, 1, "train: threads=0: it must be a positive integer or null (torch's "
                   "default) -- pass e.g. threads=1"),
     "batch above the training list": ("train", [*SMALL, "dataset.batch_size=64", "hydra.run.dir={tmp}/run_batch"], {},
                                       1, "train: dataset.batch_size=64: the training list {small}/train.txt has 40 "
                                       "images, less than one batch of 64 -- pass dataset.batch_size=40"),
     "non-UTF-8 list (train)": ("train", [*SMALL, "dataset.root={latin1}", "hydra.run.dir={tmp}/run_latin1"], {}, 1,
-                               "train: {latin1}/train.txt:41: not UTF-8 text: byte b'\\xe9' (images/caf\\xe9.png 0 0 1 0 "
-                               "0 0 0 0 0 0) -- write the list as UTF-8 (e.g. iconv -f latin1 -t utf-8), with the "
+                               "train: {latin1}/train.txt:41: not UTF-8 text: byte b'\\xe9' (images/caf\\xe9.png 0 0 1 "
+                               "0 0 0 0 0 0 0) -- write the list as UTF-8 (e.g. iconv -f latin1 -t utf-8), with the "
                                "image renamed to match"),
     # checkpoints and runs
     "ckpt_path a folder (train)": ("train", ["ckpt_path={run}", "hydra.run.dir={tmp}/run_folder_ckpt"], {}, 1,
@@ -165,7 +168,8 @@ CASES: dict[str, tuple] = {
                                    "ckpt_path={run}/checkpoints/last.ckpt -- check ckpt_path: copy it again, or pass "
                                    "another checkpoint (ckpt_path=<run>/checkpoints/stepNNNNNN.ckpt)"),
     "ckpt_path a folder (evaluate)": ("evaluate", ["ckpt_path={run}"], {}, 1, "evaluate: checkpoint {run}: it is a "
-                                      "folder, not a checkpoint file: pass ckpt_path={run}/checkpoints/last.ckpt -- ..."),
+                                      "folder, not a checkpoint file: pass ckpt_path={run}/checkpoints/last.ckpt "
+                                      "-- ..."),
     "resume as another method": ("train", [*SMALL, "ckpt_path={ckpt}", "method=dhn", "hash_bit=16"], {}, 1,
                                  "train: ckpt_path={ckpt} continues a run of method=hashnet, but this command asks for "
                                  "method=dhn: a run continues with its own settings -- pass method=hashnet to resume "
@@ -181,8 +185,8 @@ CASES: dict[str, tuple] = {
                                    "evaluate: method=dhn: evaluate.yaml does not choose a method -- it comes from "
                                    "elsewhere (the checkpoint, for evaluate/encode/search/serve); to add it anyway, as "
                                    "a check, pass +method=dhn"),
-    "read-only run folder": ("train", [*SMALL, "hydra.run.dir={readonly}/run"], {"faults": {"readonly": ["{readonly}"]}},
-                             1, "train: cannot write {readonly}/run (Permission denied) -- make that folder writable, "
+    "read-only run folder": ("train", [*SMALL, "hydra.run.dir={readonly}/run"], READONLY, 1,
+                             "train: cannot write {readonly}/run (Permission denied) -- make that folder writable, "
                              "or pass hydra.run.dir=<a folder you can write>"),
     "read-only HASHNET_DATA_DIR": ("train", ["hydra.run.dir={tmp}/run_ro_data", "threads=1"],
                                    {"env": {"HASHNET_DATA_DIR": "{readonly}/data"},
@@ -196,8 +200,8 @@ CASES: dict[str, tuple] = {
                                                                      "TORCH_HOME": "{torch_home}"},
                                  "faults": {"offline": True}}, 1,
                                 "train: {empty_data}/coco/train.txt: list file not found ({empty_data}/coco/train.txt) "
-                                "-- check dataset.root and the dataset.*_list names, or set dataset.builder to build an "
-                                "embedded dataset"),
+                                "-- check dataset.root and the dataset.*_list names, or set dataset.builder to build "
+                                "an embedded dataset"),
     "paper run offline": ("train", ["experiment=paper", "dataset=coco", "net=resnet50", "hash_bit=48"],
                           {"cwd": "{tmp}/cwd_paper", "env": {"HASHNET_DATA_DIR": "{coco_data}",
                                                              "TORCH_HOME": "{torch_home}"},
@@ -207,22 +211,22 @@ CASES: dict[str, tuple] = {
                           "resnet50-11ad3fa6.pth into {torch_home}/hub/checkpoints/ (the torch hub cache; TORCH_HOME "
                           "moves it), or train from scratch with net.pretrained=false"),
     # encode
-    "encode split=bogus": ("encode", ["ckpt_path={ckpt}", "split=bogus"], {}, 1, "encode: split='bogus': it must be one "
-                           "of ['train', 'query', 'database'] -- pass e.g. split=train"),
-    "encode out=<a folder>": ("encode", ["ckpt_path={ckpt}", "out={folder}"], {}, 1, "encode: out={folder} is a folder: "
-                              "give the path of a file to write, e.g. out=codes_database.npz"),
+    "encode split=bogus": ("encode", ["ckpt_path={ckpt}", "split=bogus"], {}, 1, "encode: split='bogus': it must be "
+                           "one of ['train', 'query', 'database'] -- pass e.g. split=train"),
+    "encode out=<a folder>": ("encode", ["ckpt_path={ckpt}", "out={folder}"], {}, 1, "encode: out={folder} is a "
+                              "folder: give the path of a file to write, e.g. out=codes_database.npz"),
     "encode out= read-only": ("encode", ["ckpt_path={ckpt}", "out={readonly}/codes.npz"],
                               {"faults": {"readonly": ["{readonly}"]}}, 1, "encode: cannot write {readonly}/codes.npz "
                               "(Permission denied) -- make {readonly} writable, or pass another out, e.g. "
                               "out=codes_database.npz"),
-    "encode 12-bit codes": ("encode", ["ckpt_path={ckpt12}"], {}, 1, "encode: packed codes (a code file, an index) need "
-                            "a multiple of 8 bits, one byte holding 8: not hash_bit=12 -- train with hash_bit=8 or "
-                            "hash_bit=16"),
+    "encode 12-bit codes": ("encode", ["ckpt_path={ckpt12}"], {}, 1, "encode: packed codes (a code file, an index) "
+                            "need a multiple of 8 bits, one byte holding 8: not hash_bit=12 -- train with hash_bit=8 "
+                            "or hash_bit=16"),
     "encode (relative paths)": ("encode", ["ckpt_path={ckpt}", "dataset.root=data/digits_small", "out={codes}",
                                            "dataset.eval_batch_size=64"], {"cwd": "{tmp}/relative"}, 0, ""),
     "encode, disk full": ("encode", ["ckpt_path={ckpt}", *SMALL[:1], "out={full}"],
-                          {"faults": {"disk_full": ["numpy.savez"]}}, 1, "encode: the disk is full: {full} could not be "
-                          "written (No space left on device); the previous file is unchanged -- free space on that "
+                          {"faults": {"disk_full": ["numpy.savez"]}}, 1, "encode: the disk is full: {full} could not "
+                          "be written (No space left on device); the previous file is unchanged -- free space on that "
                           "disk, or pass out=<a path on another disk>"),
     "encode killed while writing": ("encode", ["ckpt_path={ckpt}", *SMALL[:1], "out={killed}"],
                                     {"faults": {"kill_in": "numpy.savez"}}, -9, ""),
@@ -238,8 +242,8 @@ CASES: dict[str, tuple] = {
     "search image=<a folder>": ("search", [*SEARCH[:2], "image={folder}"], {}, 1, "search: query image {folder} is a "
                                 "folder -- pass image files: image={folder}/<name>.png, or several as "
                                 "image=[PATH,PATH]"),
-    "search grid= read-only": ("search", [*SEARCH, "grid={readonly}/grid.png"], {"faults": {"readonly": ["{readonly}"]}},
-                               1, "search: cannot write {readonly}/grid.png (Permission denied) -- make {readonly} "
+    "search grid= read-only": ("search", [*SEARCH, "grid={readonly}/grid.png"], READONLY, 1,
+                               "search: cannot write {readonly}/grid.png (Permission denied) -- make {readonly} "
                                "writable, or pass another grid, e.g. grid=results.png"),
     "search grid= from another folder": ("search", [*SEARCH, "grid={tmp}/grid.png", "k=3"], {"cwd": "{tmp}/elsewhere"},
                                          0, ""),
@@ -271,9 +275,9 @@ CASES: dict[str, tuple] = {
                                   "['{report_empty}']: pass run or multirun folders (outputs/..., multirun/...) of "
                                   "finished runs"),
     "report on a damaged metrics.json": ("report", ["{report_damaged}"], {}, 1, "report: {report_damaged}/run/"
-                                         "metrics.json cannot be read as a run's metrics (JSONDecodeError: Unterminated "
-                                         "string starting at: line 1 column 14 (char 13)) -- evaluate its checkpoint "
-                                         "again (scripts/evaluate.py), or leave its folder out"),
+                                         "metrics.json cannot be read as a run's metrics (JSONDecodeError: "
+                                         "Unterminated string starting at: line 1 column 14 (char 13)) -- evaluate its "
+                                         "checkpoint again (scripts/evaluate.py), or leave its folder out"),
     # the last resort, and the debug switch
     "an unexpected error": ("search", SEARCH, {"faults": {"raise": ["hashnet.tasks.search:search", "boom"]}}, 1,
                             "search: unexpected RuntimeError: boom (HASHNET_DEBUG=1 shows the full chain)"),
@@ -396,7 +400,8 @@ def test_r_above_the_database_reports_the_r_used(results, files):
     assert (metrics["topk"], metrics["topk_requested"], metrics["steps"], metrics["kind"]) == (50, 999999, 2,
                                                                                              "evaluation")
     assert metrics["protocol"].startswith("mAP@50 ")
-    assert f"dataset.topk=999999 is more than the 50 database images)  -> {files.tmp}/eval_topk/metrics.json" in run.stdout
+    assert f"dataset.topk=999999 is more than the 50 database images)  -> {files.tmp / 'eval_topk'}/metrics.json" \
+        in run.stdout
     assert "val_check_interval" not in run.stdout + run.stderr and "Tip:" not in run.stdout + run.stderr
 
 

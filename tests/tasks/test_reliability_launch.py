@@ -23,8 +23,8 @@ def test_ddp_spawn_run_and_sweep_write_their_metrics(digits_root, tmp_path):
     run, sweep = tmp_path / "run", tmp_path / "sweep"
     env = {"HASHNET_DATA_DIR": str(digits_root.parent)}
     single, swept = run_scripts([
-        Case("train", ["trainer=ddp_spawn", "max_steps=2", "val_every=2", "hash_bit=32", f"dataset.root={small}", *SMALL,
-                       f"hydra.run.dir={run}"], env=env, cwd=str(tmp_path), timeout=600),
+        Case("train", ["trainer=ddp_spawn", "max_steps=2", "val_every=2", "hash_bit=32", f"dataset.root={small}",
+                       *SMALL, f"hydra.run.dir={run}"], env=env, cwd=str(tmp_path), timeout=600),
         Case("train", ["-m", "trainer=ddp_spawn", "hash_bit=16,32", "max_steps=2", "val_every=2",
                        f"dataset.root={small}", *SMALL, f"hydra.sweep.dir={sweep}"], env=env, cwd=str(tmp_path),
              timeout=900)])

@@ -82,7 +82,8 @@ def test_temporaries_of_dead_writers_on_this_host_are_removed(tmp_path):
 def test_check_writable_names_the_key(tmp_path):
     assert check_writable(tmp_path / "new" / "codes.npz", "out", "out=codes.npz") == tmp_path / "new" / "codes.npz"
     assert not (tmp_path / "new").exists()  # nothing created by the check
-    with pytest.raises(UserError, match=f"out={tmp_path} is a folder: give the path of a file to write, e.g. out=c.npz"):
+    with pytest.raises(UserError, match=f"out={tmp_path} is a folder: give the path of a file to write, e.g. "
+                                        "out=c.npz"):
         check_writable(tmp_path, "out", "out=c.npz")
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=f"grid={tmp_path}/file/g.png: {tmp_path}/file is a file, not a folder"):
@@ -99,8 +100,8 @@ def test_describe_finds_the_users_error_in_a_chain_and_names_anything_else():
     except RuntimeError as wrapped:
         assert describe(wrapped) == "dataset.topk=0: it must be positive"
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/runs/x/last.ckpt")
-    assert describe(full) == ("the disk is full: cannot write /runs/x/last.ckpt (No space left on device) -- free space "
-                              "on that disk, or write elsewhere")
+    assert describe(full) == ("the disk is full: cannot write /runs/x/last.ckpt (No space left on device) -- free "
+                              "space on that disk, or write elsewhere")
     readonly = PermissionError(errno.EROFS, os.strerror(errno.EROFS), "/data/digits")
     assert describe(readonly, "pass hydra.run.dir=<x>") == ("cannot write /data/digits (Read-only file system) -- pass "
                                                             "hydra.run.dir=<x>")
@@ -127,7 +128,8 @@ def app_parts(digits_root, tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("query, refused", [("k=%C2%B2", "k='²'"), ("item=%D9%A3", "item='٣'"), ("k=%EF%BC%93", "k='３'")])
+@pytest.mark.parametrize("query, refused", [("k=%C2%B2", "k='²'"), ("item=%D9%A3", "item='٣'"),
+                                            ("k=%EF%BC%93", "k='３'")])
 def test_api_takes_ascii_digits_only(app_parts, query, refused):
     client = serve.create_app(*app_parts).test_client()
     response = client.get(f"/api/search?item=1&{query}" if query.startswith("k=") else f"/api/search?{query}")
@@ -173,7 +175,8 @@ def test_16bit_png_reads_as_8bit_like_pil(tmp_path):
     pixels = read_image(str(path))
     assert pixels.dtype == torch.uint8
     with Image.open(path) as image:
-        assert image.mode == "RGB" and torch.equal(pixels, torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1))
+        expected = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+        assert image.mode == "RGB" and torch.equal(pixels, expected)
 
 
 @pytest.mark.parametrize("side", [12_000, 20_000])  # over PIL's limit; over twice it (PIL then refuses to open it)
