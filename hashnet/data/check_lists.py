@@ -110,7 +110,8 @@ def check_split(split: str, image_list: ImageList, datamodule: HashDataModule, c
     if check_images:
         bad = _unreadable(image_list, [i for i, ok in enumerate(exists) if ok])
         if bad:
-            examples = _quote([f"{image_list.where(i)}: {image_list.paths[i]} ({why})" for i, why in bad.items()], shown)
+            examples = _quote([f"{image_list.where(i)}: {image_list.paths[i]} ({why})" for i, why in bad.items()],
+                              shown)
             findings.append(Finding("error", split, f"{len(bad)} images cannot be decoded, e.g.:{examples}",
                                     "replace those files, or set dataset.on_bad_image=skip to leave them out"))
     return findings

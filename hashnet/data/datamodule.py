@@ -158,8 +158,8 @@ class HashDataModule(pl.LightningDataModule):
             fits = len(train) // world // 2 * 2  # even: HashNet's two streams
             processes = f" x {world} processes" if world > 1 else ""
             fix = f"pass dataset.batch_size={fits}" if fits >= 2 else "a batch needs 2 images (a pair) on every process"
-            raise ConfigError(f"dataset.batch_size={self.batch_size}: the training list {train.source} has {len(train)} "
-                              f"images, less than one batch of {self.batch_size}{processes} -- {fix}")
+            raise ConfigError(f"dataset.batch_size={self.batch_size}: the training list {train.source} has "
+                              f"{len(train)} images, less than one batch of {self.batch_size}{processes} -- {fix}")
         unlabeled = np.flatnonzero(~train.labels.any(axis=1))
         self.unlabeled_rows = {"train": len(unlabeled)}
         if len(unlabeled) and not self._warned_unlabeled:
@@ -237,8 +237,8 @@ class HashDataModule(pl.LightningDataModule):
         """Shuffled full batches (the loss needs full halves), resumable at the trainer's global step."""
         data = self.dataset("train", train_transform=True)
         if len(data) < self.batch_size:
-            raise ConfigError(f"dataset.batch_size={self.batch_size}: {self.list_path('train')} has {len(data)} images, "
-                              "less than one batch -- lower dataset.batch_size")
+            raise ConfigError(f"dataset.batch_size={self.batch_size}: {self.list_path('train')} has {len(data)} "
+                              "images, less than one batch -- lower dataset.batch_size")
         trainer = self.trainer
         sampler = ResumableSampler(data, self.batch_size, self.seed, trainer.global_step if trainer else 0,
                                    trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0)

@@ -94,7 +94,7 @@ def load_pretrained(backbone: str, **kwargs) -> nn.Module:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise WeightsUnavailableError(
             f"ImageNet weights for {backbone} are not cached and could not be downloaded ({reason}) -- download "
-            f"{weights.url} into {cache_dir}/ (the torch hub cache; TORCH_HOME moves it), or train from scratch with "
+            f"{weights.url} to {cached} (the torch hub cache; TORCH_HOME moves it), or train from scratch with "
             "net.pretrained=false") from err
 
 

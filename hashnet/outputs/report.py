@@ -324,7 +324,8 @@ def methods_table(runs: Sequence[Run]) -> str | None:
         mean, std = mean_std([run.mAP for run in row])
         spread = f" ± {std:.4f}" if std is not None else ""
         rows.append([dataset, net, bits, method, "" if steps is None else steps, f"mAP@{row[0].topk or 'all'}",
-                     f"{mean:.4f}{spread} (n={len(row)})", _mean_or_blank([run.precision_at_hamming_2 for run in row], 4),
+                     f"{mean:.4f}{spread} (n={len(row)})",
+                     _mean_or_blank([run.precision_at_hamming_2 for run in row], 4),
                      _mean_or_blank([run.train_seconds for run in row], 1), row[0].protocol])
     return _markdown(["dataset", "net", "bits", "method", "steps", "metric", "mAP (mean ± std, n)", "P@H<=2",
                       "train time (s)", "protocol"], rows)

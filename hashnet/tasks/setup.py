@@ -140,7 +140,8 @@ def trained_settings(saved: dict) -> dict:
     method = saved.get("method") or {}
     name = method.get("name") or migrated(saved).get("method", {}).get("name") if method else None
     net = saved.get("net") or {}
-    return {"method": name, "hash_bit": net.get("hash_bit"), "net": net.get("backbone"), "dataset": saved.get("dataset")}
+    return {"method": name, "hash_bit": net.get("hash_bit"), "net": net.get("backbone"),
+            "dataset": saved.get("dataset")}
 
 
 def check_resumable(path: str | Path, cfg: DictConfig, how: str) -> None:

@@ -74,9 +74,12 @@ def global_rank_from_env() -> int:
 
 
 def job_logging() -> dict | None:
-    """This job's logging config (configs/hydra/default.yaml), resolved, for processes DDP spawns; None outside Hydra."""
+    """This job's logging config (configs/hydra/default.yaml), resolved, for the processes DDP spawns; None outside
+    Hydra."""
     try:
-        return OmegaConf.to_container(HydraConfig.get().job_logging, resolve=True) if HydraConfig.initialized() else None
+        if not HydraConfig.initialized():
+            return None
+        return OmegaConf.to_container(HydraConfig.get().job_logging, resolve=True)
     except OmegaConfBaseException:  # a config composed by hand (tests) may lack what the log file's name needs
         return None
 

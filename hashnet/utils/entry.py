@@ -76,7 +76,7 @@ def _key(override: str) -> str:
 
 
 def hydra_message(err: BaseException, script: str, config_dir: Path, config_name: str, argv: list[str]) -> str | None:
-    """One line for an error Hydra raised while composing config_name from argv's overrides, or None if it is not one."""
+    """One line for an error Hydra raised composing config_name with argv's overrides; None if it is not Hydra's."""
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
     if not isinstance(err, HydraException):
@@ -99,8 +99,8 @@ def hydra_message(err: BaseException, script: str, config_dir: Path, config_name
     if unknown and "No match in the defaults list" in text:
         group = unknown.group(1)
         given = next((o for o in overrides if _key(o) == group), group)
-        return (f"{given}: {config_name}.yaml does not choose a {group} -- it comes from elsewhere (the checkpoint, for "
-                f"evaluate/encode/search/serve); to add it anyway, as a check, pass +{given.lstrip('+~')}")
+        return (f"{given}: {config_name}.yaml does not choose a {group} -- it comes from elsewhere (the checkpoint, "
+                f"for evaluate/encode/search/serve); to add it anyway, as a check, pass +{given.lstrip('+~')}")
     if unknown:
         key = unknown.group(1)
         given = next((o for o in overrides if _key(o) == key), key)

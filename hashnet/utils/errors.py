@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 DEBUG_SWITCHES = ("HASHNET_DEBUG", "HYDRA_FULL_ERROR")
-FORCED_HYDRA_ERRORS = "HASHNET_FORCED_HYDRA_FULL_ERROR"  # set when hashnet.utils.entry, not the user, set HYDRA_FULL_ERROR
+FORCED_HYDRA_ERRORS = "HASHNET_FORCED_HYDRA_FULL_ERROR"  # hashnet.utils.entry, not the user, set HYDRA_FULL_ERROR
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_PERMITTED = (errno.EACCES, errno.EPERM, errno.EROFS)
 DEBUG_HINT = "HASHNET_DEBUG=1 shows the full chain"

@@ -208,8 +208,8 @@ CASES: dict[str, tuple] = {
                            "faults": {"offline": True}}, 1,
                           "train: ImageNet weights for resnet50 are not cached and could not be downloaded (<urlopen "
                           "error no network (test)>) -- download https://download.pytorch.org/models/"
-                          "resnet50-11ad3fa6.pth into {torch_home}/hub/checkpoints/ (the torch hub cache; TORCH_HOME "
-                          "moves it), or train from scratch with net.pretrained=false"),
+                          "resnet50-11ad3fa6.pth to {torch_home}/hub/checkpoints/resnet50-11ad3fa6.pth (the torch hub "
+                          "cache; TORCH_HOME moves it), or train from scratch with net.pretrained=false"),
     # encode
     "encode split=bogus": ("encode", ["ckpt_path={ckpt}", "split=bogus"], {}, 1, "encode: split='bogus': it must be "
                            "one of ['train', 'query', 'database'] -- pass e.g. split=train"),
