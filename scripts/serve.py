@@ -18,7 +18,7 @@ log = logging.getLogger("hashnet.tasks.serve")
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="serve")
 def main(cfg: DictConfig) -> None:
-    with exit_on_error("serve"):  # a message, not a traceback: the fix is in the message (HASHNET_DEBUG=1 shows the chain)
+    with exit_on_error("serve"):  # a message, not a traceback (HASHNET_DEBUG=1 shows the chain)
         check_settings(cfg.port, cfg.max_upload_mb, cfg.k, cfg.max_decoding)  # before the model loads
         app = load_app(cfg.ckpt_path, cfg.index, cfg.backend, cfg.device, k=cfg.k, max_upload_mb=cfg.max_upload_mb,
                        max_decoding=cfg.max_decoding)
