@@ -25,6 +25,8 @@ from conftest import compose_config
 from script_runner import Case, Result, run_scripts
 from small_data import digits_rows, label_row, png_16bit, png_bomb, small_lists, write_list
 
+pytestmark = pytest.mark.slow  # about 80 s for the module: one small training run, then 55 commands
+
 # A checkpoint in seconds: 2 steps of 8 images on the small lists (one epoch: 5 steps), one thread.
 TINY = ["hash_bit=16", "max_steps=2", "val_every=2", "dataset.batch_size=8", "dataset.eval_batch_size=64",
         "trainer.accelerator=cpu", "threads=1"]
@@ -305,7 +307,6 @@ def results(files: Files) -> dict[str, Result]:
     return dict(zip(CASES, run_scripts(cases)))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_command_ends_in_one_line(name: str, results: dict[str, Result], files: Files):
     _, _, _, code, line = CASES[name]
