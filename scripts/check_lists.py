@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.check_lists import check_lists
+from hashnet.utils.entry import run
 from hashnet.utils.errors import exit_on_error
 
 
@@ -21,4 +22,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "check_lists")  # Hydra's own errors (an unknown key, a bad override) as one line too

@@ -7,6 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.evaluate import evaluate
+from hashnet.utils.entry import run
 from hashnet.utils.errors import exit_on_error
 
 
@@ -17,4 +18,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "evaluate")  # Hydra's own errors (an unknown key, a bad override) as one line too

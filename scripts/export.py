@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.export import export
+from hashnet.utils.entry import run
 from hashnet.utils.errors import exit_on_error
 
 
@@ -18,4 +19,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "export")  # Hydra's own errors (an unknown key, a bad override) as one line too

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from hashnet.outputs.report import collect, to_csv, to_markdown
+from hashnet.utils.errors import exit_on_error
 from hashnet.utils.files import atomic_write
 
 
@@ -19,12 +20,16 @@ def main() -> None:
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run or multirun folders (searched recursively)")
     parser.add_argument("--out", type=Path, help="folder for report.md and report.csv (default: the first run_dir)")
     args = parser.parse_args()
-    runs = collect(args.run_dirs)
-    out = args.out or args.run_dirs[0]
-    markdown = to_markdown(runs)
-    atomic_write(out / "report.md", lambda f: f.write(markdown.encode()))
-    atomic_write(out / "report.csv", lambda f: f.write(to_csv(runs).encode()))
+    with exit_on_error("report"):  # a message, not a traceback (HASHNET_DEBUG=1 shows the chain)
+        notes: list[str] = []
+        runs = collect(args.run_dirs, notes)
+        out = args.out or args.run_dirs[0]
+        markdown = to_markdown(runs)
+        atomic_write(out / "report.md", lambda f: f.write(markdown.encode()), "pass --out <a writable folder>")
+        atomic_write(out / "report.csv", lambda f: f.write(to_csv(runs).encode()), "pass --out <a writable folder>")
     print(f"{markdown}\n{len(runs)} runs -> {out / 'report.md'}, {out / 'report.csv'}")
+    for note in notes:
+        print(f"note: {note}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashnet.tasks.search import search
+from hashnet.utils.entry import run
 from hashnet.utils.errors import exit_on_error
 
 
@@ -16,4 +17,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "search")  # Hydra's own errors (an unknown key, a bad override) as one line too

@@ -1,7 +1,7 @@
 """Train HashNet, then evaluate mAP@R on the test split.
 
     python scripts/train.py                                   # embedded digits, CPU, a few minutes
-    python scripts/train.py dataset=coco net=resnet50 hash_bit=48
+    python scripts/train.py experiment=paper dataset=coco net=resnet50 hash_bit=48   # the original's settings
     python scripts/train.py -m hash_bit=16,32,48,64           # one run per code length
     python scripts/train.py hash_bit=16 resume=true          # continue the newest digits/hashnet_resnet18_16bit run
 """
@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from hashnet.tasks.train import train
 from hashnet.training.checkpoints import register_run_dir_resolver
+from hashnet.utils.entry import run
 from hashnet.utils.errors import exit_on_error
 
 register_run_dir_resolver()  # configs/hydra/default.yaml picks the run folder with it
@@ -22,4 +23,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "train")  # Hydra's own errors (an unknown key, a bad override) as one line too

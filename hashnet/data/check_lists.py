@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
 from hashnet.data.datamodule import SPLITS, HashDataModule
+from hashnet.data.images import read_image
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 
 LEVELS = ("error", "warning", "info")
@@ -76,15 +76,15 @@ def _missing_finding(split: str, image_list: ImageList, missing: list[int], root
     return Finding("error", split, message, fix)
 
 
-def _unreadable(image_list: ImageList, indices: Sequence[int]) -> list[int]:
-    """The entries among indices whose image PIL cannot decode."""
-    bad = []
+def _unreadable(image_list: ImageList, indices: Sequence[int]) -> dict[int, str]:
+    """{entry: why} for the entries among indices whose image training could not decode (the same reader,
+    hashnet.data.images.read_image: its formats, its pixel limit)."""
+    bad = {}
     for i in indices:
         try:
-            with Image.open(image_list.paths[i]) as image:
-                image.load()
-        except (OSError, SyntaxError, ValueError):
-            bad.append(i)
+            read_image(image_list.paths[i])
+        except (OSError, SyntaxError, ValueError, RuntimeError) as err:
+            bad[i] = str(err).splitlines()[0] if str(err) else type(err).__name__
     return bad
 
 
@@ -110,7 +110,8 @@ def check_split(split: str, image_list: ImageList, datamodule: HashDataModule, c
     if check_images:
         bad = _unreadable(image_list, [i for i, ok in enumerate(exists) if ok])
         if bad:
-            examples = _quote([f"{image_list.where(i)}: {image_list.paths[i]}" for i in bad], shown)
+            examples = _quote([f"{image_list.where(i)}: {image_list.paths[i]} ({why})" for i, why in bad.items()],
+                              shown)
             findings.append(Finding("error", split, f"{len(bad)} images cannot be decoded, e.g.:{examples}",
                                     "replace those files, or set dataset.on_bad_image=skip to leave them out"))
     return findings

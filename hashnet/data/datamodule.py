@@ -30,7 +30,7 @@ from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
-from hashnet.utils.errors import UserError
+from hashnet.utils.errors import DISK_FULL, NOT_PERMITTED, ConfigError, UserError
 
 __all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
            "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 class MissingImagesError(UserError, FileNotFoundError):
     """Images named by the lists are absent on disk; raised once, counting all of them."""
+
+
+class DatasetBuildError(UserError, OSError):
+    """An embedded dataset cannot be built where its root points: the folder cannot be written, or the disk is full."""
 
 
 class HashDataModule(pl.LightningDataModule):
@@ -94,6 +98,8 @@ class HashDataModule(pl.LightningDataModule):
                                               normalize=not normalize_on_device)
                             for train in (True, False)}
         self._lists: dict[str, ImageList] = {}
+        self.unlabeled_rows: dict[str, int] = {}  # split -> rows with no label (counted at setup, warned about)
+        self._warned_unlabeled = False
         self._datasets: dict[tuple[str, bool], ImageListDataset] = {}
 
     def list_path(self, split: str) -> Path:
@@ -106,7 +112,15 @@ class HashDataModule(pl.LightningDataModule):
         split whose list or settings changed."""
         built = (self.list_path("train").parent / MARKER).is_file()
         if self.builder and (built or not all(self.list_path(split).is_file() for split in SPLITS)):
-            build(self.builder, self.root)
+            try:
+                build(self.builder, self.root)
+            except OSError as err:
+                if err.errno not in (*DISK_FULL, *NOT_PERMITTED) or isinstance(err, UserError):
+                    raise
+                raise DatasetBuildError(
+                    f"cannot build dataset {self.name} into {self.root}: {err.strerror} ({err.filename}) -- set "
+                    "HASHNET_DATA_DIR (or paths.data_dir=<folder>) to a folder you can write"
+                    + (" on a disk with free space" if err.errno in DISK_FULL else "")) from err
         if self.use_cache:
             for split in SPLITS:
                 self.image_cache(split)
@@ -141,6 +155,28 @@ class HashDataModule(pl.LightningDataModule):
         """
         fit = (*SPLITS, "val") if self.val == "heldout" else SPLITS
         self._load(("query", "database") if stage == "test" else fit)
+        if stage in (None, "fit"):
+            self._check_training_list()
+
+    def _check_training_list(self) -> None:
+        """ConfigError when the training list holds less than one batch for every process; a warning (once) counting
+        the training rows with no label, which every pairwise loss takes as dissimilar to everything."""
+        train = self._lists["train"]
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if len(train) < self.batch_size * world:
+            fits = len(train) // world // 2 * 2  # even: HashNet's two streams
+            processes = f" x {world} processes" if world > 1 else ""
+            fix = f"pass dataset.batch_size={fits}" if fits >= 2 else "a batch needs 2 images (a pair) on every process"
+            raise ConfigError(f"dataset.batch_size={self.batch_size}: the training list {train.source} has "
+                              f"{len(train)} images, less than one batch of {self.batch_size}{processes} -- {fix}")
+        unlabeled = np.flatnonzero(~train.labels.any(axis=1))
+        self.unlabeled_rows = {"train": len(unlabeled)}
+        if len(unlabeled) and not self._warned_unlabeled:
+            self._warned_unlabeled = True
+            shown = ", ".join(train.where(i) for i in unlabeled[:SHOWN_MISSING])
+            log.warning("%d of %d training rows have no label (%s%s): every pairwise loss takes them as dissimilar "
+                        "to every image -- dataset.drop_unlabeled=true leaves them out", len(unlabeled), len(train),
+                        shown, ", ..." if len(unlabeled) > SHOWN_MISSING else "")
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""
@@ -210,8 +246,8 @@ class HashDataModule(pl.LightningDataModule):
         """Shuffled full batches (the loss needs full halves), resumable at the trainer's global step."""
         data = self.dataset("train", train_transform=True)
         if len(data) < self.batch_size:
-            raise ValueError(f"{self.list_path('train')} has {len(data)} images, fewer than "
-                             f"batch_size={self.batch_size}: no full batch -- lower dataset.batch_size")
+            raise ConfigError(f"dataset.batch_size={self.batch_size}: {self.list_path('train')} has {len(data)} "
+                              "images, less than one batch -- lower dataset.batch_size")
         trainer = self.trainer
         sampler = ResumableSampler(data, self.batch_size, self.seed, trainer.global_step if trainer else 0,
                                    trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0)

@@ -136,11 +136,19 @@ def read_list(path: str | Path, num_classes: int | None = None, root: str | Path
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     source = str(path)
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ListFileError(source, None, "list file not found", source,
                             "check dataset.root and the dataset.*_list names, or set "
                             "dataset.builder to build an embedded dataset") from None
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:  # e.g. a Latin-1 path: the line would name no file on this machine
+        line = data.count(b"\n", 0, err.start) + 1
+        shown = data.split(b"\n")[line - 1].rstrip(b"\r").decode("utf-8", "backslashreplace")
+        raise ListFileError(source, line, f"not UTF-8 text: byte {data[err.start:err.start + 1]!r}", shown,
+                            "write the list as UTF-8 (e.g. iconv -f latin1 -t utf-8), with the image renamed to "
+                            "match") from None
     first = next((n for n, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise ListFileError(source, None, "no entries", f"{len(lines)} blank lines",

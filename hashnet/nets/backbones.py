@@ -19,7 +19,7 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model_builder, get_model_weights
 
-from hashnet.utils.errors import ConfigError
+from hashnet.utils.errors import ConfigError, UserError
 
 BACKBONES = tuple(torchvision.models.list_models(module=torchvision.models))   # classification models only
 
@@ -74,12 +74,17 @@ def check_input_size(backbone: str, pretrained: bool, image_size: int | None, cr
                       f"use {fix}{scratch}")
 
 
+class WeightsUnavailableError(UserError, RuntimeError):
+    """A pretrained network's weights are neither in the torch hub cache nor downloadable (offline)."""
+
+
 def load_pretrained(backbone: str, **kwargs) -> nn.Module:
     """torchvision's model with its DEFAULT ImageNet weights, from the torch hub cache (downloaded if possible).
 
     torchvision's builder adapts the model to its weights (Inception/GoogLeNet input transform and dropped
-    auxiliary heads, ViT/MaxViT image size, DenseNet's old key names). Raises a RuntimeError naming the
-    expected file, the cache folder and the way out when the weights are neither cached nor downloadable.
+    auxiliary heads, ViT/MaxViT image size, DenseNet's old key names). Raises WeightsUnavailableError (a
+    RuntimeError) naming the file to fetch, the cache folder and the way out when they are neither cached nor
+    downloadable.
     """
     weights = get_model_weights(backbone).DEFAULT
     cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
@@ -89,12 +94,11 @@ def load_pretrained(backbone: str, **kwargs) -> nn.Module:
     except Exception as err:
         if cached.is_file():   # the file is there: the error is not about fetching it
             raise
-        raise RuntimeError(
-            f"ImageNet weights for {backbone} are not cached and could not be downloaded ({err}).\n"
-            f"  expected file: {cached}\n"
-            f"  download it from {weights.url} into {cache_dir} (the torch hub cache; set TORCH_HOME to move it),\n"
-            f"  or train from scratch with net.pretrained=false"
-        ) from err
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise WeightsUnavailableError(
+            f"ImageNet weights for {backbone} are not cached and could not be downloaded ({reason}) -- download "
+            f"{weights.url} to {cached} (the torch hub cache; TORCH_HOME moves it), or train from scratch with "
+            "net.pretrained=false") from err
 
 
 def scratch_arguments(backbone: str, image_size: int | None) -> dict:

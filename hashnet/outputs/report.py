@@ -11,7 +11,11 @@ Another method's variant is its name (+C likewise). The protocol is metrics.json
 (hashnet.data.protocol; for a metrics.json older than that field: ties=index, empty=drop as then, the
 split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
 queries-in-database unknown unless left out). Runs of the same cell are averaged (n shown); each row
-names its protocol, and runs of different protocols in one row are refused.
+names its protocol, and runs of different protocols in one row are refused. Runs of different training
+lengths (metrics.json's steps) are never averaged: each row names its steps when they are known. An
+evaluation (scripts/evaluate.py) of a checkpoint whose training run, or another evaluation of it under the
+same protocol, is in the report is the same model scored again, not another seed: it is left out (with a note),
+as is a run where no query could be scored (mAP null).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import yaml
 
 from hashnet.data.protocol import Protocol, split_of
 from hashnet.methods import METHODS as REGISTERED
+from hashnet.utils.errors import UserError
 
 BITS = (16, 32, 48, 64)
 # HashNet's published mAP (Cao et al., ICCV 2017, Table 1; AlexNet): dataset -> (R of mAP@R, mAP per BITS).
@@ -58,6 +63,21 @@ class Run:
     precision_at_hamming_2: float | None
     train_seconds: float | None
     run_dir: str
+    steps: int | None = None
+    checkpoint: str | None = None
+    training: bool = True  # a training run's own evaluation; False: scripts/evaluate.py re-scoring a checkpoint
+
+    @property
+    def model(self) -> tuple:
+        """What identifies the weights scored: the training run's folder and the step (the checkpoint's file name
+        when the step is unknown); a run without a checkpoint in a run's checkpoints/ folder is its own."""
+        if self.training or not self.checkpoint:
+            folder, name = Path(self.run_dir), "last.ckpt"
+        else:
+            checkpoint = Path(self.checkpoint)
+            folder, name = (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint), \
+                checkpoint.name
+        return str(folder.resolve()), self.steps if self.steps is not None else name
 
     @property
     def paper_mAP(self) -> float | None:
@@ -124,25 +144,65 @@ def _protocol(metrics: dict, run_dir: Path) -> Protocol:
                     split=split_of(bool(dataset_cfg.get("drop_unlabeled")), exclude))
 
 
-def load_run(metrics_file: Path) -> Run:
+class ReportError(UserError, ValueError):
+    """A folder holds no runs, or a metrics.json cannot be read."""
+
+
+def load_run(metrics_file: Path) -> Run | None:
     """The Run of one metrics.json, with its variant (and, for an old metrics.json, protocol) from the
-    Hydra files beside it."""
-    metrics = json.loads(metrics_file.read_text())
-    return Run(dataset=metrics["dataset"], net=metrics["net"], method=metrics.get("method", "hashnet"),
-               variant=_variant(metrics, metrics_file.parent), protocol=_protocol(metrics, metrics_file.parent),
-               hash_bit=int(metrics["hash_bit"]), topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
-               precision_at_hamming_2=metrics.get("precision_at_hamming_2"),
-               train_seconds=metrics.get("train_seconds"), run_dir=str(metrics_file.parent))
+    Hydra files beside it; None when no query could be scored (mAP null). ReportError names a damaged file."""
+    try:
+        metrics = json.loads(metrics_file.read_text())
+        if metrics.get("mAP", 0.0) is None:
+            return None
+        return Run(dataset=metrics["dataset"], net=metrics["net"], method=metrics.get("method", "hashnet"),
+                   variant=_variant(metrics, metrics_file.parent), protocol=_protocol(metrics, metrics_file.parent),
+                   hash_bit=int(metrics["hash_bit"]), topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
+                   precision_at_hamming_2=metrics.get("precision_at_hamming_2"),
+                   train_seconds=metrics.get("train_seconds"), run_dir=str(metrics_file.parent),
+                   steps=metrics.get("steps"), checkpoint=metrics.get("checkpoint"),
+                   training=metrics.get("kind", "training" if "train_seconds" in metrics or not metrics.get(
+                       "checkpoint") else "evaluation") == "training")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
+        what = f"no {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise ReportError(f"{metrics_file} cannot be read as a run's metrics ({what}) -- evaluate its checkpoint again "
+                          f"(scripts/evaluate.py), or leave its folder out") from err
 
 
-def collect(run_dirs: Iterable[str | Path]) -> list[Run]:
-    """Every run under run_dirs (a run folder, or a sweep folder holding several), sorted by cell."""
-    files = sorted({f for d in run_dirs for f in Path(d).rglob("metrics.json")})
+def collect(run_dirs: Iterable[str | Path], notes: list[str] | None = None) -> list[Run]:
+    """Every run under run_dirs (a run folder, or a sweep folder holding several), sorted by cell; re-scores of a
+    model already in the report and runs without a score are left out, each with a line appended to notes."""
+    run_dirs = [Path(d) for d in run_dirs]
+    absent = [str(d) for d in run_dirs if not d.exists()]
+    if absent:
+        raise ReportError(f"no such folder: {', '.join(absent)} -- pass run or multirun folders (outputs/..., "
+                          "multirun/...)")
+    files = sorted({f for d in run_dirs for f in d.rglob("metrics.json")})
     if not files:
-        raise FileNotFoundError(f"no metrics.json under {[str(d) for d in run_dirs]}: pass run or multirun folders")
-    runs = [load_run(f) for f in files]
+        raise ReportError(f"no metrics.json under {[str(d) for d in run_dirs]}: pass run or multirun folders "
+                          "(outputs/..., multirun/...) of finished runs")
+    notes = [] if notes is None else notes
+    runs, kept = [], {}
+    loaded = [(f, load_run(f)) for f in files]
+    for file, run in sorted(loaded, key=lambda pair: pair[1] is None or not pair[1].training):  # training runs first
+        if run is None:
+            notes.append(f"left out {file.parent}: no query could be scored (mAP null in its metrics.json)")
+            continue
+        same = kept.get((run.model, run.protocol))
+        if same is not None:
+            notes.append(f"left out {run.run_dir}: it scores the same checkpoint as {same.run_dir} (a re-score by "
+                         "scripts/evaluate.py, not another seed)")
+            continue
+        kept[run.model, run.protocol] = run
+        runs.append(run)
     return sorted(runs, key=lambda r: (r.dataset, r.net, r.protocol.split, _order(METHODS, r.method),
-                                       _order(tuple(VARIANTS), r.variant), r.variant, r.hash_bit))
+                                       _order(tuple(VARIANTS), r.variant), r.variant, r.hash_bit, r.steps or 0,
+                                       r.run_dir))
+
+
+def _steps(steps: int | None) -> str:
+    """', 250 steps' for a row label; '' when metrics.json predates the field."""
+    return "" if steps is None else f", {steps} steps"
 
 
 def _order(names: Sequence[str], name: str) -> int:
@@ -164,8 +224,8 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _mixed_protocols(row: tuple, first: Run, other: Run) -> ValueError:
     """The error for runs of different protocols in one row: both folders and lines, and the fix."""
-    return ValueError(
-        f"runs of different protocols in one row of the report ({', '.join(str(part) for part in row)}):\n"
+    return ReportError(
+        f"runs of different protocols in one row of the report ({', '.join(str(p) for p in row if p is not None)}):\n"
         f"  {first.run_dir}: {first.protocol}\n  {other.run_dir}: {other.protocol}\n"
         f"their mAP are not comparable. Pass only runs of one protocol, e.g.\n"
         f"  python scripts/report.py {first.run_dir}\n"
@@ -208,7 +268,7 @@ def table1(runs: Sequence[Run]) -> str:
     and each row's protocol."""
     runs = [run for run in runs if run.variant == "hashnet"]
     bits, cells, protocols = _grid(runs, lambda r: (r.dataset, r.topk, f"ours, {r.net}" + (
-        ", strict" if r.protocol.split == "strict" else "")))
+        ", strict" if r.protocol.split == "strict" else "") + _steps(r.steps)))
     rows, shown_paper = [], set()
     for (dataset, topk, method), by_bits in cells.items():
         if dataset in PAPER and dataset not in shown_paper and PAPER[dataset][0] == topk:
@@ -227,7 +287,8 @@ def ablation_table(runs: Sequence[Run]) -> str | None:
     runs = [run for run in runs if run.method == "hashnet"]
     if all(run.variant == "hashnet" for run in runs):
         return None
-    bits, cells, protocols = _grid(runs, lambda r: (r.dataset, r.net, r.protocol.split, VARIANTS.get(r.variant, r.variant)))
+    bits, cells, protocols = _grid(runs, lambda r: (r.dataset, r.net, r.protocol.split,
+                                                    VARIANTS.get(r.variant, r.variant) + _steps(r.steps)))
     rows = [[dataset, net, variant, *(_mean(by_bits[b]) if by_bits.get(b) else "" for b in bits),
              protocols[dataset, net, split, variant]]
             for (dataset, net, split, variant), by_bits in cells.items()]
@@ -256,15 +317,18 @@ def methods_table(runs: Sequence[Run]) -> str | None:
     runs = [run for run in runs if run.variant == run.method]
     if all(run.method == "hashnet" for run in runs):
         return None
-    ordered = sorted(runs, key=lambda r: (r.dataset, r.net, r.hash_bit, _order(METHODS, r.method), r.method))
+    ordered = sorted(runs, key=lambda r: (r.dataset, r.net, r.hash_bit, _order(METHODS, r.method), r.method,
+                                          r.steps or 0))
     rows = []
-    for (dataset, net, bits, method), row in _rows(ordered, lambda r: (r.dataset, r.net, r.hash_bit, r.method)).items():
+    for (dataset, net, bits, method, steps), row in _rows(
+            ordered, lambda r: (r.dataset, r.net, r.hash_bit, r.method, r.steps)).items():
         mean, std = mean_std([run.mAP for run in row])
         spread = f" ± {std:.4f}" if std is not None else ""
-        rows.append([dataset, net, bits, method, f"mAP@{row[0].topk or 'all'}", f"{mean:.4f}{spread} (n={len(row)})",
+        rows.append([dataset, net, bits, method, "" if steps is None else steps, f"mAP@{row[0].topk or 'all'}",
+                     f"{mean:.4f}{spread} (n={len(row)})",
                      _mean_or_blank([run.precision_at_hamming_2 for run in row], 4),
                      _mean_or_blank([run.train_seconds for run in row], 1), row[0].protocol])
-    return _markdown(["dataset", "net", "bits", "method", "metric", "mAP (mean ± std, n)", "P@H<=2",
+    return _markdown(["dataset", "net", "bits", "method", "steps", "metric", "mAP (mean ± std, n)", "P@H<=2",
                       "train time (s)", "protocol"], rows)
 
 

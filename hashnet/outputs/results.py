@@ -68,7 +68,12 @@ def nearest(query_codes: np.ndarray, db_codes: np.ndarray, k: int) -> tuple[np.n
 
 
 def retrieval_grid(retrieval: Retrieval, query_paths: Sequence[str], db_paths: Sequence[str]) -> Figure:
-    """GRID_QUERIES queries spread over the query list with their top GRID_TOP, framed by relevance."""
+    """GRID_QUERIES queries spread over the query list with their top GRID_TOP, framed by relevance.
+
+    query_paths, db_paths: the splits' lists; the retrieval's rows are those its index names (a skipped image has none).
+    """
+    query_paths = [query_paths[i] for i in retrieval.query_index.tolist()]
+    db_paths = [db_paths[i] for i in retrieval.db_index.tolist()]
     chosen = np.unique(np.linspace(0, len(query_paths) - 1, GRID_QUERIES).round().astype(int))
     query_codes, db_codes = retrieval.query_codes.numpy(), retrieval.db_codes.numpy()
     distances, indices = nearest(query_codes[chosen], db_codes, GRID_TOP)
@@ -129,19 +134,26 @@ def evaluation_protocol(retrieval: Retrieval, datamodule: pl.LightningDataModule
 
 
 def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
-    """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint; a training run's
-    train_seconds); rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/)."""
+    """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint, steps, the machine; a training
+    run's train_seconds); rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/).
+
+    topk is the R used (the requested one, topk_requested, clamped to the database); mAP is None (null) when no
+    query could be scored (scored_queries 0), not a score of 0.0."""
     protocol = evaluation_protocol(retrieval, trainer.datamodule)
+    scored = retrieval.scored_queries
     results = {
-        "mAP": retrieval.mAP,
+        "mAP": None if scored == 0 else retrieval.mAP,
         "mAP_at": retrieval.mAP_at,  # every R of dataset.topk, from one scan ({"all": ..., "1000": ...})
         "protocol": str(protocol),
         **asdict(protocol),  # topk, ties, empty_queries, queries_in_database, split: what the line says
+        "topk_requested": retrieval.topk_requested,
+        "scored_queries": scored,
         **run,
         "eval_codes": retrieval.eval_codes,
         "num_queries": len(retrieval.query_codes),
         "num_database": len(retrieval.db_codes),
         "skipped_images": skipped_images(trainer.datamodule),
+        "unlabeled_rows": dict(getattr(trainer.datamodule, "unlabeled_rows", {})),  # counted (and warned) at setup
         **retrieval_metrics(retrieval),
     }
     if trainer.is_global_zero:

@@ -123,3 +123,7 @@ class MeanAP:
         """The means (0.0 where no query counted): a float if single, else a list in the order of R."""
         means = [total / counted if counted else 0.0 for total, counted in zip(self.total, self.counted)]
         return means[0] if single else means
+
+    def scored(self, single: bool) -> int | list[int]:
+        """How many queries each mean counts ("drop": those with a hit in the top R; "zero": all), as result."""
+        return self.counted[0] if single else list(self.counted)

@@ -40,11 +40,17 @@ def binarize(outputs: Tensor) -> Tensor:
     return sign(outputs).to(torch.int8)
 
 
+class CodeLengthError(UserError, ValueError):
+    """Codes whose length is not a whole number of bytes cannot be packed."""
+
+
 def check_packable(hash_bit: int) -> None:
-    """Packed codes need whole bytes: ValueError unless hash_bit is a multiple of 8."""
+    """Packed codes need whole bytes: CodeLengthError (a ValueError) unless hash_bit is a multiple of 8."""
     if hash_bit % 8:
-        raise ValueError(f"packed codes need hash_bit to be a multiple of 8 (one byte holds 8 bits), "
-                         f"got hash_bit={hash_bit}: train with hash_bit=16/32/48/64")
+        low = hash_bit // 8 * 8
+        raise CodeLengthError(f"packed codes (a code file, an index) need a multiple of 8 bits, one byte holding 8: "
+                              f"not hash_bit={hash_bit} -- train with " +
+                              (f"hash_bit={low} or hash_bit={low + 8}" if low else "hash_bit=8"))
 
 
 def pack_codes(codes: np.ndarray | Tensor) -> np.ndarray:
@@ -89,10 +95,11 @@ class CodeFile:
 
 
 def save_codes(path: str | Path, codes: np.ndarray | Tensor, labels: np.ndarray | Tensor,
-               paths: list[str], meta: dict[str, Any]) -> Path:
+               paths: list[str], meta: dict[str, Any], fix: str = "write elsewhere") -> Path:
     """Pack codes (N, K) in {-1,+1} and write them with labels (N, C) 0/1, paths and meta, atomically.
 
-    meta must hold hash_bit, net and dataset (checked on load); hash_bit must equal K.
+    meta must hold hash_bit, net and dataset (checked on load); hash_bit must equal K. A full disk or an unwritable
+    folder raises hashnet.utils.files.FileWriteError (fix: what else to do), leaving an earlier file unchanged.
     """
     packed = pack_codes(codes)
     labels = as_numpy(labels)
@@ -106,7 +113,7 @@ def save_codes(path: str | Path, codes: np.ndarray | Tensor, labels: np.ndarray 
     record = json.dumps({"format": FORMAT, **meta})
     arrays = {"codes": packed, "labels": labels.astype(np.uint8), "paths": np.array(paths, dtype=str),
               "meta": np.array(record)}
-    return atomic_write(path, lambda f: np.savez(f, **arrays))
+    return atomic_write(path, lambda f: np.savez(f, **arrays), fix)
 
 
 def load_codes(path: str | Path, **expected: Any) -> CodeFile:

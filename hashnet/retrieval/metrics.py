@@ -153,13 +153,14 @@ def _scan(data: _Data, depth: int = 0, radius: int | None = None, histograms: bo
 
 def mean_average_precision(query_codes: Array, query_labels: Array, db_codes: Array, db_labels: Array,
                            topk: TopK = None, ties: str = "index", empty_queries: str = "drop", *,
-                           query_chunk: int | None = None) -> float | list[float]:
+                           query_chunk: int | None = None, with_counts: bool = False):
     """HashNet's mAP@R: the mean over queries of AP over the top R = `topk` of the Hamming ranking.
 
     query_codes (Nq, K), db_codes (N, K) in {-1,+1}; query_labels (Nq, C), db_labels (N, C) 0/1.
     topk: R; None means N, more than N is clamped to N with a warning. A list of R gives a list of
     mAP in its order, from one scan to the largest R. AP = sum_{k<=R} precision@k * rel_k /
-    (relevant items in the top R). query_chunk: queries per chunk (memory/speed only).
+    (relevant items in the top R). query_chunk: queries per chunk (memory/speed only). with_counts: return
+    (mAP, how many queries it averages) instead, the count shaped as the mAP (0: no query could be scored).
 
     empty_queries="drop": a query with no relevant item in the top R is left out of the mean (0.0
         if every query is): the paper's code. "zero": it counts as AP 0 (DeepHash-pytorch, FIRe).
@@ -183,7 +184,7 @@ def mean_average_precision(query_codes: Array, query_labels: Array, db_codes: Ar
             mean.add(*expected_average_precision(count, relevant, depths, harmonic))
         else:
             mean.add(*average_precision(ranked, depths))
-    return mean.result(single)
+    return (mean.result(single), mean.scored(single)) if with_counts else mean.result(single)
 
 
 def _ball_counts(data: _Data, radius: int, query_chunk: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ def _ranked_by_score(query: np.ndarray, db: np.ndarray, query_labels: np.ndarray
 
 def mean_average_precision_by_score(query_outputs: Array, query_labels: Array, db_outputs: Array,
                                     db_labels: Array, topk: TopK = None, empty_queries: str = "drop", *,
-                                    query_chunk: int | None = None) -> float | list[float]:
+                                    query_chunk: int | None = None, with_counts: bool = False):
     """mAP@R over the ranking of the database by inner product <q, d> of real-valued outputs.
 
     query_outputs (Nq, K), db_outputs (N, K) real (e.g. tanh outputs in [-1, 1]); query_labels (Nq, C),
@@ -52,7 +52,7 @@ def mean_average_precision_by_score(query_outputs: Array, query_labels: Array, d
     (a list of mAP in its order, from one ranking to the largest R). AP and empty_queries ("drop":
     queries with no relevant item in the top R are left out; "zero": they count as AP 0) as in
     hashnet.retrieval.metrics.mean_average_precision. For outputs of equal norm the ranking is that of
-    Euclidean distance.
+    Euclidean distance. with_counts: return (mAP, queries counted), as mean_average_precision does.
     """
     check_conventions("index", empty_queries)
     query, db = _float64(query_outputs), _float64(db_outputs)
@@ -62,4 +62,4 @@ def mean_average_precision_by_score(query_outputs: Array, query_labels: Array, d
     mean = MeanAP(len(depths), empty_queries)
     for ranked in _ranked_by_score(query, db, data.query_labels, data.db_labels, max(depths), query_chunk):
         mean.add(*average_precision(ranked, depths))
-    return mean.result(single)
+    return (mean.result(single), mean.scored(single)) if with_counts else mean.result(single)

@@ -34,6 +34,8 @@ RANGES = [  # (key, (what it must be, test), a sensible value)
     ("ckpt_every", POSITIVE_INT, "ckpt_every=1000"),
     ("optim.lr", ("a positive number", lambda v: _number(v) and v > 0), "optim.lr=3e-4"),
     ("hash_lr_mult", ("a positive number", lambda v: _number(v) and v > 0), "hash_lr_mult=10"),
+    ("threads", ("a positive integer or null (torch's default)", lambda v: v is None or (_integer(v) and v > 0)),
+     "threads=1"),
 ]
 
 

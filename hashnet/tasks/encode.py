@@ -3,6 +3,7 @@ written as a code file (hashnet.retrieval.codes)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from hashnet.data.datamodule import SPLITS
 from hashnet.retrieval.codes import binarize, check_packable, save_codes, unpack_codes
 from hashnet.tasks.hasher import Hasher
 from hashnet.tasks.setup import (
@@ -20,15 +22,20 @@ from hashnet.tasks.setup import (
     pick_device,
     use_trained_input_size,
 )
+from hashnet.utils.errors import check_choice
+from hashnet.utils.files import check_writable
 
 log = logging.getLogger(__name__)
 
 
 def encode(cfg: DictConfig) -> Path:
     """Encode cfg.split of cfg.dataset (or, with cfg.images, every image below that folder) with the checkpoint
-    cfg.ckpt_path; write the code file cfg.out (null: codes_<split>.npz, or codes_images.npz, in the run folder)."""
+    cfg.ckpt_path; write the code file cfg.out (null: codes_<split>.npz, or codes_images.npz, in the run folder),
+    image paths absolute, so that search and serve find the images from any folder."""
     if cfg.get("images"):
         return encode_folder(cfg)
+    check_choice("split", cfg.split, SPLITS)
+    out = check_writable(out_path(cfg, cfg.split), "out", f"out=codes_{cfg.split}.npz")  # before any image is encoded
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name)
     check_packable(model.hash_bit)
     use_trained_input_size(cfg)
@@ -47,7 +54,8 @@ def encode(cfg: DictConfig) -> Path:
             "dataset": cfg.dataset.name,
             "checkpoint": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
             "resize_size": datamodule.hparams.resize_size, "crop_size": datamodule.hparams.crop_size}
-    path = save_codes(out_path(cfg, cfg.split), codes, image_list.labels[index], [image_list.paths[i] for i in index], meta)
+    paths = [os.path.abspath(image_list.paths[i]) for i in index]
+    path = save_codes(out, codes, image_list.labels[index], paths, meta, fix="pass out=<a path on another disk>")
     log.info("%d %d-bit codes of %s/%s -> %s", len(index), model.hash_bit, cfg.dataset.name, cfg.split, path)
     return path
 
@@ -61,10 +69,12 @@ def encode_folder(cfg: DictConfig) -> Path:
     """Every image below the folder cfg.images (hashnet.data.image_files), encoded by the checkpoint's own eval
     transform and network (hashnet.tasks.hasher), into a code file with no labels (N, 0); unreadable files are
     skipped, named in the log and listed in the file's metadata ("skipped")."""
+    out = check_writable(out_path(cfg, "images"), "out", "out=codes_images.npz")  # before any image is encoded
     hasher = Hasher.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     index = hasher.index(cfg.images, workers=cfg.num_workers, batch_size=cfg.batch_size)
     codes = unpack_codes(index.codes)
     meta = {**index.meta, "split": "images"}
-    path = save_codes(out_path(cfg, "images"), codes, np.zeros((len(codes), 0), np.uint8), list(index.paths), meta)
+    paths = [os.path.abspath(path) for path in index.paths]
+    path = save_codes(out, codes, np.zeros((len(codes), 0), np.uint8), paths, meta, fix="pass out=<a path on another disk>")
     log.info("%d %d-bit codes of the images below %s -> %s", len(codes), hasher.hash_bit, cfg.images, path)
     return path

@@ -7,8 +7,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from hashnet.outputs.results import write_results
-from hashnet.retrieval.evaluation import EVAL_CODES
+from hashnet.retrieval.evaluation import EVAL_CODES, unscored_reason
 from hashnet.tasks.setup import (
+    apply_threads,
     build_datamodule,
     build_trainer,
     load_checkpoint,
@@ -25,17 +26,26 @@ def evaluate(cfg: DictConfig) -> dict:
     otherwise), write metrics.json."""
     logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach evaluate.log too
     check_choice("eval_codes", cfg.get("eval_codes"), (None, *EVAL_CODES))
-    net = cfg.get("net")  # set by net=<backbone> on the command line, as a check
+    threads = apply_threads(cfg.get("threads"))
+    net, method = cfg.get("net"), cfg.get("method")  # set by net=<backbone> / +method=<name>, as checks
     use_trained_input_size(cfg)
     datamodule = build_datamodule(cfg)  # checks the dataset's settings, the mAP protocol among them
     protocol = {"topk": datamodule.topk, "ties": datamodule.ties, "empty_queries": datamodule.empty_queries}
     overrides = {"eval_codes": cfg.eval_codes} if cfg.get("eval_codes") else {}
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
-                            **protocol, **overrides)
+                            method.name if method else None, **protocol, **overrides)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
-    results = write_results(trainer, model.retrieval, run_info(model, str(cfg.ckpt_path)), output_dir)
+    results = write_results(trainer, model.retrieval, run_info(model, str(cfg.ckpt_path), model.trained_steps),
+                            output_dir)
     if trainer.is_global_zero:
-        log.info("mAP = %.4f  (%s)  -> %s", results["mAP"], results["protocol"], output_dir / "metrics.json")
+        if results["mAP"] is None:
+            log.warning("mAP@%s: no query could be scored: %s -- check the labels of the query and database lists "
+                        "(scripts/check_lists.py)", results["topk"] or "all", unscored_reason(model.retrieval))
+        else:
+            clamped = f"; dataset.topk={cfg.dataset.topk} is more than the {results['num_database']} database " \
+                      "images" if cfg.dataset.topk is not None and cfg.dataset.topk != results["topk"] else ""
+            log.info("mAP = %.4f  (%s, %s steps, %d threads%s)  -> %s", results["mAP"], results["protocol"],
+                     results["steps"], threads, clamped, output_dir / "metrics.json")
     return results

@@ -15,7 +15,8 @@ from hashnet.outputs.results import GRID_TOP, save_png, thumbnails
 from hashnet.retrieval.codes import binarize, load_codes, pack_codes
 from hashnet.retrieval.index import HammingIndex
 from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device
-from hashnet.utils.errors import UnreadableFileError
+from hashnet.utils.errors import ConfigError, UnreadableFileError
+from hashnet.utils.files import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,34 @@ class QueryImageError(UnreadableFileError, FileNotFoundError):
 
 
 def query_paths(image: str | list[str]) -> list[Path]:
-    """cfg.image (one path or a list of them) as existing files; FileNotFoundError names a missing one."""
-    paths = [Path(p) for p in (image if isinstance(image, (list, ListConfig)) else [image])]
+    """cfg.image (one path or a list of them) as existing files; QueryImageError names a missing one or a folder."""
+    paths = [Path(str(p)) for p in (image if isinstance(image, (list, ListConfig)) else [image])]
+    if not paths:
+        raise ConfigError(f"image={list(image)}: no query image given -- pass image=PATH or image=[PATH,PATH]")
     for path in paths:
+        if path.is_dir():
+            raise QueryImageError(f"query image {path} is a folder -- pass image files: image={path}/<name>.png, or "
+                                  "several as image=[PATH,PATH]")
         if not path.is_file():
             raise QueryImageError(f"query image {path} does not exist (image=PATH or image=[PATH,PATH])")
     return paths
+
+
+def check_k(k: object) -> int:
+    """k, the neighbours listed per query: ConfigError unless a positive integer."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k={k!r}: it must be a positive integer, the neighbours listed per query -- pass e.g. k=10")
+    return k
+
+
+def indexed_thumbnails(paths: list[str], index: str) -> list:
+    """thumbnails of indexed images; QueryImageError naming the code file when one is no longer on disk."""
+    missing = [path for path in paths if not Path(path).is_file()]
+    if missing:
+        raise QueryImageError(f"indexed image {missing[0]} (in {index}) is not on disk: the grid draws the images "
+                              "a code file lists -- run search from the folder encode ran in if its paths are "
+                              "relative (older code files), or encode the database again (scripts/encode.py)")
+    return thumbnails(paths)
 
 
 def read_query(path: Path) -> Image.Image:
@@ -48,25 +71,28 @@ def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
 
     grid: a PNG path where the queries and their top GRID_TOP are drawn.
     """
+    k = check_k(cfg.k)
+    queries = query_paths(cfg.image)  # every setting is checked before the checkpoint loads
+    grid = check_writable(cfg.grid, "grid", "grid=results.png") if cfg.grid else None
     model = load_checkpoint(cfg.ckpt_path)
     net = model.hparams.net["backbone"]
     database = load_codes(cfg.index, hash_bit=model.hash_bit, net=net, dataset=model.hparams.dataset)
     if database.meta["checkpoint"] != str(Path(cfg.ckpt_path).resolve()):
         warnings.warn(f"{cfg.index} was encoded with {database.meta['checkpoint']}, not {cfg.ckpt_path}: "
                       "codes of different checkpoints are not comparable unless the weights are the same")
-    queries = query_paths(cfg.image)
     transform = transforms(database.meta["resize_size"], database.meta["crop_size"], train=False)
     batch = torch.stack([transform(read_query(path)) for path in queries])
     codes = binarize(encode_images(model, [batch], pick_device(cfg.device)))
-    distances, indices = HammingIndex(database.codes, cfg.backend).search(pack_codes(codes), cfg.k)
+    distances, indices = HammingIndex(database.codes, cfg.backend).search(pack_codes(codes), k)
     found = [[(database.paths[i], int(d)) for d, i in zip(row_d, row_i)] for row_d, row_i in zip(distances, indices)]
     for path, results in zip(queries, found):
         lines = [f"  {rank:3d}  d={distance:<3d} {result}" for rank, (result, distance) in enumerate(results, 1)]
         log.info("%s: top %d of %d (%s/%s)\n%s", path, len(results), len(database), database.meta["dataset"],
                  database.meta["split"], "\n".join(lines))
-    if cfg.grid:
+    if grid is not None:
         figure = retrieval_grid_figure(thumbnails([str(p) for p in queries]),
-                                       [thumbnails([p for p, _ in results[:GRID_TOP]]) for results in found],
+                                       [indexed_thumbnails([p for p, _ in results[:GRID_TOP]], cfg.index)
+                                        for results in found],
                                        distances[:, :GRID_TOP], captions=[p.name for p in queries])
-        log.info("grid -> %s", save_png(figure, Path(cfg.grid)))
+        log.info("grid -> %s", save_png(figure, grid))
     return found

@@ -37,12 +37,42 @@ from hashnet.retrieval.codes import CodeFile, binarize, check_packable, load_cod
 from hashnet.retrieval.index import HammingIndex
 from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device
 from hashnet.training.module import HashingModule
+from hashnet.utils.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
+
+class ServeError(UserError, OSError):
+    """The server cannot listen where it was asked to."""
+
 MAX_K = 1000        # most results one request may ask for: a page of 1,000 thumbnails is already slow to draw
+MAX_PORT = 65535
 SAMPLE = 24         # indexed images offered on the page to search with
 THUMBNAIL = 160     # pixels per side of the uploaded query shown on the page
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_settings(port: object, max_upload_mb: object, k: object, max_decoding: object) -> None:
+    """ConfigError naming the first of serve.yaml's settings that cannot work, before anything is loaded."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= MAX_PORT:
+        raise ConfigError(f"port={port!r}: it must be a TCP port, a whole number in 0..{MAX_PORT} (0: any free one) "
+                          "-- pass e.g. port=8000")
+    if not _number(max_upload_mb) or not max_upload_mb > 0:
+        raise ConfigError(f"max_upload_mb={max_upload_mb!r}: it must be a positive number of megabytes -- pass e.g. "
+                          "max_upload_mb=8")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k={k!r}: the default number of results must be a whole number >= 1 -- pass e.g. k=20")
+    if not isinstance(max_decoding, int) or isinstance(max_decoding, bool) or max_decoding < 1:
+        raise ConfigError(f"max_decoding={max_decoding!r}: it must be a whole number >= 1, the uploads decoded at "
+                          "once -- pass e.g. max_decoding=2")
+
+
+def whole_number(value: str) -> bool:
+    """Whether a request value is a whole number in ASCII digits (str.isdigit also takes '²' or '٣')."""
+    return value.isascii() and value.isdigit()
 
 
 def labels_of(row: np.ndarray) -> list[int]:
@@ -123,16 +153,20 @@ class Searcher:
 
 
 def create_app(model: HashingModule, database: CodeFile, checkpoint: str | None = None, k: int = 20,
-               max_upload_mb: float = 8, backend: str = "auto", device: torch.device | None = None) -> Flask:
-    """The Flask app serving the page (/), the API (/api/search, /api/info) and the indexed images (/image/<position>)."""
+               max_upload_mb: float = 8, backend: str = "auto", device: torch.device | None = None,
+               max_decoding: int = 2) -> Flask:
+    """The Flask app serving the page (/), the API (/api/search, /api/info) and the indexed images (/image/<position>).
+
+    At most max_decoding uploads are decoded at once (the others wait): a decoded image takes 3 bytes a pixel, up to
+    PIL's pixel limit (about 270 MB), whatever its file size."""
+    check_settings(0, max_upload_mb, k, max_decoding)
     searcher = Searcher(model, database, backend, device)
-    if k < 1:
-        raise ValueError(f"k={k}: the default number of results must be at least 1 (e.g. k=20)")
     if k > searcher.max_k:
         log.warning("k=%d is more than a request may ask for (%d); the page shows %d", k, searcher.max_k, searcher.max_k)
         k = searcher.max_k
     app = Flask(__name__, static_folder=None)  # nothing but the routes below: no folder of files to reach into
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 2 ** 20)
+    decoding = threading.BoundedSemaphore(max_decoding)
     info = {key: database.meta.get(key) for key in ("hash_bit", "net", "dataset", "split")}
     info.update(size=len(database), checkpoint=checkpoint, encoded_with=database.meta.get("checkpoint"),
                 backend=searcher.index.backend, max_k=searcher.max_k, max_upload_mb=max_upload_mb)
@@ -144,13 +178,13 @@ def create_app(model: HashingModule, database: CodeFile, checkpoint: str | None 
 
     def read_k() -> int:
         value = request.values.get("k", "") or str(k)
-        if not value.isdigit() or not 1 <= int(value) <= searcher.max_k:
+        if not whole_number(value) or not 1 <= int(value) <= searcher.max_k:
             abort(400, f"k={value!r}: give a whole number of results in 1..{searcher.max_k}")
         return int(value)
 
     def read_position() -> int:
         value = request.values.get("item", "")
-        if not value.isdigit():
+        if not whole_number(value):
             abort(400, f"item={value!r}: give the position of an indexed image, a whole number in 0..{len(database) - 1}")
         if int(value) >= len(database):
             abort(404, f"item={value}: the index holds positions 0..{len(database) - 1}")
@@ -161,7 +195,9 @@ def create_app(model: HashingModule, database: CodeFile, checkpoint: str | None 
         if upload is None:
             abort(400, "no file in the form field 'image'")
         try:
-            return decode_upload(upload.read()), upload.filename or ""
+            data = upload.read()
+            with decoding:  # max_decoding at once: each holds a whole decoded image
+                return decode_upload(data), upload.filename or ""
         except ValueError as err:
             abort(400, f"{upload.filename or 'upload'}: {err}")
 
@@ -216,6 +252,7 @@ def create_app(model: HashingModule, database: CodeFile, checkpoint: str | None 
 def load_app(ckpt_path: str, index: str, backend: str = "auto", device: str = "auto", **options: Any) -> Flask:
     """create_app on the checkpoint at ckpt_path and the code file at index, refusing a code file of
     another code length, network or dataset (CodeFileError) and a missing file (FileNotFoundError)."""
+    check_settings(0, options.get("max_upload_mb", 8), options.get("k", 20), options.get("max_decoding", 2))
     model = load_checkpoint(ckpt_path)
     database = load_codes(index, hash_bit=model.hash_bit, net=model.hparams.net["backbone"], dataset=model.hparams.dataset)
     if database.meta.get("checkpoint") != str(Path(ckpt_path).resolve()):
@@ -235,11 +272,12 @@ def start_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
 
     OSError naming the address and the fix when it cannot listen there (the port is taken, the host is not this machine's).
     """
+    check_settings(port, 8, 20, 1)
     try:  # bound here, not by werkzeug, which would print its own message and exit
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         listener = socket.create_server((host, port), family=family)
     except OSError as err:
-        raise OSError(f"cannot listen on {host}:{port} ({err.strerror or err}): pass another port (port=0 picks a free one) "
-                      f"or host=127.0.0.1") from err
+        raise ServeError(f"cannot listen on {host}:{port} ({err.strerror or err}): pass another port (port=0 picks a "
+                         f"free one) or host=127.0.0.1") from err
     with listener:  # the server keeps a duplicate of the socket
         return make_server(host, port, app, threaded=True, fd=listener.fileno())

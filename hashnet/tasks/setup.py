@@ -4,8 +4,11 @@ each other."""
 from __future__ import annotations
 
 import logging
+import os
+import platform
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -15,7 +18,7 @@ from torch import Tensor
 
 from hashnet.data.builders import num_classes
 from hashnet.data.datamodule import HashDataModule
-from hashnet.methods import METHODS
+from hashnet.methods import METHODS, build_method
 from hashnet.nets.backbones import weights_follow
 from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule, build
@@ -70,6 +73,13 @@ def resolve_method(cfg: DictConfig, datamodule: HashDataModule) -> None:
             cfg.method[key] = value
 
 
+def check_method(cfg: DictConfig) -> None:
+    """Build the configured method alone (small: no network) so that its settings are refused by their
+    method.<key> before any data is read or weights are loaded."""
+    build_method(OmegaConf.to_container(cfg.method, resolve=True), cfg.hash_bit, cfg.dataset.num_classes,
+                 cfg.dataset.multi_label)
+
+
 def build_model(cfg: DictConfig) -> HashingModule:
     """The configured HashingModule; a setting it refuses raises its own error, not Hydra's wrapper of it."""
     config = OmegaConf.to_container(cfg.model, resolve=True)
@@ -77,21 +87,51 @@ def build_model(cfg: DictConfig) -> HashingModule:
     return build(config)
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
-    """The Trainer with the configured logger and callbacks (plus any given)."""
+def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None, **overrides: Any) -> pl.Trainer:
+    """The Trainer with the configured logger and callbacks (plus any given); overrides replace trainer settings."""
     configured = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
-    return instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=configured + (callbacks or []))
+    return instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=configured + (callbacks or []),
+                       **overrides)
+
+
+def apply_threads(threads: int | None) -> int:
+    """Use `threads` intra-op threads in this process and in the processes it starts (None: torch's default);
+    returns the count in use. Float kernels sum in another order with another count, so a run repeats bit for
+    bit only with the same count (and CPU)."""
+    if threads:
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP ranks start with it; Lightning then leaves it alone
+    return torch.get_num_threads()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """What a run's numbers depend on beyond its config: torch's thread count and version, the CPU, the GPU."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"threads": torch.get_num_threads(), "cpu": cpu_name(), "gpu": gpu, "torch": torch.__version__}
 
 
 def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None,
-                    net: str | None = None, **overrides) -> HashingModule:
-    """Rebuild the HashingModule of a checkpoint, refusing one of another dataset, code length or backbone.
+                    net: str | None = None, method: str | None = None, **overrides) -> HashingModule:
+    """Rebuild the HashingModule of a checkpoint, refusing one of another dataset, code length, backbone or method.
 
     None skips a check; each error names what the checkpoint holds and what was asked for. overrides
-    replace saved hyper-parameters (e.g. eval_codes="continuous").
+    replace saved hyper-parameters (e.g. eval_codes="continuous"). The model's `trained_steps` is the
+    checkpoint's global step (None when it has none).
     """
     path = Path(path)
-    saved = read_checkpoint(path).get("hyper_parameters", {})
+    checkpoint = read_checkpoint(path)
+    saved = checkpoint.get("hyper_parameters", {})
     if "method" not in saved:
         raise CheckpointError(
             f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "
@@ -110,7 +150,36 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
     if net is not None and net != backbone:
         raise CheckpointError(f"checkpoint {path} was trained with net={backbone}, not net={net}: "
                               f"pass net={backbone} or another checkpoint")
+    if method is not None and method != model.method.name:
+        raise CheckpointError(f"checkpoint {path} was trained with method={model.method.name}, not method={method}: "
+                              f"drop +method=... (the checkpoint's method is used), or pass a {method} checkpoint")
+    model.trained_steps = checkpoint.get("global_step")
     return model
+
+
+def trained_settings(saved: dict) -> dict:
+    """What identifies the model a checkpoint's hyper-parameters describe: method, hash_bit, net, dataset."""
+    method = saved.get("method") or {}
+    name = method.get("name") or migrated(saved).get("method", {}).get("name") if method else None
+    net = saved.get("net") or {}
+    return {"method": name, "hash_bit": net.get("hash_bit"), "net": net.get("backbone"),
+            "dataset": saved.get("dataset")}
+
+
+def check_resumable(path: str | Path, cfg: DictConfig, how: str) -> None:
+    """CheckpointError unless the run the checkpoint at path comes from trained what cfg asks for (method,
+    hash_bit, net, dataset): continuing it otherwise would turn one run into another in its own folder.
+    how: what picked the checkpoint, for the message (e.g. "ckpt_path=<path>")."""
+    saved = trained_settings(read_checkpoint(path).get("hyper_parameters", {}))
+    asked = {"method": cfg.method.name, "hash_bit": cfg.hash_bit, "net": cfg.net.backbone, "dataset": cfg.dataset.name}
+    differ = [key for key, value in asked.items() if saved[key] is not None and saved[key] != value]
+    if differ:
+        theirs = " ".join(f"{key}={saved[key]}" for key in differ)
+        ours = " ".join(f"{key}={asked[key]}" for key in differ)
+        raise CheckpointError(
+            f"{how} continues a run of {theirs}, but this command asks for {ours}: a run continues with its own "
+            f"settings -- pass {theirs} to resume it, or leave out ckpt_path / resume=true to start a new run "
+            "(nothing was written)")
 
 
 def migrated(saved: dict) -> dict:
@@ -162,9 +231,12 @@ def encode_images(model: HashingModule, batches: Iterable[Tensor], device: torch
     return torch.cat(outputs)
 
 
-def run_info(model: HashingModule, checkpoint: str | None, train_seconds: float | None = None) -> dict:
-    """What identifies an evaluated model in metrics.json: method, hash_bit, net, dataset, checkpoint, and
-    for a training run the wall-clock seconds of its fit (train_seconds; an evaluation has none)."""
+def run_info(model: HashingModule, checkpoint: str | None, steps: int | None,
+             train_seconds: float | None = None) -> dict:
+    """What identifies an evaluated model in metrics.json: method, hash_bit, net, dataset, checkpoint (absolute),
+    the training steps behind it, whether this is a training run or a re-score of a checkpoint (evaluation), the
+    machine (machine_info), and for a training run the wall-clock seconds of its fit (train_seconds)."""
     info = {"method": model.method.name, "hash_bit": model.hash_bit, "net": model.hparams.net["backbone"],
-            "dataset": model.hparams.dataset, "checkpoint": checkpoint}
+            "dataset": model.hparams.dataset, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+            "steps": steps, "kind": "evaluation" if train_seconds is None else "training", **machine_info()}
     return info if train_seconds is None else {**info, "train_seconds": train_seconds}

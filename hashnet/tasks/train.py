@@ -5,36 +5,66 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 
 from hashnet.outputs.hparams import log_run_hparams
 from hashnet.outputs.results import write_results
+from hashnet.retrieval.evaluation import unscored_reason
 from hashnet.tasks.checks import check_launch, check_train_config
-from hashnet.tasks.setup import build_datamodule, build_model, build_trainer, resolve_method, run_info
-from hashnet.training.callbacks import FiniteLoss, StepSeed
-from hashnet.training.checkpoints import resume_checkpoint
+from hashnet.tasks.setup import (
+    apply_threads,
+    build_datamodule,
+    build_model,
+    build_trainer,
+    check_method,
+    check_resumable,
+    resolve_method,
+    run_info,
+)
+from hashnet.training.callbacks import FiniteLoss, SpawnedLogging, StepSeed
+from hashnet.training.checkpoints import LAST, read_checkpoint, resume_checkpoint
 from hashnet.training.preemption import Preemption
-from hashnet.utils.runlock import run_lock
+from hashnet.utils.files import atomic_write
+from hashnet.utils.runlock import LOCK, run_lock
 
 log = logging.getLogger(__name__)
+
+HYDRA_FILES = ".hydra"  # the composed config, Hydra's settings and the overrides, written once the checks pass
 
 
 def train(cfg: DictConfig) -> dict:
     """Fit the configured method (continuing ckpt_path, or with resume=true the run folder's last.ckpt),
     test the final weights, write metrics.json; returns the metrics.
 
-    Settings are checked first; the run folder is then locked for this process (global rank 0) until
-    the end; a SIGTERM / SIGINT saves a checkpoint and raises Preempted (hashnet/training/preemption.py).
+    Everything that can be checked before training is, before anything is written: the settings, the
+    checkpoint a resumed run continues (its method, hash_bit, net and dataset must be this command's), the
+    dataset's lists and images, the network's weights. Only then are the run's .hydra/ files written (Hydra's
+    own writing is off: configs/train.yaml), so a refused resume leaves its run's config as it was, and a new
+    run folder that never got that far is removed. The run folder is locked for this process (global rank 0)
+    while it trains; a SIGTERM / SIGINT saves a checkpoint and raises Preempted (hashnet/training/preemption.py).
     """
     logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach train.log too
-    check_launch(cfg)
-    check_train_config(cfg)
-    with run_lock(cfg.paths.output_dir, take=global_rank_from_env() == 0):
-        return _train(cfg)
+    leader = global_rank_from_env() == 0
+    output_dir = Path(cfg.paths.output_dir)
+    composed = OmegaConf.to_yaml(cfg)  # as given, before resolve_method fills in data-dependent settings
+    with remove_if_never_started(output_dir, leader):
+        check_launch(cfg)
+        check_train_config(cfg)
+        resume_from = resume_checkpoint(cfg.get("ckpt_path"), cfg.get("resume", False), output_dir)
+        if resume_from:
+            how = f"ckpt_path={resume_from}" if cfg.get("ckpt_path") else f"resume=true ({resume_from})"
+            check_resumable(resume_from, cfg, how)
+        with run_lock(output_dir, take=leader):
+            return _train(cfg, resume_from, composed if leader else None)
 
 
 def global_rank_from_env() -> int:
@@ -43,38 +73,126 @@ def global_rank_from_env() -> int:
     return max(ranks)  # any non-zero one means another process than global rank 0
 
 
+def job_logging() -> dict | None:
+    """This job's logging config (configs/hydra/default.yaml), resolved, for the processes DDP spawns; None outside
+    Hydra."""
+    try:
+        if not HydraConfig.initialized():
+            return None
+        return OmegaConf.to_container(HydraConfig.get().job_logging, resolve=True)
+    except OmegaConfBaseException:  # a config composed by hand (tests) may lack what the log file's name needs
+        return None
+
+
 def hydra_overrides() -> list[str]:
     """The command line's task overrides (none when Hydra does not run, e.g. in tests)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _train(cfg: DictConfig) -> dict:
-    resume_from = resume_checkpoint(cfg.get("ckpt_path"), cfg.get("resume", False), cfg.paths.output_dir)
+@contextmanager
+def remove_if_never_started(output_dir: Path, leader: bool) -> Iterator[None]:
+    """On an error before training started (no .hydra/ written), remove the run folder if Hydra made it for this
+    run: it then holds nothing but this job's log (and the lock)."""
+    try:
+        yield
+    except BaseException:
+        job_log = output_dir / f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
+        if leader and job_log is not None and job_log.is_file() and not (output_dir / HYDRA_FILES).exists() and \
+                {path.name for path in output_dir.iterdir()} <= {job_log.name, LOCK}:
+            for path in output_dir.iterdir():
+                path.unlink(missing_ok=True)
+            output_dir.rmdir()
+            outputs = Path.cwd() / "outputs"  # and the default layout's folders above it, if this left them empty
+            for parent in output_dir.parents:
+                if outputs not in parent.parents or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        raise
+
+
+def save_run_config(output_dir: Path, composed: str) -> None:
+    """Write .hydra/config.yaml (the config as composed), hydra.yaml and overrides.yaml, as Hydra would have."""
+    folder = output_dir / HYDRA_FILES
+    atomic_write(folder / "config.yaml", lambda f: f.write(composed.encode()))
+    if HydraConfig.initialized():
+        hydra = HydraConfig.instance().cfg  # {"hydra": ...}
+        atomic_write(folder / "hydra.yaml", lambda f: f.write(OmegaConf.to_yaml(hydra).encode()))
+        overrides = OmegaConf.to_yaml(hydra.hydra.overrides.task)
+        atomic_write(folder / "overrides.yaml", lambda f: f.write(overrides.encode()))
+
+
+def spawns_processes(trainer: pl.Trainer) -> bool:
+    """Whether the strategy runs fit and test in processes it starts (ddp_spawn): what they compute stays there."""
+    return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
+
+
+def logger_line(logger: Logger | None) -> str:
+    """The summary's line saying where the logger wrote: the TensorBoard command, the CSV file, or the logger."""
+    if isinstance(logger, TensorBoardLogger):
+        return f"\n  tensorboard: tensorboard --logdir {Path(logger.log_dir)}"
+    if isinstance(logger, CSVLogger):
+        return f"\n  metrics.csv: {Path(logger.log_dir) / 'metrics.csv'}"
+    if logger is not None:
+        return f"\n  logger:      {type(logger).__name__} ({getattr(logger, 'save_dir', None) or logger.name})"
+    return ""
+
+
+def score_line(results: dict, requested: object) -> str:
+    """'mAP@1000 = 0.9686', with the R asked for when it was clamped to the database."""
+    topk = results["topk"]
+    clamped = f" (dataset.topk={requested} is more than the {results['num_database']} database images)" \
+        if requested is not None and requested != topk else ""
+    return f"mAP@{topk or 'all'} = {results['mAP']:.4f}{clamped}"
+
+
+def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> dict:
+    threads = apply_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    resolve_method(cfg, datamodule)
+    resolve_method(cfg, datamodule)  # class_num=auto reads the training labels
+    check_method(cfg)  # the method's own settings, before the data is touched
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # the lists and their images are checked before the model (its weights) is built
     model = build_model(cfg)
     if cfg.get("compile"):
         model.net.compile()  # in place: the state dict keeps its keys, so checkpoints load either way
-    extra = [*model.method.callbacks(), StepSeed(cfg.seed), FiniteLoss(), Preemption(overrides=hydra_overrides())]
+    extra = [*model.method.callbacks(), StepSeed(cfg.seed), FiniteLoss(), Preemption(overrides=hydra_overrides()),
+             SpawnedLogging(job_logging())]
     trainer = build_trainer(cfg, callbacks=extra)
+    output_dir = Path(cfg.paths.output_dir)
+    if composed is not None:
+        save_run_config(output_dir, composed)  # from here on the folder is this run's
+    log.info("training %s, %s, %s, %d bits, %d steps; %d threads", cfg.method.name, cfg.dataset.name,
+             cfg.net.backbone, cfg.hash_bit, cfg.max_steps, threads)
     with warnings.catch_warnings():
         # Lightning cannot tell that hashnet.data.sampling.ResumableSampler resumes mid-epoch exactly.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
         started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         train_seconds = time.perf_counter() - started  # this process's fit only: a resumed run counts its last leg
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    output_dir = Path(cfg.paths.output_dir)
-    checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
-    results = write_results(trainer, model.retrieval, run_info(model, checkpoint, train_seconds), output_dir)
-    log_run_hparams(trainer.logger, cfg, results, trainer.global_step)  # a sweep's runs side by side (HParams tab)
-    if trainer.is_global_zero:
+    last = output_dir / LAST
+    checkpoint = (trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None) or \
+        (str(last) if last.is_file() else None)
+    steps = trainer.global_step
+    tester = trainer
+    if spawns_processes(trainer):  # the spawned ranks trained; the weights came back, their evaluation would not
+        steps = read_checkpoint(checkpoint).get("global_step", steps) if checkpoint else steps
+        tester = build_trainer(cfg, strategy="auto", devices=1, num_nodes=1)
+        tester.logger = trainer.logger
+    tester.test(model, datamodule=datamodule, verbose=False)
+    results = write_results(tester, model.retrieval, run_info(model, checkpoint, steps, train_seconds), output_dir)
+    log_run_hparams(tester.logger, cfg, results, steps)  # a sweep's runs side by side (HParams tab)
+    if tester.is_global_zero:
         if results["skipped_images"]["count"]:
             log.warning("%d unreadable images were skipped (dataset.on_bad_image=skip; named above and in %s)",
                         results["skipped_images"]["count"], output_dir / "metrics.json")
-        log.info("test mAP@%s = %.4f  (%s, %s, %s, %d bits)\n  protocol:    %s\n  checkpoint:  %s\n  tensorboard: tensorboard --logdir %s\n"
-                 "  config:      %s\n  metrics:     %s", results["topk"] or "all", results["mAP"], results["method"],
-                 cfg.dataset.name, cfg.net.backbone, cfg.hash_bit, results["protocol"], checkpoint, output_dir,
-                 output_dir / ".hydra" / "config.yaml", output_dir / "metrics.json")
+        if results["mAP"] is None:
+            log.warning("test mAP@%s: no query could be scored: %s -- check the labels of the query and database "
+                        "lists (scripts/check_lists.py)", results["topk"] or "all", unscored_reason(model.retrieval))
+        else:
+            log.info("test %s  (%s, %s, %s, %d bits, %d steps)", score_line(results, cfg.dataset.topk),
+                     results["method"], cfg.dataset.name, cfg.net.backbone, cfg.hash_bit, steps)
+        log.info("  protocol:    %s\n  checkpoint:  %s%s\n  config:      %s\n  metrics:     %s", results["protocol"],
+                 checkpoint, logger_line(tester.logger), output_dir / HYDRA_FILES / "config.yaml",
+                 output_dir / "metrics.json")
     return results

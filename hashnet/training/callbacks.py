@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import math
 import sys
 import time
@@ -50,7 +51,8 @@ class StepSeed(pl.Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """The tqdm bar on a terminal; elsewhere (CI, SLURM logs) one log line every `every` steps instead.
+    """The tqdm bar on a terminal; elsewhere (CI, SLURM logs) one log line every `every` steps instead, and one
+    after the first step (so a log shows early that training runs, and how long a step takes).
 
     A non-TTY stream would otherwise receive a redraw of the bar for every refresh.
     """
@@ -59,12 +61,12 @@ class ProgressBar(TQDMProgressBar):
         super().__init__(refresh_rate=refresh_rate)
         self.every = every
         self.tty = sys.stdout.isatty() if tty is None else tty
-        self._start = 0.0
+        self._start, self._first = 0.0, 0
         if not self.tty:
             self.disable()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start = time.perf_counter()
+        self._start, self._first = time.perf_counter(), trainer.global_step  # a resumed run starts past 0
         super().on_train_start(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
@@ -72,7 +74,24 @@ class ProgressBar(TQDMProgressBar):
         if self.tty:
             return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         step = trainer.global_step
-        if trainer.is_global_zero and (step % self.every == 0 or step == trainer.max_steps):
+        if trainer.is_global_zero and (step % self.every == 0 or step == trainer.max_steps or step == self._first + 1):
             shown = {k: float(v) for k, v in trainer.progress_bar_metrics.items()}
             values = "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
             log.info("step %d/%d  %s  (%.0f s)", step, trainer.max_steps, values, time.perf_counter() - self._start)
+
+
+class SpawnedLogging(pl.Callback):
+    """Gives processes that Lightning spawns (trainer=ddp_spawn) the launching process's logging config (console
+    format and filters, the run's log file, warnings through logging); where logging is set up already, nothing.
+
+    config: the dictConfig of the launching process (Hydra's job_logging, resolved), or None.
+    """
+
+    def __init__(self, config: dict | None) -> None:
+        self.config = config
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.config and not logging.getLogger().handlers:
+            logging.config.dictConfig(self.config)
+            logging.captureWarnings(True)
+

@@ -39,6 +39,10 @@ def _inspect(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
     """(the checkpoint at path loaded with plain values only, or None where it holds other objects or is
     damaged; what is wrong with the file, or None), from one load of the file."""
     path = Path(path)
+    if path.is_dir():
+        inside = [p for p in (path / LAST, path / "last.ckpt") if p.is_file()]
+        return None, ("it is a folder, not a checkpoint file" + (f": pass ckpt_path={inside[0]}" if inside else
+                                                                  " (a run's are in <run>/checkpoints/)"))
     if not path.is_file():
         return None, "it does not exist"
     if path.stat().st_size == 0:

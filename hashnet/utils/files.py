@@ -1,11 +1,32 @@
-"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half of one.
+
+The temporary file is `.<name>.<pid>@<host>.<random>.tmp` beside the target. A failed write removes it; a
+process killed mid-write cannot, so the next write of the same target on the same host removes the
+temporary files of processes that are gone. A full disk or a folder that cannot be written is reported as
+a FileWriteError naming the file (the old file is left as it was).
+"""
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
+
+from hashnet.utils.errors import DISK_FULL, NOT_PERMITTED, ConfigError, UserError, chain
+
+
+class FileWriteError(UserError, OSError):
+    """A file could not be written: the disk is full, or its folder cannot be written. The old file is unchanged."""
+
+    def __init__(self, message: str, err: OSError) -> None:
+        super().__init__(message)
+        self.errno, self.strerror, self.filename = err.errno, err.strerror, err.filename
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # not OSError's "[Errno 28] ..."
 
 
 def _umask() -> int:
@@ -14,11 +35,57 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call write(f) on a temporary file beside path, fsync it, then rename it over path."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes of path left by processes of this host that are gone."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)@(.+)\.[A-Za-z0-9_]+\.tmp$")
+    removed = []
+    for stray in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        match = pattern.match(stray.name)
+        if match and match.group(2) == socket.gethostname() and not _alive(int(match.group(1))):
+            stray.unlink(missing_ok=True)
+            removed.append(stray)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """name with glob's special characters escaped."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def write_problem(err: OSError, path: Path, fix: str) -> FileWriteError | None:
+    """A FileWriteError naming path for a full disk or a folder that cannot be written (err.errno), else None."""
+    if err.errno in DISK_FULL:
+        return FileWriteError(f"the disk is full: {path} could not be written ({err.strerror}); the previous file "
+                              f"is unchanged -- free space on that disk, or {fix}", err)
+    if err.errno in NOT_PERMITTED:
+        return FileWriteError(f"cannot write {path} ({err.strerror}) -- make {path.parent} writable, or {fix}", err)
+    return None
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], fix: str = "write elsewhere") -> Path:
+    """Call write(f) on a temporary file beside path, fsync it, then rename it over path.
+
+    A full disk or an unwritable folder raises FileWriteError (fix: how else to get the file, e.g. "pass
+    out=<another path>"); the temporary file is removed and the previous file, if any, is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}@{socket.gethostname()}.",
+                                   suffix=".tmp")
+    except OSError as err:
+        raise write_problem(err, path, fix) or err
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -26,8 +93,13 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if not isinstance(err, FileWriteError):
+            for cause in chain(err):  # torch.save, for one, wraps the OSError of a full disk in a RuntimeError
+                problem = write_problem(cause, path, fix) if isinstance(cause, OSError) else None
+                if problem is not None:
+                    raise problem from err
         raise
     return path
 
@@ -35,3 +107,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Write data as indented JSON, atomically."""
     return atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode() + b"\n"))
+
+
+def check_writable(path: str | Path, key: str, example: str) -> Path:
+    """path, after checking that a file can be written there: ConfigError naming key when path is a folder,
+    FileWriteError when its folder (or the nearest existing one above it) cannot be written. Writes nothing
+    but a probe file it removes at once. example: a value of key to suggest, e.g. "out=codes.npz"."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{key}={path} is a folder: give the path of a file to write, e.g. {example}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{key}={path}: {folder} is a file, not a folder -- pass e.g. {example}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hashnet-probe.")
+    except OSError as err:
+        raise write_problem(err, path, f"pass another {key}, e.g. {example}") or ConfigError(
+            f"{key}={path}: cannot write in {folder} ({err.strerror}) -- pass e.g. {example}") from err
+    os.close(fd)
+    os.unlink(probe)
+    return path

@@ -15,3 +15,19 @@ class RankZeroFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return getattr(rank_zero_only, "rank", 0) == 0
+
+
+NOISE = (  # console lines of the libraries that say nothing about this run (the log file keeps them), lower case
+    "💡 tip:",                            # Lightning's adverts for litlogger / litmodels
+    "isinstance(treespec, leafspec)` is deprecated",  # torch's FutureWarning about Lightning's own code
+    "total flops",                        # Lightning's model table (FLOPs 0: no example input); kept in train.log
+    "was configured so validation will run after every batch",  # a Trainer(val_check_interval=1) note
+)
+
+
+class ConsoleNoiseFilter(logging.Filter):
+    """Drops the records whose message holds one of NOISE (library notes that need no action) from the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage().lower()
+        return not any(noise in message for noise in NOISE)

@@ -194,6 +194,35 @@ def test_offline_message_names_the_file_the_folder_and_the_url(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["cifar10"]  # no partial archive, no half build
 
 
+def test_the_archive_in_the_dataset_root_is_found_and_left_there(tmp_path, batches):
+    root = tmp_path / "mine"  # dataset.root=<a folder> holding the archive, as the README says to put it
+    root.mkdir()
+    write_archive(root, batches)
+    build_cifar10(root, "cifar10", queries_per_class=SMALL["cifar10"][0], train_per_class=SMALL["cifar10"][1],
+                  download=no_download)
+    assert sorted(p.name for p in root.iterdir()) == sorted([".complete", ARCHIVE, *LISTS])
+    lists = read_lists(root)
+    assert len(lists["test.txt"]) == 20 and all(Path(p).is_file() for p in lists["database.txt"].paths)
+    build_cifar10(root, "cifar10", queries_per_class=SMALL["cifar10"][0], train_per_class=SMALL["cifar10"][1],
+                  download=no_download)  # built: nothing to do
+    (root / "notes.txt").write_text("mine")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=f"{other} is not empty and holds no finished cifar10 build .it holds "
+                                              "notes.txt. -- point dataset.root at a new folder"):
+        build_cifar10(other, "cifar10", download=no_download)
+
+
+def test_a_missing_archive_names_both_folders_looked_in(tmp_path):
+    def offline(folder: Path) -> None:
+        raise OSError("no network")
+
+    with pytest.raises(FileNotFoundError, match=f"neither {ARCHIVE} nor its extracted {EXTRACTED}/ is in "
+                                                f"{tmp_path / 'mine'} or {tmp_path}, and downloading it failed"):
+        build_cifar10(tmp_path / "mine", "cifar10", download=offline)
+
+
 def test_unreadable_archive_names_the_batch(tmp_path, batches):
     broken = [dict(batch) for batch in batches]
     broken[5][b"data"] = broken[5][b"data"].astype(np.int32)

@@ -243,9 +243,12 @@ def test_bad_arguments_name_the_key_and_a_valid_value(key, value, message, tmp_p
 
 
 def test_a_training_list_shorter_than_a_batch(tmp_path):
-    small_dataset(tmp_path, {"train.txt": "imgs/img0.png 1 0 0\n"})
-    with pytest.raises(ValueError, match="has 1 images, fewer than batch_size=2"):
+    small_dataset(tmp_path, {name: "imgs/img0.png 1 0 0\n" for name in ("train.txt", "test.txt", "database.txt")})
+    with pytest.raises(ConfigError, match="dataset.batch_size=2: .*train.txt has 1 images, less than one batch"):
         small_module(tmp_path).train_dataloader()
+    with pytest.raises(ConfigError, match="dataset.batch_size=2: the training list .*train.txt has 1 images, less than "
+                                          "one batch of 2 -- a batch needs 2 images"):
+        small_module(tmp_path).setup("fit")  # as train() does, before the model is built
 
 
 def test_device_normalisation_gives_the_worker_tensors(digits_root):

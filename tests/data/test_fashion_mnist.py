@@ -286,7 +286,7 @@ def test_datamodule_builds_a_protocol_and_reads_it(tmp_path, source, monkeypatch
     def module(unseen: list[int]):
         builder = {"name": "fashion_mnist_unseen", "raw_dir": str(source[0]), "unseen_classes": unseen}
         return datamodule(name="fashion_mnist_unseen", root=folder / "fashion_mnist_unseen", num_classes=10,
-                          topk=None, builder=builder, resize_size=32, crop_size=32, num_workers=0)
+                          topk=None, builder=builder, resize_size=32, crop_size=32, num_workers=0, batch_size=8)
 
     built = module([9, 0])
     built.prepare_data()

@@ -143,7 +143,7 @@ def test_script_writes_markdown_and_csv(sweep, tmp_path):
     assert (tmp_path / "out" / "report.csv").read_text().count("\n") == 6
     missing = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path / "nothing")], cwd=ROOT,
                              capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
-    assert missing.returncode != 0 and "no metrics.json under" in missing.stderr
+    assert missing.returncode == 1 and missing.stderr.startswith(f"report: no such folder: {tmp_path / 'nothing'}")
     fake_run(tmp_path / "mixed" / "a", "coco", "alexnet", 16, 0.6)
     fake_run(tmp_path / "mixed" / "b", "coco", "alexnet", 16, 0.6, protocol=Protocol(5000, empty_queries="zero"))
     mixed = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path / "mixed")], cwd=ROOT,
@@ -195,7 +195,7 @@ def methods(tmp_path: Path) -> Path:
              "greedyhash": ([0.9], [None], [None])}  # P@H<=2 / train time unknown: blank
     for method, (maps, precisions, seconds) in cells.items():
         for seed, (mean_ap, precision, took) in enumerate(zip(maps, precisions, seconds)):
-            extra = {"train_seconds": took} if took is not None else {}
+            extra = {"train_seconds": took, "steps": 250} if took is not None else {"steps": 250}
             run = fake_run(tmp_path / f"{method}_seed{seed}", "digits", "resnet18", 48, mean_ap, 1000, protocol=drop,
                            method_cfg={"_target_": method, **(HASHNET if method == "hashnet" else {})}, method=method,
                            **extra)
@@ -212,15 +212,15 @@ def test_methods_table_mean_std_over_seeds(methods):
     markdown = to_markdown(collect([methods]))
     table = markdown.split("## Methods (mean ± std over seeds)")[1].strip().splitlines()
     protocol = "mAP@1000 ties=index empty=drop queries-in-database=no split=original"
-    assert table[0] == ("| dataset | net | bits | method | metric | mAP (mean ± std, n) | P@H<=2 | train time (s) "
-                        "| protocol |")
+    assert table[0] == ("| dataset | net | bits | method | steps | metric | mAP (mean ± std, n) | P@H<=2 "
+                        "| train time (s) | protocol |")
     assert table[2:] == [
         # hashnet: mean 0.7, std 0.1 (test_mean_std_by_hand); P@H<=2 (0.5 + 0.6 + 0.7) / 3; (60 + 62 + 64) / 3 s
-        f"| digits | resnet18 | 48 | hashnet | mAP@1000 | 0.7000 ± 0.1000 (n=3) | 0.6000 | 62.0 | {protocol} |",
+        f"| digits | resnet18 | 48 | hashnet | 250 | mAP@1000 | 0.7000 ± 0.1000 (n=3) | 0.6000 | 62.0 | {protocol} |",
         # dsh: mean 1.8 / 3 = 0.6; deviations -0.1, -0.1, 0.2: (0.01 + 0.01 + 0.04) / 2 = 0.03, sqrt = 0.1732;
         # P@H<=2 0.9 / 3 = 0.3; (30 + 30 + 33) / 3 = 31.0 s; its +C evaluation is not in this table
-        f"| digits | resnet18 | 48 | dsh | mAP@1000 | 0.6000 ± 0.1732 (n=3) | 0.3000 | 31.0 | {protocol} |",
-        f"| digits | resnet18 | 48 | greedyhash | mAP@1000 | 0.9000 (n=1) |  |  | {protocol} |",
+        f"| digits | resnet18 | 48 | dsh | 250 | mAP@1000 | 0.6000 ± 0.1732 (n=3) | 0.3000 | 31.0 | {protocol} |",
+        f"| digits | resnet18 | 48 | greedyhash | 250 | mAP@1000 | 0.9000 (n=1) |  |  | {protocol} |",
     ]
     assert "| digits | resnet18 | HashNet-W | 0.1000 |" in markdown  # the ablation stays in its own table
     # HashNet alone: no methods table
@@ -229,7 +229,7 @@ def test_methods_table_mean_std_over_seeds(methods):
 
 def test_methods_table_refuses_mixed_protocols(methods):
     fake_run(methods / "dsh_zero", "digits", "resnet18", 48, 0.5, 1000, protocol=Protocol(1000, "index", "zero", False),
-             method="dsh")
+             method="dsh", steps=250)
     with pytest.raises(ValueError, match=r"runs of different protocols in one row of the report \(digits, resnet18, 48, "
-                                         r"dsh\)"):
+                                         r"dsh, 250\)"):
         to_markdown(collect([methods / "dsh_seed0", methods / "dsh_zero"]))

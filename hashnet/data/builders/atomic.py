@@ -12,7 +12,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -28,8 +28,12 @@ def built_recipe(root: Path) -> dict | None:
     return json.loads(marker.read_text()) if marker.is_file() else None
 
 
-class BuildMismatchError(UserError, ValueError):
-    """A folder already holds a finished build of other settings."""
+class BuildFolderError(UserError, FileExistsError):
+    """A dataset folder holds something else than a finished build."""
+
+
+class OtherBuildError(UserError, ValueError):
+    """A dataset folder holds a finished build of other settings."""
 
 
 def is_complete(root: Path, recipe: dict) -> bool:
@@ -39,30 +43,38 @@ def is_complete(root: Path, recipe: dict) -> bool:
         return False
     found = json.loads(marker.read_text())
     if found != recipe:
-        raise BuildMismatchError(f"{root} already holds a {found} build, not {recipe} -- delete {root} "
-                         "to rebuild it with these settings, or point dataset.root at another folder")
+        raise OtherBuildError(f"{root} already holds a {found} build, not {recipe} -- delete {root} "
+                              "to rebuild it with these settings, or point dataset.root at another folder")
     return True
 
 
-def build_atomically(root: str | Path, recipe: dict, write: Callable[[Path], None]) -> None:
+def build_atomically(root: str | Path, recipe: dict, write: Callable[[Path], None], keep: Sequence[str] = ()) -> None:
     """Unless root already holds recipe's build, call write(folder) on a fresh temporary folder,
     mark it with recipe and rename it to root.
 
     root must be absent, an empty folder, or a finished build of the same recipe (then nothing
-    happens); recipe["builder"] names the build in messages.
+    happens); recipe["builder"] names the build in messages. keep: names of entries root may already
+    hold (the source archive a user put there): they stay, and the build's files are moved in beside them,
+    the marker last.
     """
     root = Path(root)
     if is_complete(root, recipe):
         return
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} is not empty and holds no finished {recipe['builder']} "
-                              "build -- point dataset.root at a new folder or delete this one")
+    present = sorted(entry.name for entry in root.iterdir()) if root.is_dir() else []
+    if [name for name in present if name not in keep]:
+        raise BuildFolderError(f"{root} is not empty and holds no finished {recipe['builder']} build (it holds "
+                               f"{', '.join(present[:5])}{', ...' if len(present) > 5 else ''}) -- point dataset.root "
+                               "at a new folder or delete this one")
     root.parent.mkdir(parents=True, exist_ok=True)
     building = root.parent / f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     building.mkdir()
     try:
         write(building)
         (building / MARKER).write_text(json.dumps(recipe))
+        if present:  # beside what the user put there
+            for entry in sorted(building.iterdir(), key=lambda path: path.name == MARKER):
+                os.replace(entry, root / entry.name)
+            return
         try:
             os.rename(building, root)  # atomic; replaces an empty root, fails on a full one
         except OSError:

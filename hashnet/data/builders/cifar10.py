@@ -26,7 +26,7 @@ import tarfile
 import zlib
 from functools import partial
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterator, Sequence
 
 import numpy as np
 from torchvision.datasets import CIFAR10
@@ -56,18 +56,26 @@ class ArchiveError(UserError, ValueError):
     """The CIFAR-10 archive or one of its batch files is unreadable or not in the expected format."""
 
 
+class ArchiveMissingError(UserError, FileNotFoundError):
+    """The CIFAR-10 archive is in none of the folders looked in, and could not be downloaded."""
+
+
 def download_archive(folder: Path) -> None:
     """Download the official archive into folder with torchvision's downloader (md5-checked)."""
     log.info("downloading %s into %s", URL, folder)
     download_url(URL, str(folder), ARCHIVE, CIFAR10.tgz_md5)
 
 
-def find_archive(folder: Path, download: Callable[[Path], None] | None = None) -> Path:
-    """The extracted folder or the archive in folder, downloaded first (download(folder), by default
-    :func:`download_archive`) when neither is there; FileNotFoundError saying what to fetch if that fails."""
-    for candidate in (folder / EXTRACTED, folder / ARCHIVE):
-        if candidate.exists():
-            return candidate
+def find_archive(folders: Sequence[Path], download: Callable[[Path], None] | None = None) -> Path:
+    """The extracted folder or the archive in the first of folders that holds one, else the archive downloaded
+    into the last of them (download(folder), by default :func:`download_archive`); ArchiveError naming every
+    folder looked in, what to fetch and where to put it if that fails."""
+    for folder in folders:
+        for candidate in (folder / EXTRACTED, folder / ARCHIVE):
+            if candidate.exists():
+                return candidate
+    folder = folders[-1]
+    looked = " or ".join(str(f) for f in folders)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         (download or download_archive)(folder)
@@ -75,8 +83,8 @@ def find_archive(folder: Path, download: Callable[[Path], None] | None = None) -
             raise FileNotFoundError(f"the download left no {folder / ARCHIVE}")
     except Exception as err:  # offline, proxy, checksum: every failure means the same to the user
         (folder / ARCHIVE).unlink(missing_ok=True)  # a partial download would be taken for the archive
-        raise FileNotFoundError(
-            f"CIFAR-10 is missing: neither {ARCHIVE} nor its extracted {EXTRACTED}/ is in {folder}, and "
+        raise ArchiveMissingError(
+            f"CIFAR-10 is missing: neither {ARCHIVE} nor its extracted {EXTRACTED}/ is in {looked}, and "
             f"downloading it failed ({type(err).__name__}: {err}) -- download {URL} and put {ARCHIVE} "
             f"into {folder}/") from err
     return folder / ARCHIVE
@@ -161,8 +169,9 @@ def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
     recipe = {"builder": protocol, "seed": seed, "queries_per_class": spec.queries_per_class,
               "train_per_class": spec.train_per_class}
 
-    build_protocol(root, recipe, IMAGES_RECIPE, lambda out: _write_images(out, find_archive(folder, download)),
-                   lambda labels: protocol_lists(labels, spec, seed), NUM_CLASSES)
+    # the archive may be in root (dataset.root=<it>) or in its parent (the README's): it stays where it is
+    build_protocol(root, recipe, IMAGES_RECIPE, lambda out: _write_images(out, find_archive((root, folder), download)),
+                   lambda labels: protocol_lists(labels, spec, seed), NUM_CLASSES, keep=(ARCHIVE, EXTRACTED))
 
 
 for _protocol in PROTOCOLS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -69,12 +69,14 @@ def write_image_folder(out: Path, images: np.ndarray, labels: np.ndarray, num_cl
 
 
 def build_protocol(root: Path, recipe: dict, images_recipe: dict, write_images: Callable[[Path], None],
-                   choose: Callable[[np.ndarray], dict[str, np.ndarray]], num_classes: int) -> None:
+                   choose: Callable[[np.ndarray], dict[str, np.ndarray]], num_classes: int,
+                   keep: Sequence[str] = ()) -> None:
     """Build a protocol's lists into root over the images in root.parent / IMAGES, each folder unless done.
 
     write_images(folder) writes the images and ALL_LIST (:func:`write_image_folder`) when
     images_recipe's build is absent; choose(class ids (N,) of ALL_LIST's rows) gives
-    {list file name: image indices}. The lists name their images ``../images/NNNNN.png``.
+    {list file name: image indices}. The lists name their images ``../images/NNNNN.png``. keep: entries root
+    may already hold (a source archive placed there), left beside the lists.
     """
     images = root.parent / IMAGES
 
@@ -85,4 +87,4 @@ def build_protocol(root: Path, recipe: dict, images_recipe: dict, write_images: 
             write_list(out / list_name, [f"../{IMAGES}/{listed.raw_paths[i]}" for i in index],
                        listed.labels[index])
 
-    build_atomically(root, recipe, write)
+    build_atomically(root, recipe, write, keep=keep)

@@ -1,0 +1,227 @@
+"""Run scripts/*.py command lines as separate processes, each forked from one interpreter that imported the
+project once: a refused command costs a fork, not the ~10 s of importing torch, Lightning and Hydra again.
+
+    results = run_scripts([Case("search", ["k=0", ...]), ...])   # in a test: one `python tests/script_runner.py`
+
+Each case runs as `python scripts/<script>.py <args>` would: its own process (forked before any tensor exists),
+sys.argv, working folder and environment, stdout and stderr captured, the exit code as Python's (sys.exit("msg")
+prints msg and exits 1; an uncaught exception prints its traceback and exits 1), atexit handlers run. `faults`
+inject what cannot be arranged as root on a real disk: {"readonly": [folder, ...]} refuses every write below
+those folders (EACCES), {"disk_full": ["torch.save" | "numpy.savez"]} has that function write a few bytes then
+fail with ENOSPC, {"kill_in": "numpy.savez"} SIGKILLs the process half-way through it, {"offline": true} fails
+every download, {"raise": ["module:function", "message"]} replaces a function with one raising RuntimeError.
+"""
+from __future__ import annotations
+
+import builtins
+import errno
+import importlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRELOADED = ("hydra", "matplotlib.pyplot", "hashnet.outputs.report", "hashnet.utils.entry", *(
+    f"hashnet.tasks.{task}" for task in ("check_lists", "encode", "evaluate", "search", "serve", "train")))
+
+
+@dataclass
+class Case:
+    """One command line: scripts/<script>.py with args, run in cwd (the repository by default) with env added
+    (a value None removes the variable) and faults injected."""
+    script: str
+    args: list[str]
+    env: dict[str, str | None] = field(default_factory=dict)
+    cwd: str | None = None
+    faults: dict = field(default_factory=dict)
+    timeout: float = 300
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run_scripts(cases: list[Case], env: dict[str, str] | None = None, timeout: float = 1800) -> list[Result]:
+    """Run every case (in order) in processes forked from one fresh interpreter; their results in the same order."""
+    environment = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    for name in ("HASHNET_DEBUG", "HYDRA_FULL_ERROR", "HASHNET_FORCED_HYDRA_FULL_ERROR"):
+        environment.pop(name, None)
+    done = subprocess.run([sys.executable, __file__], input=json.dumps([asdict(case) for case in cases]), cwd=ROOT,
+                          env=environment, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the script runner failed ({done.returncode}):\n{done.stderr[-5000:]}")
+    return [Result(**result) for result in json.loads(done.stdout)]
+
+
+# ---- the server side: runs in the interpreter `run_scripts` starts ----
+def _under(path: object, folders: list[str]) -> bool:
+    try:
+        resolved = os.path.abspath(os.fsdecode(path))
+    except TypeError:
+        return False  # a file descriptor
+    return any(resolved == folder or resolved.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
+def _refuse(path: object) -> OSError:
+    return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+
+def _readonly(folders: list[str]) -> None:
+    """Every write below folders fails with EACCES, as on a folder the user cannot write (tests run as root)."""
+    folders = [os.path.abspath(folder) for folder in folders]
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+    def os_open(path, flags, mode=0o777, *, dir_fd=None):
+        if flags & writing and _under(path, folders):
+            raise _refuse(path)
+        return real_os_open(path, flags, mode, dir_fd=dir_fd)
+
+    def mkdir(path, mode=0o777, *, dir_fd=None):
+        if _under(path, folders) and not os.path.isdir(path):
+            raise _refuse(path)
+        return real_mkdir(path, mode, dir_fd=dir_fd)
+
+    def open_(file, mode="r", *args, **kwargs):
+        if any(flag in mode for flag in "wax+") and _under(file, folders):
+            raise _refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    os.open, os.mkdir, builtins.open, io.open = os_open, mkdir, open_, open_
+    for name in ("replace", "rename", "unlink", "rmdir"):
+        real = getattr(os, name)
+
+        def guarded(*args, real=real, moves=name in ("replace", "rename"), **kwargs):
+            if any(_under(arg, folders) for arg in args[:2] if isinstance(arg, (str, bytes, os.PathLike))):
+                raise _refuse(args[1] if moves else args[0])
+            return real(*args, **kwargs)
+        setattr(os, name, guarded)
+
+
+def _partial_write_then(action):
+    """A torch.save / numpy.savez stand-in: writes the start of a file, then calls action()."""
+    def write(*args, **kwargs):
+        target = args[1] if len(args) > 1 and hasattr(args[1], "write") else args[0]
+        target.write(b"PK\x03\x04 the first bytes of the file")
+        target.flush()
+        action()
+    return write
+
+
+def _disk_full() -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _apply(faults: dict) -> None:
+    import numpy
+    import torch
+
+    functions = {"torch.save": (torch, "save"), "numpy.savez": (numpy, "savez")}
+    if faults.get("readonly"):
+        _readonly(faults["readonly"])
+    for name in faults.get("disk_full", []):
+        setattr(*functions[name], _partial_write_then(_disk_full))
+    if faults.get("kill_in"):
+        setattr(*functions[faults["kill_in"]], _partial_write_then(lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    if faults.get("offline"):
+        import urllib.error
+        import urllib.request
+
+        def offline(*args, **kwargs):
+            raise urllib.error.URLError("no network (test)")
+        urllib.request.urlopen = offline
+        torch.hub.download_url_to_file = offline
+    if faults.get("raise"):
+        target, message = faults["raise"]
+        module, function = target.split(":")
+
+        def fail(*args, **kwargs):
+            raise RuntimeError(message)
+        setattr(importlib.import_module(module), function, fail)
+
+
+def _child(case: dict, out: int, err: int) -> None:
+    """Run the case in this (forked) process and exit with its code."""
+    import atexit
+    import runpy
+    import traceback
+
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    code = 1
+    try:
+        os.chdir(case["cwd"] or ROOT)
+        for name, value in case["env"].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _apply(case["faults"])
+        script = str(ROOT / "scripts" / f"{case['script']}.py")
+        sys.argv = [script, *case["args"]]
+        sys.path[0] = str(ROOT / "scripts")
+        try:
+            runpy.run_path(script, run_name="__main__")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+            if not isinstance(exit_.code, int) and exit_.code is not None:
+                print(exit_.code, file=sys.stderr)
+        except BaseException:  # noqa: BLE001 -- as the interpreter: print it, exit 1
+            traceback.print_exc()
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _serve() -> None:
+    cases = json.load(sys.stdin)
+    for module in PRELOADED:  # what every script imports, once: the forked children start with it
+        importlib.import_module(module)
+    results = []
+    for case in cases:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            started = time.monotonic()
+            pid = os.fork()
+            if pid == 0:
+                _child(case, out.fileno(), err.fileno())
+            deadline = started + case["timeout"]
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    code = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    code = -signal.SIGKILL
+                    err.write(f"\n[script_runner] timed out after {case['timeout']} s".encode())
+                    break
+                time.sleep(0.05)
+            outputs = []
+            for stream in (out, err):
+                stream.seek(0)
+                outputs.append(stream.read().decode(errors="replace"))
+            results.append({"code": code, "stdout": outputs[0], "stderr": outputs[1],
+                            "seconds": time.monotonic() - started})
+    json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+    _serve()
