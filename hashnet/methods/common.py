@@ -4,6 +4,8 @@
 - sign: sign with sign(0) = +1, in the input's dtype (DPSH's quantization target, GreedyHash's codes).
 - split_pairs: the two sets of codes a pairwise loss compares, from one batch.
 - check_choice: a config value that must be one of a few words.
+- random_codes: one seeded Bernoulli(0.5) +-1 code per class (CSQ's and OrthoHash's fallback centres,
+  DPN's targets).
 - pairwise_likelihood: the negative log-likelihood of the pairwise labels under
   p(s_ij = 1) = sigmoid(theta_ij), theta_ij = scale * <u1_i, u2_j> (DHN and DPSH):
 
@@ -55,6 +57,16 @@ def split_pairs(h: Tensor, labels: Tensor, pairs: str) -> tuple[Tensor, Tensor, 
         half = len(h) // 2
         return h[:half], h[half:], labels[:half], labels[half:]
     return h, h, labels, labels
+
+
+def random_codes(num_classes: int, hash_bit: int, seed: int = 0) -> Tensor:
+    """(num_classes, hash_bit) float32 in {-1, +1}, each entry +-1 with probability 1/2.
+
+    Exactly torch.randint(0, 2, (num_classes, hash_bit), generator=torch.Generator().manual_seed(seed))
+    * 2 - 1: the same seed gives the same codes on every machine and device.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (num_classes, hash_bit), generator=generator).float() * 2 - 1
 
 
 def check_choice(key: str, value: object, choices: tuple) -> None:
