@@ -5,8 +5,9 @@ from hashnet.methods.dch import DCH
 from hashnet.methods.dhn import DHN
 from hashnet.methods.dpsh import DPSH
 from hashnet.methods.dsh import DSH
+from hashnet.methods.dtsh import DTSH
 from hashnet.methods.greedyhash import GreedyHash
 from hashnet.methods.hashnet import HashNet
 
 METHODS: dict[str, type[HashMethod]] = {method.name: method for method in (
-    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH)}
+    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH, DTSH)}
