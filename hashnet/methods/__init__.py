@@ -3,6 +3,7 @@ from hashnet.methods.base import HashMethod
 from hashnet.methods.csq import CSQ
 from hashnet.methods.dch import DCH
 from hashnet.methods.dhn import DHN
+from hashnet.methods.dpn import DPN
 from hashnet.methods.dpsh import DPSH
 from hashnet.methods.dsh import DSH
 from hashnet.methods.dtsh import DTSH
@@ -11,4 +12,4 @@ from hashnet.methods.hashnet import HashNet
 from hashnet.methods.orthohash import OrthoHash
 
 METHODS: dict[str, type[HashMethod]] = {method.name: method for method in (
-    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH, DTSH, OrthoHash)}
+    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH, DTSH, OrthoHash, DPN)}
