@@ -9,7 +9,8 @@ from hashnet.methods.dsh import DSH
 from hashnet.methods.dtsh import DTSH
 from hashnet.methods.greedyhash import GreedyHash
 from hashnet.methods.hashnet import HashNet
+from hashnet.methods.idhn import IDHN
 from hashnet.methods.orthohash import OrthoHash
 
 METHODS: dict[str, type[HashMethod]] = {method.name: method for method in (
-    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH, DTSH, OrthoHash, DPN)}
+    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH, DTSH, OrthoHash, DPN, IDHN)}
