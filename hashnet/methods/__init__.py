@@ -1,5 +1,6 @@
 """Hashing methods, one module each; METHODS maps a `method=` name to its class."""
 from hashnet.methods.base import HashMethod
+from hashnet.methods.classifier import Classifier
 from hashnet.methods.csq import CSQ
 from hashnet.methods.dch import DCH
 from hashnet.methods.dhn import DHN
@@ -13,4 +14,4 @@ from hashnet.methods.idhn import IDHN
 from hashnet.methods.orthohash import OrthoHash
 
 METHODS: dict[str, type[HashMethod]] = {method.name: method for method in (
-    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH, DTSH, OrthoHash, DPN, IDHN)}
+    HashNet, DHN, DPSH, DSH, GreedyHash, CSQ, DCH, DTSH, OrthoHash, DPN, IDHN, Classifier)}
