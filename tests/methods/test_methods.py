@@ -1,22 +1,34 @@
 """Every method through the plug-in: its config builds it, its loss is its pure function, its state is saved."""
+import inspect
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from method_inputs import huge_codes
 
 from hashnet.methods import METHODS
-from hashnet.methods.common import split_pairs
+from hashnet.methods.common import PAIRS, split_pairs
 from hashnet.methods.csq import csq_loss, hash_centers
+from hashnet.methods.dch import dch_loss
 from hashnet.methods.dhn import dhn_loss
+from hashnet.methods.dpn import dpn_loss
 from hashnet.methods.dpsh import dpsh_loss
 from hashnet.methods.dsh import dsh_loss
+from hashnet.methods.dtsh import dtsh_loss
 from hashnet.methods.greedyhash import greedyhash_loss, sign_ste
+from hashnet.methods.idhn import idhn_loss
+from hashnet.methods.orthohash import orthohash_loss
 from hashnet.tasks.setup import build_model
 
 from conftest import compose_config
 
 BATCH = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
 LABELS = torch.eye(10)[[0, 1, 2, 0, 1, 1, 3, 0]]
+MULTI_LABELS = LABELS + torch.eye(10)[[5, 1, 0, 0, 3, 4, 3, 9]]  # several 1s in most rows (max 1: still 0/1)
+MULTI_LABELS = MULTI_LABELS.clamp(max=1)
+# keyword arguments of a pure loss that are not settings of the method (its config file holds every other one)
+NOT_SETTINGS = {"generator", "multi_label"}
 
 
 def method(name: str, *overrides: str, dataset: str = "digits"):
@@ -32,14 +44,48 @@ def test_config_builds_the_method_and_its_recipe_is_picked(name, tmp_path):
     assert cfg.max_steps == 250 and cfg.net.pretrained is False  # configs/dataset_recipe/digits.yaml
 
 
-@pytest.mark.parametrize("name, loss", [("dhn", dhn_loss), ("dpsh", dpsh_loss), ("dsh", dsh_loss)])
-def test_pairwise_methods_use_their_loss_on_the_batch_halves(name, loss):
+@pytest.mark.parametrize("name, loss", [("dhn", dhn_loss), ("dpsh", dpsh_loss), ("dsh", dsh_loss), ("csq", csq_loss),
+                                        ("greedyhash", greedyhash_loss), ("dch", dch_loss), ("dtsh", dtsh_loss),
+                                        ("orthohash", orthohash_loss), ("dpn", dpn_loss), ("idhn", idhn_loss)])
+def test_config_holds_the_losss_defaults(name, loss, tmp_path):
+    config = compose_config("train", [f"method={name}"], tmp_path).method
+    defaults = {key: parameter.default for key, parameter in inspect.signature(loss).parameters.items()
+                if parameter.default is not inspect.Parameter.empty and key not in NOT_SETTINGS}
+    assert {key: value for key, value in config.items() if key not in ("_target_", "pairs", "seed")} == defaults
+
+
+@pytest.mark.parametrize("name, loss, code_layer, pairs", [  # code_layer None: h = z
+    ("dhn", dhn_loss, None, "halves"), ("dpsh", dpsh_loss, None, "halves"), ("dsh", dsh_loss, None, "halves"),
+    ("dch", dch_loss, torch.tanh, "all"), ("dtsh", dtsh_loss, None, "all"), ("idhn", idhn_loss, F.softsign, "all")])
+def test_pairwise_methods_use_their_code_layer_and_their_loss_on_their_pairs(name, loss, code_layer, pairs):
     model = method(name)
     h = model.method(BATCH)
-    assert torch.equal(h, BATCH)  # no output activation
-    assert model.method.loss(h, LABELS) == loss(*split_pairs(h, LABELS, "halves"))  # the configured defaults
-    everything = method(name, "method.pairs=all").method.loss(h, LABELS)
-    assert everything == loss(h, h, LABELS, LABELS)
+    assert torch.equal(h, BATCH if code_layer is None else code_layer(BATCH))
+    assert model.method.pairs == pairs  # the configured default
+    assert model.method.loss(h, LABELS) == loss(*split_pairs(h, LABELS, pairs))  # and the loss's default settings
+    for other in PAIRS:
+        assert method(name, f"method.pairs={other}").method.loss(h, LABELS) == loss(*split_pairs(h, LABELS, other))
+
+
+@pytest.mark.parametrize("multi_label, labels", [(False, LABELS), (True, MULTI_LABELS)])
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_huge_inputs_give_finite_loss_and_gradients(name, multi_label, labels):
+    # Codes of +-1e4 (float32) straight into the loss, then hash-layer outputs of +-1e4 through the code layer.
+    own = method(name, f"dataset.multi_label={multi_label}").method
+    h, z = huge_codes(), huge_codes()
+    for leaf, codes in ((h, h), (z, own(z))):
+        loss = own.loss(codes, labels)
+        loss.backward()
+        assert loss.dim() == 0 and loss.dtype == torch.float32 and torch.isfinite(loss)
+        assert torch.isfinite(leaf.grad).all()
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_float64_codes_give_a_float64_scalar(name):
+    own = method(name).method.double()  # its own layers and buffers too
+    codes = own(BATCH.double())
+    loss = own.loss(codes, LABELS)
+    assert loss.dim() == 0 and loss.dtype == torch.float64
 
 
 def test_greedyhash_classifies_the_sign_codes_with_its_own_layer():
