@@ -12,14 +12,15 @@ from hashnet.methods.common import PAIRS, split_pairs
 from hashnet.methods.csq import csq_loss, hash_centers
 from hashnet.methods.dch import dch_loss
 from hashnet.methods.dhn import dhn_loss
-from hashnet.methods.dpn import dpn_loss
+from hashnet.methods.dpn import dpn_loss, dpn_targets
 from hashnet.methods.dpsh import dpsh_loss
 from hashnet.methods.dsh import dsh_loss
 from hashnet.methods.dtsh import dtsh_loss
 from hashnet.methods.greedyhash import greedyhash_loss, sign_ste
 from hashnet.methods.idhn import idhn_loss
-from hashnet.methods.orthohash import orthohash_loss
+from hashnet.methods.orthohash import orthohash_codebook, orthohash_loss
 from hashnet.tasks.setup import build_model
+from hashnet.utils.errors import ConfigError
 
 from conftest import compose_config
 
@@ -108,6 +109,33 @@ def test_csq_codes_are_tanh_and_its_centres_are_saved(tmp_path):
     torch.manual_seed(5)
     assert model.method.loss(torch.tanh(BATCH), LABELS) == expected
     assert torch.equal(model.state_dict()["method.centers"], hash_centers(10, 16))
+
+
+def test_orthohash_codes_are_its_batch_norm_trained_with_the_hash_layer_and_saved():
+    model = method("orthohash", "hash_bit=12", "method.seed=3")  # K = 12: a seeded Bernoulli codebook
+    batch_norm = model.method.batch_norm
+    assert torch.equal(model.method(BATCH[:, :12]), batch_norm(BATCH[:, :12]))
+    expected = orthohash_loss(BATCH[:, :12], LABELS, orthohash_codebook(10, 12, seed=3), 8.0, 0.3)
+    assert model.method.loss(BATCH[:, :12], LABELS) == expected
+    state = model.state_dict()
+    assert torch.equal(state["method.codebook"], orthohash_codebook(10, 12, seed=3))
+    assert {"method.batch_norm.running_mean", "method.batch_norm.running_var", "method.batch_norm.weight"} <= set(state)
+    groups = model.configure_optimizers()["optimizer"].param_groups
+    assert any(p is batch_norm.weight for p in groups[1]["params"])  # trained with the hash layer, at 10x
+
+
+def test_dpn_codes_are_the_outputs_and_its_targets_are_saved():
+    model = method("dpn", "method.seed=3")
+    assert torch.equal(model.method(BATCH), BATCH)
+    assert model.method.loss(BATCH, LABELS) == dpn_loss(BATCH, LABELS, dpn_targets(10, 16, seed=3), 1.0)
+    assert torch.equal(model.state_dict()["method.targets"], dpn_targets(10, 16, seed=3))
+
+
+def test_classifier_codes_and_its_refusal_of_fewer_bits_than_classes():
+    model = method("classifier", dataset="digits_multi")
+    assert model.method.multi_label is True  # from the dataset config: BCE and a threshold at probability 0.5
+    with pytest.raises(ConfigError, match="pass hash_bit=10"):
+        method("classifier", "hash_bit=8")
 
 
 def test_method_options_that_do_not_exist_are_refused():
