@@ -7,6 +7,8 @@
   softplus(theta) - s * theta, elementwise (HashNet weights and thresholds it, DHN and DPSH average it);
   pairwise_likelihood: its mean over the pairs of theta_ij = scale * <u1_i, u2_j>.
 - check_number: a method's numeric setting, refused with its config key when out of range.
+- random_codes: one seeded Bernoulli(0.5) +-1 code per class (CSQ's and OrthoHash's fallback centres,
+  DPN's targets).
 """
 from __future__ import annotations
 
@@ -72,3 +74,13 @@ def check_number(key: str, value: object, minimum: float = 0.0, strict: bool = F
     if not number or value < minimum or (strict and value == minimum):
         bound = f"{'>' if strict else '>='} {minimum:g}"
         raise ConfigError(f"method.{key}={value!r}: it must be a number {bound} -- pass e.g. method.{key}={example:g}")
+
+
+def random_codes(num_classes: int, hash_bit: int, seed: int = 0) -> Tensor:
+    """(num_classes, hash_bit) float32 in {-1, +1}, each entry +-1 with probability 1/2.
+
+    Exactly torch.randint(0, 2, (num_classes, hash_bit), generator=torch.Generator().manual_seed(seed))
+    * 2 - 1: the same seed gives the same codes on every machine and device.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (num_classes, hash_bit), generator=generator).float() * 2 - 1

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from hashnet.methods.base import HashMethod
-from hashnet.methods.common import check_number
+from hashnet.methods.common import check_number, random_codes
 
 
 def sylvester_hadamard(k: int) -> Tensor:
@@ -42,8 +42,7 @@ def hash_centers(num_classes: int, hash_bit: int, seed: int = 0) -> Tensor:
     if hash_bit & (hash_bit - 1) == 0 and num_classes <= 2 * hash_bit:
         h = sylvester_hadamard(hash_bit)
         return torch.cat((h, -h))[:num_classes]
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 2, (num_classes, hash_bit), generator=generator).float() * 2 - 1
+    return random_codes(num_classes, hash_bit, seed)
 
 
 def image_centers(y: Tensor, centers: Tensor, generator: torch.Generator | None = None) -> Tensor:

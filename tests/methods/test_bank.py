@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from hashnet.methods import METHODS, PairwiseMethod
 from hashnet.methods.bank import MemoryBank
@@ -11,19 +12,24 @@ from hashnet.methods.dhn import dhn_loss, log_cosh
 from hashnet.methods.dpsh import dpsh_loss
 from hashnet.methods.dsh import dsh_loss
 from hashnet.methods.hashnet import HashNet, pairwise_loss
+from hashnet.utils.errors import ConfigError
+
+from conftest import CONFIGS
 
 PAIRWISE = sorted(name for name, cls in METHODS.items() if issubclass(cls, PairwiseMethod))
-CONFIG = {  # each pairwise method's settings as its config file has them
-    "hashnet": {"alpha": None, "class_num": 10.0, "weighted": True, "threshold": 15.0, "continuation": True,
-                "init_scale": 1.0, "gamma": 0.005, "power": 0.5, "step_size": 200},
-    "dhn": {"scale": 0.5, "quantization_weight": 0.1}, "dpsh": {"scale": 0.5, "quantization_weight": 0.1},
-    "dsh": {"margin": None, "regularization_weight": 0.1},
-}
+
+
+def settings(name: str) -> dict:
+    """The method's settings as its config file has them (less name and pairs)."""
+    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / "method" / f"{name}.yaml"))
+    return {key: value for key, value in config.items() if key not in ("defaults", "name", "pairs")}
 
 
 def banked(name: str, size: int = 10, hash_bit: int = 4) -> PairwiseMethod:
-    return METHODS[name](hash_bit=hash_bit, num_classes=3, multi_label=False, pairs="bank", bank_size=size,
-                         **CONFIG.get(name, {}))
+    config = settings(name)
+    if config.get("class_num") == "auto":
+        config["class_num"] = 10.0
+    return METHODS[name](hash_bit=hash_bit, num_classes=3, multi_label=False, pairs="bank", bank_size=size, **config)
 
 
 def test_the_bank_stores_detached_rows_at_their_indices_and_reads_only_written_ones():
@@ -95,3 +101,9 @@ def test_every_pairwise_method_takes_the_bank_and_saves_it(name):
     restored = banked(name, size=8)
     restored.load_state_dict(method.state_dict())
     assert torch.equal(restored.bank.codes, method.bank.codes) and restored.bank.written.sum() == 3
+
+
+def test_dtsh_refuses_a_bank_too_large_for_its_triplets():
+    with pytest.raises(ConfigError, match=r"method.pairs=bank: DTSH would compare each anchor with every .* bank of "
+                                          r"5000 training codes .* -- pass method.pairs=all"):
+        banked("dtsh", size=5000)

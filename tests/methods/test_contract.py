@@ -1,5 +1,5 @@
-"""What every registered method must do, so that a new one gets these checks for free: through the model (its
-config, the net, its code layer and loss), finite loss and gradients on huge hash-layer outputs, the loss in
+"""What every registered method must do, so that a new one gets these checks for free: finite loss and gradients
+on huge codes and hash-layer outputs (one-hot and multi-label), float64 in -> float64 out, the training loss in
 float32 under bf16 autocast, a checkpoint round trip that gives the same codes, and the same codes when the
 evaluation runs in two processes (DistributedSampler shards, padded, gathered by sample index)."""
 import os
@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from method_inputs import huge_codes
 from torch.utils.data import DistributedSampler
 
 from hashnet.methods import METHODS
@@ -21,13 +22,16 @@ from conftest import compose_config
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`")  # steps outside a Trainer
 IMAGES = 7  # odd: two processes get 4 each, one padded with a repeated image
 LABELS = torch.eye(10)[torch.tensor([0, 1, 2, 0, 1, 3, 0])]
+BATCH_LABELS = torch.eye(10)[[0, 1, 2, 0, 1, 1, 3, 0]]  # one label each, for a batch of 8
+MULTI_LABELS = (BATCH_LABELS + torch.eye(10)[[5, 1, 0, 0, 3, 4, 3, 9]]).clamp(max=1)  # several 1s in most rows
 
 
-def model_of(name: str, hash_bit: int = 16) -> HashingModule:
+def model_of(name: str, hash_bit: int = 16, multi_label: bool = False) -> HashingModule:
     """method name on resnet18 from scratch at the digits' 32 px, seeded; data-dependent settings given as numbers."""
     settled = ["method.class_num=10"] if name == "hashnet" else []  # what auto gives on the digits
     torch.manual_seed(0)
-    return build_model(compose_config("train", [f"method={name}", f"hash_bit={hash_bit}", *settled], Path("/tmp")))
+    overrides = [f"method={name}", f"hash_bit={hash_bit}", f"dataset.multi_label={multi_label}", *settled]
+    return build_model(compose_config("train", overrides, Path("/tmp")))
 
 
 def pixels(count: int = IMAGES) -> torch.Tensor:
@@ -43,17 +47,25 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_huge_hash_layer_outputs_give_a_finite_loss_and_gradients(name):
-    model = model_of(name).train()
-    z = torch.full((8, 16), 1e4)
-    z[::2] *= -1
-    z[:, ::3] *= -1
-    z.requires_grad_()
-    loss = model.method.loss(model.method(z), LABELS[[0, 1, 2, 0, 1, 3, 0, 2]])
-    loss.backward()
-    assert loss.dim() == 0 and loss.dtype == torch.float32 and torch.isfinite(loss)
-    assert torch.isfinite(z.grad).all()
+@pytest.mark.parametrize("multi_label, labels", [(False, BATCH_LABELS), (True, MULTI_LABELS)])
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_huge_inputs_give_finite_loss_and_gradients(name, multi_label, labels):
+    # Codes of +-1e4 (float32) straight into the loss, then hash-layer outputs of +-1e4 through the code layer.
+    own = model_of(name, multi_label=multi_label).method
+    h, z = huge_codes(), huge_codes()
+    for leaf, codes in ((h, h), (z, own(z))):
+        loss = own.loss(codes, labels)
+        loss.backward()
+        assert loss.dim() == 0 and loss.dtype == torch.float32 and torch.isfinite(loss)
+        assert torch.isfinite(leaf.grad).all()
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_float64_codes_give_a_float64_scalar(name):
+    own = model_of(name).method.double()  # its own layers and buffers too
+    codes = own(torch.randn(8, 16, generator=torch.Generator().manual_seed(0)).double())
+    loss = own.loss(codes, BATCH_LABELS)
+    assert loss.dim() == 0 and loss.dtype == torch.float64
 
 
 @pytest.mark.parametrize("name", METHODS)

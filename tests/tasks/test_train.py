@@ -104,7 +104,9 @@ def test_two_process_ddp_matches_single_process_on_same_checkpoint(digits_root, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["greedyhash", "csq"])  # GreedyHash: its own classifier; CSQ: its centre buffer
+# GreedyHash: its own classifier; CSQ: its centre buffer; OrthoHash: its own BatchNorm (running statistics) and
+# codebook; DPN: its target buffer
+@pytest.mark.parametrize("method", ["greedyhash", "csq", "orthohash", "dpn"])
 def test_a_methods_two_process_ddp_matches_one_process_and_its_codes_search(method, digits_root, tmp_path):
     run_dir = tmp_path / "ddp"
     result = run_script(["scripts/train.py", "trainer=ddp", f"method={method}", *TINY, "max_steps=2", "val_every=2",
