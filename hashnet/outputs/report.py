@@ -24,7 +24,7 @@ import io
 import json
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -66,6 +66,7 @@ class Run:
     steps: int | None = None
     checkpoint: str | None = None
     training: bool = True  # a training run's own evaluation; False: scripts/evaluate.py re-scoring a checkpoint
+    mAP_at: dict[str, float] = field(default_factory=dict)  # every R scored ("all", "1000", ...), topk's first
 
     @property
     def model(self) -> tuple:
@@ -160,7 +161,7 @@ def load_run(metrics_file: Path) -> Run | None:
                    hash_bit=int(metrics["hash_bit"]), topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
                    precision_at_hamming_2=metrics.get("precision_at_hamming_2"),
                    train_seconds=metrics.get("train_seconds"), run_dir=str(metrics_file.parent),
-                   steps=metrics.get("steps"), checkpoint=metrics.get("checkpoint"),
+                   steps=metrics.get("steps"), checkpoint=metrics.get("checkpoint"), mAP_at=metrics.get("mAP_at") or {},
                    training=metrics.get("kind", "training" if "train_seconds" in metrics or not metrics.get(
                        "checkpoint") else "evaluation") == "training")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
@@ -312,24 +313,34 @@ def _mean_or_blank(values: Sequence[float | None], digits: int) -> str:
 
 def methods_table(runs: Sequence[Run]) -> str | None:
     """A row per (dataset, net, code length, method), methods in METHODS order: mAP@R mean +- std over its
-    runs (seeds) with their count, mean P@H<=2, mean training seconds, the row's protocol. Only each
+    runs (seeds) with their count (and so at every other R the runs scored, from metrics.json's mAP_at), mean
+    P@H<=2, mean training seconds, the row's protocol. Only each
     method as published (HashNet: not its ablations; sign codes). None with HashNet runs alone."""
     runs = [run for run in runs if run.variant == run.method]
     if all(run.method == "hashnet" for run in runs):
         return None
     ordered = sorted(runs, key=lambda r: (r.dataset, r.net, r.hash_bit, _order(METHODS, r.method), r.method,
                                           r.steps or 0))
+    extra = sorted({r for run in runs for r in list(run.mAP_at)[1:]},  # the R after each run's first, ascending
+                   key=lambda r: (r == "all", int(r) if r.isdigit() else 0))
     rows = []
     for (dataset, net, bits, method, steps), row in _rows(
             ordered, lambda r: (r.dataset, r.net, r.hash_bit, r.method, r.steps)).items():
-        mean, std = mean_std([run.mAP for run in row])
-        spread = f" ± {std:.4f}" if std is not None else ""
+        others = [_mean_std_cell([run.mAP_at[r] for run in row if r in run.mAP_at]) for r in extra]
         rows.append([dataset, net, bits, method, "" if steps is None else steps, f"mAP@{row[0].topk or 'all'}",
-                     f"{mean:.4f}{spread} (n={len(row)})",
+                     _mean_std_cell([run.mAP for run in row]), *others,
                      _mean_or_blank([run.precision_at_hamming_2 for run in row], 4),
                      _mean_or_blank([run.train_seconds for run in row], 1), row[0].protocol])
-    return _markdown(["dataset", "net", "bits", "method", "steps", "metric", "mAP (mean ± std, n)", "P@H<=2",
-                      "train time (s)", "protocol"], rows)
+    return _markdown(["dataset", "net", "bits", "method", "steps", "metric", "mAP (mean ± std, n)",
+                      *(f"mAP@{r} (mean ± std, n)" for r in extra), "P@H<=2", "train time (s)", "protocol"], rows)
+
+
+def _mean_std_cell(values: Sequence[float]) -> str:
+    """'mean ± std (n=..)' to 4 places (the std left out for one value); blank without values."""
+    if not values:
+        return ""
+    mean, std = mean_std(values)
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "") + f" (n={len(values)})"
 
 
 def to_csv(runs: Sequence[Run]) -> str:

@@ -233,3 +233,20 @@ def test_methods_table_refuses_mixed_protocols(methods):
     with pytest.raises(ValueError, match=r"runs of different protocols in one row of the report \(digits, resnet18, 48, "
                                          r"dsh, 250\)"):
         to_markdown(collect([methods / "dsh_seed0", methods / "dsh_zero"]))
+
+
+def test_methods_table_shows_every_r_a_run_scored(tmp_path):
+    protocol = Protocol(None, "index", "drop", False, "original", (5, 6, 9))
+    for seed, (at_all, at_1000) in enumerate([(0.6, 0.7), (0.8, 0.8)]):
+        fake_run(tmp_path / f"dpsh{seed}", "fashion_mnist_unseen", "resnet18", 32, at_all, None, protocol=protocol,
+                 method="dpsh", steps=600, mAP_at={"all": at_all, "1000": at_1000})
+    fake_run(tmp_path / "csq0", "fashion_mnist_unseen", "resnet18", 32, 0.5, None, protocol=protocol, method="csq",
+             steps=600)  # written without mAP_at: its other R blank
+    table = to_markdown(collect([tmp_path])).split("## Methods (mean ± std over seeds)")[1].strip().splitlines()
+    assert table[0].startswith("| dataset | net | bits | method | steps | metric | mAP (mean ± std, n) | "
+                               "mAP@1000 (mean ± std, n) | P@H<=2 |")
+    line = "mAP@all ties=index empty=drop queries-in-database=no split=original unseen=5,6,9"
+    # dpsh: all (0.6 + 0.8) / 2 = 0.7, deviations +-0.1: std sqrt(0.02 / 1) = 0.1414; at 1000 (0.7 + 0.8) / 2 = 0.75,
+    # std sqrt(0.005) = 0.0707
+    assert f"| dpsh | 600 | mAP@all | 0.7000 ± 0.1414 (n=2) | 0.7500 ± 0.0707 (n=2) | 0.5000 |  | {line} |" in table[-1]
+    assert "| csq | 600 | mAP@all | 0.5000 (n=1) |  | 0.5000 |" in table[2]
