@@ -10,7 +10,8 @@ one row are refused with both folders named. See hashnet/outputs/report.py for t
 import argparse
 from pathlib import Path
 
-from hashnet.outputs.report import collect, to_csv, to_markdown
+from hashnet.outputs.report import to_csv, to_markdown
+from hashnet.outputs.runs import collect
 from hashnet.utils.errors import exit_on_error
 from hashnet.utils.files import atomic_write
 

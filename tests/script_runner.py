@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRELOADED = ("hydra", "matplotlib.pyplot", "hashnet.outputs.report", "hashnet.utils.entry", *(
+PRELOADED = ("hydra", "matplotlib.pyplot", "hashnet.outputs.report", "hashnet.outputs.runs", "hashnet.utils.entry", *(
     f"hashnet.tasks.{task}" for task in ("check_lists", "encode", "evaluate", "search", "serve", "train")))
 
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from hashnet.data.protocol import Protocol
-from hashnet.outputs.report import PAPER, PAPER_CONVENTIONS, collect, mean_std, to_csv, to_markdown
+from hashnet.outputs.report import mean_std, to_csv, to_markdown
+from hashnet.outputs.runs import PAPER, PAPER_CONVENTIONS, collect
 
 ROOT = Path(__file__).resolve().parents[2]
 

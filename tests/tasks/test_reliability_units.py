@@ -20,7 +20,8 @@ from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 
 from hashnet.data.images import read_image, transforms
-from hashnet.outputs.report import collect, to_markdown
+from hashnet.outputs.report import to_markdown
+from hashnet.outputs.runs import collect
 from hashnet.retrieval.codes import CodeFile, binarize, pack_codes, save_codes
 from hashnet.tasks import serve
 from hashnet.tasks.setup import build_model, encode_images
