@@ -24,7 +24,8 @@ import numpy as np
 import onnxruntime
 import torch
 
-from hashnet.training.export import INPUT, OUTPUT, export_onnx, parity
+from hashnet.training.export import export_onnx
+from hashnet.training.exported import INPUT, OUTPUT, parity
 from hashnet.training.module import HashingModule
 
 

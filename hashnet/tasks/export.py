@@ -13,16 +13,8 @@ from torch import Tensor
 from hashnet.data.builders import BUILDERS, builder_name
 from hashnet.data.datamodule import HashDataModule
 from hashnet.tasks.setup import build_datamodule, load_checkpoint, trained_input_size, use_trained_input_size
-from hashnet.training.export import (
-    FORMATS,
-    ExportError,
-    Parity,
-    export_onnx,
-    export_torchscript,
-    parity,
-    read_sidecar,
-    sidecar_path,
-)
+from hashnet.training.export import export_onnx, export_torchscript
+from hashnet.training.exported import FORMATS, ExportError, Parity, parity, read_sidecar, sidecar_path
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import ConfigError, check_choice
 from hashnet.utils.files import atomic_write_json

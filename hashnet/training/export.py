@@ -1,4 +1,5 @@
-"""Export a hashing model to TorchScript or ONNX, with a JSON sidecar saying how to feed it and read its codes.
+"""Export a hashing model to TorchScript or ONNX, with a JSON sidecar saying how to feed it and read its codes
+(hashnet.training.exported reads them back).
 
 The exported file maps a float32 image batch (N, 3, H, W), RGB pixels scaled to [0, 1] then normalised
 with the ImageNet mean/std (hashnet.data.images.normalize_pixels), to the continuous codes h (N, K):
@@ -22,57 +23,38 @@ durable format.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
-import importlib.util
 import io
 import json
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hashnet.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_pixels
+from hashnet.data.images import IMAGENET_MEAN, IMAGENET_STD
+from hashnet.training.exported import (
+    FORMAT,
+    INPUT,
+    OUTPUT,
+    ExportError,
+    compare,
+    eval_copy,
+    onnx_available,
+    quiet_deprecations,
+    runner,
+    sidecar_path,
+)
 from hashnet.training.module import HashingModule
-from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write, atomic_write_json
 
-FORMAT = "hashnet-export-1"  # the sidecar's layout; bumped when it changes
-FORMATS = ("torchscript", "onnx")
 OPSET = 17  # ONNX opset: onnxruntime >= 1.14 runs it, and it has every op torchvision's backbones need
-INPUT, OUTPUT = "images", "h"  # the ONNX graph's input and output names
 PACKING = "bit j of an item -> bit 7 - j % 8 of byte j // 8; +1 -> 1, -1 -> 0 (np.packbits(h >= 0, axis=1))"
 SIDECAR_KEYS = ("format", "model_file", "model_format", "model_sha256", "input", "output", "hash_bit", "packing",
                 "dynamic_batch", "check", "exported_with")  # written by the export; meta adds others
 _CHECK_SEED = 0
-
-
-class ExportError(UserError, ValueError):
-    """A model that cannot be exported, or an exported file that cannot be used; the message says which and why."""
-
-
-def onnx_available() -> bool:
-    """Whether the optional onnx and onnxruntime packages (pip install -e '.[export]') can be imported."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
-
-
-@dataclass(frozen=True)
-class Parity:
-    """An exported model's codes against the PyTorch model's on the same images.
-
-    same_signs: every bit of every item has the same sign (sign(0) = +1) in both; differing_bits of
-    items x bits compared; max_abs_diff: the largest |h_exported - h_torch|.
-    """
-    same_signs: bool
-    differing_bits: int
-    items: int
-    bits: int
-    max_abs_diff: float
 
 
 class _CodeNet(nn.Module):
@@ -96,16 +78,6 @@ def describe(model: nn.Module) -> dict[str, Any]:
 
 def _named(info: dict[str, Any]) -> str:
     return " on ".join(f"{key}={info[key]}" for key in ("method", "net", "model") if key in info)
-
-
-def _eval_copy(model: nn.Module) -> nn.Module:
-    """A float32 CPU copy of model in eval mode without gradients (not of a Trainer it is attached to); the
-    caller's model is left as it was."""
-    trainer = getattr(model, "_trainer", None)  # a LightningModule's Trainer is not part of the model
-    clone = copy.deepcopy(model, memo={id(trainer): None} if trainer is not None else None).cpu().float().eval()
-    for parameter in clone.parameters():
-        parameter.requires_grad_(False)
-    return clone
 
 
 def _random_images(batch: int, size: int, seed: int) -> Tensor:
@@ -147,7 +119,7 @@ def _export(model: nn.Module, path: Path, kind: str, input_size: int, resize_siz
         json.dumps(meta)
     except TypeError as err:
         raise ExportError(f"meta must hold JSON values (str, numbers, lists, dicts): {err}") from err
-    reference = _eval_copy(model)
+    reference = eval_copy(model)
     # eval() on the wrapper too: the exporters put back the mode they found, recursively
     core = _CodeNet(reference).eval() if isinstance(reference, HashingModule) else reference
     example = _random_images(batch_size, input_size, _CHECK_SEED)
@@ -163,7 +135,7 @@ def _export(model: nn.Module, path: Path, kind: str, input_size: int, resize_siz
     data = _convert(core, kind, example, dynamic_batch, info)
     other = _random_images(batch_size + 1 if dynamic_batch else batch_size, input_size, _CHECK_SEED + 1)
     batches = [example, other]  # another batch: constants frozen by tracing differ on it
-    check = compare(_runner(kind, data), reference, batches)
+    check = compare(runner(kind, data), reference, batches)
     if not check.max_abs_diff <= 1e-3 * float(h.abs().max()) + 1e-6:  # also NaN
         raise ExportError(f"cannot export {_named(info)} to {kind}: the exported model's codes differ from PyTorch's "
                           f"(max |dh| = {check.max_abs_diff:.3g}, {check.differing_bits} of {check.items * check.bits} "
@@ -214,7 +186,7 @@ def _convert(core: nn.Module, kind: str, example: Tensor, dynamic_batch: bool, i
 def _serialize(module: nn.Module, kind: str, example: Tensor, dynamic_batch: bool) -> bytes:
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
-        _quiet_deprecations()
+        quiet_deprecations()
         if kind == "torchscript":
             traced = torch.jit.trace(module, example, check_trace=False)  # checked below, on other batches too
             nodes = traced.inlined_graph.nodes()
@@ -230,97 +202,3 @@ def _serialize(module: nn.Module, kind: str, example: Tensor, dynamic_batch: boo
             import onnx  # optional dependency
             onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))
     return buffer.getvalue()
-
-
-def _quiet_deprecations() -> None:
-    """Inside catch_warnings: torch >= 2.9 prefers its dynamo ONNX exporter (DeprecationWarning), and 2.14 marks
-    torch.jit deprecated (FutureWarning); both still work, and the module docstring says so once."""
-    warnings.filterwarnings("ignore", message=r".*torch\.onnx\.export.*|.*legacy TorchScript-based ONNX export.*")
-    warnings.filterwarnings("ignore", category=FutureWarning, message=r"`torch\.jit\.")
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """The JSON sidecar beside an exported file: model.onnx -> model.onnx.json."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
-
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """The sidecar of the exported file at path, checked to describe that very file (its SHA-256)."""
-    path, side = Path(path), sidecar_path(path)
-    for file in (path, side):
-        if not file.is_file():
-            raise ExportError(f"{file} does not exist -- export the model again (export_onnx / export_torchscript)")
-    try:
-        sidecar = json.loads(side.read_text())
-        kind, digest = sidecar["model_format"], sidecar["model_sha256"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ExportError(f"{side} is damaged or not a hashnet export sidecar ({type(err).__name__}: {err}) -- "
-                          "export the model again") from err
-    if sidecar.get("format") != FORMAT or kind not in FORMATS:
-        raise ExportError(f"{side} has format {sidecar.get('format')!r}, this version reads {FORMAT!r} -- export again")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-        raise ExportError(f"{path} is not the file its sidecar {side.name} describes (another export, or damaged) "
-                          "-- export the model again")
-    return sidecar
-
-
-def load_exported(path: str | Path) -> Callable[[Tensor | np.ndarray], np.ndarray]:
-    """Run an exported file: images (N, 3, H, W) float32, normalised as its sidecar says -> h (N, K) float32.
-
-    ONNX through onnxruntime on the CPU, TorchScript through torch.jit.load on the CPU.
-    """
-    sidecar = read_sidecar(path)
-    return _runner(sidecar["model_format"], Path(path).read_bytes())
-
-
-def _runner(kind: str, data: bytes) -> Callable[[Tensor | np.ndarray], np.ndarray]:
-    if kind == "onnx":
-        if not onnx_available():
-            raise ExportError("running an ONNX file needs onnxruntime: pip install -e '.[export]'")
-        import onnxruntime  # optional dependency
-        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-        return lambda images: session.run([OUTPUT], {INPUT: _as_array(images)})[0]
-    with warnings.catch_warnings():
-        _quiet_deprecations()
-        scripted = torch.jit.load(io.BytesIO(data), map_location="cpu")
-
-    def run(images: Tensor | np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return scripted(torch.from_numpy(_as_array(images))).numpy()
-    return run
-
-
-def _as_array(images: Tensor | np.ndarray) -> np.ndarray:
-    array = images.detach().cpu().numpy() if isinstance(images, Tensor) else np.asarray(images)
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def compare(run: Callable[[Tensor | np.ndarray], np.ndarray], model: nn.Module, batches: Iterable[Tensor]) -> Parity:
-    """Parity of run (an exported model) against model (already in eval mode, on the CPU) on image batches:
-    normalised float, or uint8 pixels that are normalised first (a DataModule's batches: normalize_on_device).
-    The batches are read one at a time (a DataLoader's run through once)."""
-    differing, items, bits, diffs = 0, 0, 0, []
-    for batch in batches:
-        images = normalize_pixels(batch.cpu()) if batch.dtype == torch.uint8 else batch.detach().cpu().float()
-        with torch.no_grad():
-            torch_h = model(images).float()
-        exported_h = torch.from_numpy(np.asarray(run(images)))
-        if exported_h.shape != torch_h.shape:
-            raise ExportError(f"the exported model returns codes of shape {tuple(exported_h.shape)}, "
-                              f"PyTorch's are {tuple(torch_h.shape)}")
-        differing += int(((exported_h >= 0) != (torch_h >= 0)).sum())
-        diffs.append((exported_h - torch_h).abs().max())  # NaN anywhere stays NaN
-        items, bits = items + len(images), int(torch_h.shape[1])
-    if not diffs:
-        raise ValueError("parity needs at least one image batch")
-    return Parity(same_signs=differing == 0, differing_bits=differing, items=items, bits=bits,
-                  max_abs_diff=float(torch.stack(diffs).max()))
-
-
-def parity(exported: str | Path, model: nn.Module, images: Tensor | Iterable[Tensor]) -> Parity:
-    """Whether the exported file at `exported` gives model's codes on images: a batch (N, 3, H, W) float,
-    normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches (read one at
-    a time). model runs as a CPU float32 copy in eval mode (the caller's model is left as it was); the exported
-    file as load_exported runs it."""
-    return compare(load_exported(exported), _eval_copy(model), [images] if isinstance(images, Tensor) else images)

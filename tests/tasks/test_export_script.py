@@ -17,7 +17,7 @@ from hashnet.data.images import normalize_pixels, read_image, transforms
 from hashnet.retrieval.codes import load_codes
 from hashnet.tasks.encode import encode
 from hashnet.tasks.export import export
-from hashnet.training.export import ExportError, load_exported, onnx_available, read_sidecar, sidecar_path
+from hashnet.training.exported import ExportError, load_exported, onnx_available, read_sidecar, sidecar_path
 from hashnet.utils.errors import ConfigError, exit_on_error
 
 from conftest import compose_config

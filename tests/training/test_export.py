@@ -12,16 +12,8 @@ from hashnet.methods import METHODS
 from hashnet.methods.base import HashMethod
 from hashnet.methods.greedyhash import sign_ste
 from hashnet.tasks.setup import build_model
-from hashnet.training.export import (
-    ExportError,
-    export_onnx,
-    export_torchscript,
-    load_exported,
-    onnx_available,
-    parity,
-    read_sidecar,
-    sidecar_path,
-)
+from hashnet.training.export import export_onnx, export_torchscript
+from hashnet.training.exported import ExportError, load_exported, onnx_available, parity, read_sidecar, sidecar_path
 from hashnet.utils.errors import UserError
 
 from conftest import compose_config

@@ -1,0 +1,152 @@
+"""Reading an export back (hashnet.training.export writes them): its JSON sidecar, a runner for its file (TorchScript
+with torch.jit.load, ONNX with onnxruntime on the CPU) and the parity of its codes with the PyTorch model's."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import io
+import json
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hashnet.data.images import normalize_pixels
+from hashnet.utils.errors import UserError
+
+INPUT, OUTPUT = "images", "h"  # the ONNX graph's input and output names
+FORMATS = ("torchscript", "onnx")
+FORMAT = "hashnet-export-1"  # the sidecar's layout; bumped when it changes
+
+
+class ExportError(UserError, ValueError):
+    """A model that cannot be exported, or an exported file that cannot be used; the message says which and why."""
+
+
+def onnx_available() -> bool:
+    """Whether the optional onnx and onnxruntime packages (pip install -e '.[export]') can be imported."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+@dataclass(frozen=True)
+class Parity:
+    """An exported model's codes against the PyTorch model's on the same images.
+
+    same_signs: every bit of every item has the same sign (sign(0) = +1) in both; differing_bits of
+    items x bits compared; max_abs_diff: the largest |h_exported - h_torch|.
+    """
+    same_signs: bool
+    differing_bits: int
+    items: int
+    bits: int
+    max_abs_diff: float
+
+
+def eval_copy(model: nn.Module) -> nn.Module:
+    """A float32 CPU copy of model in eval mode without gradients (not of a Trainer it is attached to); the
+    caller's model is left as it was."""
+    trainer = getattr(model, "_trainer", None)  # a LightningModule's Trainer is not part of the model
+    clone = copy.deepcopy(model, memo={id(trainer): None} if trainer is not None else None).cpu().float().eval()
+    for parameter in clone.parameters():
+        parameter.requires_grad_(False)
+    return clone
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar beside an exported file: model.onnx -> model.onnx.json."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """The sidecar of the exported file at path, checked to describe that very file (its SHA-256)."""
+    path, side = Path(path), sidecar_path(path)
+    for file in (path, side):
+        if not file.is_file():
+            raise ExportError(f"{file} does not exist -- export the model again (export_onnx / export_torchscript)")
+    try:
+        sidecar = json.loads(side.read_text())
+        kind, digest = sidecar["model_format"], sidecar["model_sha256"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ExportError(f"{side} is damaged or not a hashnet export sidecar ({type(err).__name__}: {err}) -- "
+                          "export the model again") from err
+    if sidecar.get("format") != FORMAT or kind not in FORMATS:
+        raise ExportError(f"{side} has format {sidecar.get('format')!r}, this version reads {FORMAT!r} -- export again")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        raise ExportError(f"{path} is not the file its sidecar {side.name} describes (another export, or damaged) "
+                          "-- export the model again")
+    return sidecar
+
+
+def load_exported(path: str | Path) -> Callable[[Tensor | np.ndarray], np.ndarray]:
+    """Run an exported file: images (N, 3, H, W) float32, normalised as its sidecar says -> h (N, K) float32.
+
+    ONNX through onnxruntime on the CPU, TorchScript through torch.jit.load on the CPU.
+    """
+    sidecar = read_sidecar(path)
+    return runner(sidecar["model_format"], Path(path).read_bytes())
+
+
+def runner(kind: str, data: bytes) -> Callable[[Tensor | np.ndarray], np.ndarray]:
+    if kind == "onnx":
+        if not onnx_available():
+            raise ExportError("running an ONNX file needs onnxruntime: pip install -e '.[export]'")
+        import onnxruntime  # optional dependency
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        return lambda images: session.run([OUTPUT], {INPUT: _as_array(images)})[0]
+    with warnings.catch_warnings():
+        quiet_deprecations()
+        scripted = torch.jit.load(io.BytesIO(data), map_location="cpu")
+
+    def run(images: Tensor | np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return scripted(torch.from_numpy(_as_array(images))).numpy()
+    return run
+
+
+def _as_array(images: Tensor | np.ndarray) -> np.ndarray:
+    array = images.detach().cpu().numpy() if isinstance(images, Tensor) else np.asarray(images)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def compare(run: Callable[[Tensor | np.ndarray], np.ndarray], model: nn.Module, batches: Iterable[Tensor]) -> Parity:
+    """Parity of run (an exported model) against model (already in eval mode, on the CPU) on image batches:
+    normalised float, or uint8 pixels that are normalised first (a DataModule's batches: normalize_on_device).
+    The batches are read one at a time (a DataLoader's run through once)."""
+    differing, items, bits, diffs = 0, 0, 0, []
+    for batch in batches:
+        images = normalize_pixels(batch.cpu()) if batch.dtype == torch.uint8 else batch.detach().cpu().float()
+        with torch.no_grad():
+            torch_h = model(images).float()
+        exported_h = torch.from_numpy(np.asarray(run(images)))
+        if exported_h.shape != torch_h.shape:
+            raise ExportError(f"the exported model returns codes of shape {tuple(exported_h.shape)}, "
+                              f"PyTorch's are {tuple(torch_h.shape)}")
+        differing += int(((exported_h >= 0) != (torch_h >= 0)).sum())
+        diffs.append((exported_h - torch_h).abs().max())  # NaN anywhere stays NaN
+        items, bits = items + len(images), int(torch_h.shape[1])
+    if not diffs:
+        raise ValueError("parity needs at least one image batch")
+    return Parity(same_signs=differing == 0, differing_bits=differing, items=items, bits=bits,
+                  max_abs_diff=float(torch.stack(diffs).max()))
+
+
+def parity(exported: str | Path, model: nn.Module, images: Tensor | Iterable[Tensor]) -> Parity:
+    """Whether the exported file at `exported` gives model's codes on images: a batch (N, 3, H, W) float,
+    normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches (read one at
+    a time). model runs as a CPU float32 copy in eval mode (the caller's model is left as it was); the exported
+    file as load_exported runs it."""
+    return compare(load_exported(exported), eval_copy(model), [images] if isinstance(images, Tensor) else images)
+
+
+def quiet_deprecations() -> None:
+    """Inside catch_warnings: torch >= 2.9 prefers its dynamo ONNX exporter (DeprecationWarning), and 2.14 marks
+    torch.jit deprecated (FutureWarning); both still work, and the module docstring says so once."""
+    warnings.filterwarnings("ignore", message=r".*torch\.onnx\.export.*|.*legacy TorchScript-based ONNX export.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r"`torch\.jit\.")
