@@ -3,14 +3,16 @@
     python scripts/report.py multirun/2026-11-28_03-00-00                # a sweep folder
     python scripts/report.py outputs/coco multirun/... --out reports/    # several; --out: where to write
 
-Prints the Markdown and writes report.md and report.csv (one row per run) into --out (default: the
-first folder given). Every row names its protocol (hashnet/data/protocol.py); runs of different protocols in
+Prints the Markdown and writes report.md, report.csv (one row per run) and a bar chart per methods-table panel
+(methods_<dataset>_<net>_<K>bit_<steps>steps.png: mean, std and each seed) into --out (default: the first folder
+given). Every row names its protocol (hashnet/data/protocol.py); runs of different protocols in
 one row are refused with both folders named. See hashnet/outputs/report.py for the layout.
 """
 import argparse
 from pathlib import Path
 
-from hashnet.outputs.report import to_csv, to_markdown
+from hashnet.outputs.plots import methods_figure
+from hashnet.outputs.report import methods_cells, to_csv, to_markdown
 from hashnet.outputs.runs import collect
 from hashnet.utils.errors import exit_on_error
 from hashnet.utils.files import atomic_write
@@ -28,7 +30,14 @@ def main() -> None:
         markdown = to_markdown(runs)
         atomic_write(out / "report.md", lambda f: f.write(markdown.encode()), "pass --out <a writable folder>")
         atomic_write(out / "report.csv", lambda f: f.write(to_csv(runs).encode()), "pass --out <a writable folder>")
-    print(f"{markdown}\n{len(runs)} runs -> {out / 'report.md'}, {out / 'report.csv'}")
+        figures = []
+        for name, (metric, cells) in methods_cells(runs).items():  # one bar chart per methods-table panel
+            figure = methods_figure(cells, metric, name.replace("_", " "))
+            figures.append(out / f"methods_{name}.png")
+            atomic_write(figures[-1], lambda f, fig=figure: fig.savefig(f, format="png"),
+                         "pass --out <a writable folder>")
+    print(f"{markdown}\n{len(runs)} runs -> {out / 'report.md'}, {out / 'report.csv'}"
+          + "".join(f", {path}" for path in figures))
     for note in notes:
         print(f"note: {note}")
 

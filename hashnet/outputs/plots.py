@@ -93,3 +93,23 @@ def retrieval_grid_figure(queries: Sequence[np.ndarray], retrieved: Sequence[Seq
             for spine in ax.spines.values():
                 spine.set(color=colour, linewidth=3)
     return figure
+
+
+def methods_figure(cells: dict[str, Sequence[float]], metric: str, title: str = "") -> Figure:
+    """One bar per method: the mean of its runs' scores with a +-1 std whisker and a dot per run (seed);
+    cells: method -> scores, drawn top to bottom in the dict's order."""
+    names = list(cells)
+    figure = _figure(6, 0.38 * len(names) + 1.1)
+    ax = figure.add_subplot()
+    for row, name in enumerate(names):
+        scores = np.asarray(cells[name], dtype=np.float64)
+        std = float(scores.std(ddof=1)) if len(scores) > 1 else 0.0
+        ax.barh(row, scores.mean(), xerr=std, color=QUERY, alpha=0.6, capsize=3)
+        ax.plot(scores, np.full(len(scores), row), "o", color="black", markersize=3)
+        ax.annotate(f"{scores.mean():.3f}", (scores.mean(), row), textcoords="offset points", xytext=(4, -10),
+                    fontsize=7)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set(xlabel=metric, xlim=(0, 1), title=title)
+    ax.grid(axis="x", alpha=0.3)
+    return figure

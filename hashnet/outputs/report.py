@@ -128,17 +128,17 @@ def methods_table(runs: Sequence[Run]) -> str | None:
     """A row per (dataset, net, code length, method), methods in METHODS order: mAP@R mean +- std over its
     runs (seeds) with their count (and so at every other R the runs scored, from metrics.json's mAP_at), mean
     P@H<=2, mean training seconds, the row's protocol. Only each
-    method as published (HashNet: not its ablations; sign codes). None with HashNet runs alone."""
-    runs = [run for run in runs if run.variant == run.method]
+    method as published (HashNet: not its ablations; sign codes), against a memory bank in a row of its own. None with HashNet runs alone."""
+    runs = [run for run in runs if run.variant in (run.method, f"{run.method}+bank")]
     if all(run.method == "hashnet" for run in runs):
         return None
-    ordered = sorted(runs, key=lambda r: (r.dataset, r.net, r.hash_bit, order(METHODS, r.method), r.method,
+    ordered = sorted(runs, key=lambda r: (r.dataset, r.net, r.hash_bit, order(METHODS, r.method), r.variant,
                                           r.steps or 0))
     extra = sorted({r for run in runs for r in list(run.mAP_at)[1:]},  # the R after each run's first, ascending
                    key=lambda r: (r == "all", int(r) if r.isdigit() else 0))
     rows = []
     for (dataset, net, bits, method, steps), row in _rows(
-            ordered, lambda r: (r.dataset, r.net, r.hash_bit, r.method, r.steps)).items():
+            ordered, lambda r: (r.dataset, r.net, r.hash_bit, r.variant, r.steps)).items():
         others = [_mean_std_cell([run.mAP_at[r] for run in row if r in run.mAP_at]) for r in extra]
         rows.append([dataset, net, bits, method, "" if steps is None else steps, f"mAP@{row[0].topk or 'all'}",
                      _mean_std_cell([run.mAP for run in row]), *others,
@@ -146,6 +146,18 @@ def methods_table(runs: Sequence[Run]) -> str | None:
                      _mean_or_blank([run.train_seconds for run in row], 1), row[0].protocol])
     return _markdown(["dataset", "net", "bits", "method", "steps", "metric", "mAP (mean ± std, n)",
                       *(f"mAP@{r} (mean ± std, n)" for r in extra), "P@H<=2", "train time (s)", "protocol"], rows)
+
+
+def methods_cells(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, list[float]]]]:
+    """The methods table's rows as figure panels: '<dataset>_<net>_<K>bit_<steps>steps' -> (its metric,
+    {variant: the runs' mAP}), methods in the table's order."""
+    panels: dict[str, tuple[str, dict[str, list[float]]]] = {}
+    for run in sorted((run for run in runs if run.variant in (run.method, f"{run.method}+bank")),
+                      key=lambda r: (order(METHODS, r.method), r.variant)):
+        key = f"{run.dataset}_{run.net}_{run.hash_bit}bit_{run.steps}steps"
+        metric, cells = panels.setdefault(key, (f"mAP@{run.topk or 'all'}", {}))
+        cells.setdefault(run.variant, []).append(run.mAP)
+    return panels
 
 
 def _mean_std_cell(values: Sequence[float]) -> str:

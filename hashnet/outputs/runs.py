@@ -3,7 +3,7 @@ wrote it, `.hydra/config.yaml` and `.hydra/hydra.yaml`. The method is metrics.js
 that field). A HashNet run's variant comes from its composed config (method.weighted / method.continuation
 false: hashnet_w / hashnet_sgn, both: pairwise; an evaluation takes its checkpoint's run's; for a config
 without a method section, the `ablation` config choice); ranking continuous outputs adds +C (HashNet+C).
-Another method's variant is its name (+C likewise). The protocol is metrics.json's
+Another method's variant is its name (+C likewise); a run trained against a memory bank (method.pairs=bank) adds +bank. The protocol is metrics.json's
 (hashnet.data.protocol; for a metrics.json older than that field: ties=index, empty=drop as then, the
 split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
 queries-in-database unknown unless left out). An evaluation (scripts/evaluate.py) of a checkpoint whose training
@@ -91,10 +91,15 @@ def _choices(run_dir: Path) -> dict:
     return _yaml(run_dir / ".hydra" / "hydra.yaml").get("hydra", {}).get("runtime", {}).get("choices", {})
 
 
+def _method_config(run_dir: Path) -> dict:
+    """The method section of the run's composed config; {} when it has none."""
+    return _yaml(run_dir / ".hydra" / "config.yaml").get("method") or {}
+
+
 def _hashnet_variant(run_dir: Path) -> str | None:
     """The HashNet ablation a run's composed config trained (hashnet, hashnet_w, hashnet_sgn, pairwise);
     None when its config has no method section (an evaluation, or a run older than hashnet/methods/)."""
-    method = _yaml(run_dir / ".hydra" / "config.yaml").get("method")
+    method = _method_config(run_dir)
     if not method:
         return None
     weighted, continuation = method.get("weighted", True), method.get("continuation", True)
@@ -116,6 +121,8 @@ def _variant(metrics: dict, run_dir: Path) -> str:
             if "ablation" not in choices and trained_in:
                 choices = _choices(trained_in)
             variant = choices.get("ablation") or "hashnet"
+    if _method_config(run_dir).get("pairs") == "bank":  # the reference regime is another row than batch pairs
+        variant = f"{variant}+bank"
     if metrics.get("eval_codes") == "continuous" and variant != "hashnet_c":
         return "hashnet_c" if variant == "hashnet" else f"{variant}+C"
     return variant

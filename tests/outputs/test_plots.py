@@ -30,3 +30,18 @@ def test_retrieval_grid_frames_by_relevance():
     unknown = plots.retrieval_grid_figure([image], [[image]], np.array([[4]]))
     assert colour(unknown.axes[1]) == plots.UNKNOWN
     assert plots.figure_to_array(figure).shape[2] == 3
+
+
+def test_methods_figure_bars_at_the_mean_with_the_std_and_a_dot_per_seed():
+    figure = plots.methods_figure({"hashnet": [0.6, 0.7, 0.8], "dpsh+bank": [0.5]}, "mAP@all", "fashion")
+    ax = figure.axes[0]
+    bars = [patch for patch in ax.patches]
+    # hashnet: mean 0.7; dpsh+bank: 0.5 (one run, no whisker)
+    assert [round(bar.get_width(), 6) for bar in bars] == [0.7, 0.5]
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == ["hashnet", "dpsh+bank"]
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert list(dots[0].get_xdata()) == [0.6, 0.7, 0.8] and list(dots[1].get_xdata()) == [0.5]
+    whisker = [c for c in ax.containers if hasattr(c, "lines") and c.lines[2]][0]  # the std over 3 seeds: 0.1
+    segment = whisker.lines[2][0].get_segments()[0]
+    assert np.allclose(segment[:, 0], [0.6, 0.8])
+    assert [text.get_text() for text in ax.texts] == ["0.700", "0.500"] and ax.get_xlabel() == "mAP@all"

@@ -251,3 +251,21 @@ def test_methods_table_shows_every_r_a_run_scored(tmp_path):
     # std sqrt(0.005) = 0.0707
     assert f"| dpsh | 600 | mAP@all | 0.7000 ± 0.1414 (n=2) | 0.7500 ± 0.0707 (n=2) | 0.5000 |  | {line} |" in table[-1]
     assert "| csq | 600 | mAP@all | 0.5000 (n=1) |  | 0.5000 |" in table[2]
+
+
+def test_runs_against_a_memory_bank_get_a_row_of_their_own(tmp_path):
+    protocol = Protocol(None, "index", "drop", False, "original")
+    for name, pairs, mean_ap in [("halves0", "halves", 0.6), ("halves1", "halves", 0.8), ("bank0", "bank", 0.4)]:
+        fake_run(tmp_path / name, "fashion_mnist", "resnet18", 32, mean_ap, None, protocol=protocol, method="dpsh",
+                 steps=600, method_cfg={"name": "dpsh", "pairs": pairs})
+    assert sorted(run.variant for run in collect([tmp_path])) == ["dpsh", "dpsh", "dpsh+bank"]
+    table = to_markdown(collect([tmp_path])).split("## Methods (mean ± std over seeds)")[1].strip().splitlines()
+    # halves: (0.6 + 0.8) / 2 = 0.7, std sqrt(0.02) = 0.1414; the bank run is not averaged in
+    assert "| dpsh | 600 | mAP@all | 0.7000 ± 0.1414 (n=2) |" in table[2]
+    assert "| dpsh+bank | 600 | mAP@all | 0.4000 (n=1) |" in table[3]
+    result = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path), "--out", str(tmp_path / "out")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    chart = tmp_path / "out" / "methods_fashion_mnist_resnet18_32bit_600steps.png"
+    assert str(chart) in result.stdout and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [chart.name, "report.csv", "report.md"]
