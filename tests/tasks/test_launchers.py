@@ -14,6 +14,7 @@ from omegaconf import OmegaConf, open_dict
 from hashnet.tasks.checks import check_launch
 
 from conftest import CONFIGS
+from small_data import small_lists
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,11 +50,11 @@ def test_inprocess_ddp_sweep_is_refused_without_slurm(launcher):
 
 @pytest.mark.slow
 def test_local_submitit_sweep_runs_two_jobs(digits_root, tmp_path):
-    sweep = tmp_path / "sweep"
+    sweep, small = tmp_path / "sweep", small_lists(tmp_path / "small", digits_root)
     env = {**os.environ, "HASHNET_DATA_DIR": str(digits_root.parent), "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "scripts/train.py", "-m", "hydra/launcher=local",
-                             "hash_bit=8,16", "max_steps=2", "val_every=2", "dataset.eval_batch_size=750",
-                             "trainer.accelerator=cpu", f"hydra.sweep.dir={sweep}"],
+                             "hash_bit=8,16", "max_steps=2", "val_every=2", f"dataset.root={small}",
+                             "dataset.batch_size=8", "trainer.accelerator=cpu", f"hydra.sweep.dir={sweep}"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = sorted(sweep.glob("*/metrics.json"))
