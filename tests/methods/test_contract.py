@@ -19,7 +19,8 @@ from hashnet.training.module import HashingModule
 
 from conftest import compose_config
 
-pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`")  # steps outside a Trainer
+pytestmark = [pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`"),  # steps outside a Trainer
+              pytest.mark.usefixtures("one_thread")]
 IMAGES = 7  # odd: two processes get 4 each, one padded with a repeated image
 LABELS = torch.eye(10)[torch.tensor([0, 1, 2, 0, 1, 3, 0])]
 BATCH_LABELS = torch.eye(10)[[0, 1, 2, 0, 1, 1, 3, 0]]  # one label each, for a batch of 8
@@ -36,15 +37,6 @@ def model_of(name: str, hash_bit: int = 16, multi_label: bool = False) -> Hashin
 
 def pixels(count: int = IMAGES) -> torch.Tensor:
     return torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine two made a 32-px resnet18 forward take 1.5 s instead of 0.02 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("multi_label, labels", [(False, BATCH_LABELS), (True, MULTI_LABELS)])

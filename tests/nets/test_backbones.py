@@ -26,15 +26,6 @@ def HashNet(backbone: str, hash_bit: int, pretrained: bool = False, image_size: 
 HEAVY = {name for name in BACKBONES if get_model_weights(name).DEFAULT.meta["num_params"] > 30e6}
 
 
-@pytest.fixture
-def one_thread():
-    """One thread: on a busy 2-core machine two threads made a 1x1-pixel shufflenet forward take 2.5 s, not 0.02 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("backbone", [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
                                       for name in BACKBONES])
 def test_every_model_maps_its_input_size_to_codes(backbone, one_thread):

@@ -27,12 +27,7 @@ FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(not onnx_available(), r
            "torchscript"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture
@@ -78,20 +73,12 @@ def test_export_script_writes_beside_the_checkpoint_and_checks_the_digits(kind, 
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not onnx_available(), reason="pip install -e '.[export]'")
 def test_what_cannot_export_is_refused_in_one_line(checkpoint, digits_root, tmp_path, monkeypatch):
-    kind = "onnx" if onnx_available() else "torchscript"
-    # erfinv has no ONNX operator at opset 17; a Python-side autograd.Function cannot be saved by TorchScript
-    class Sign(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return torch.where(x >= 0, 1.0, -1.0)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad
+    kind = "onnx"  # what TorchScript cannot save: tests/training/test_export.py (a Python autograd.Function)
 
     def code_layer(self, z):
-        return torch.erfinv(torch.tanh(self.beta * z) * 0.5) if kind == "onnx" else Sign.apply(z)
+        return torch.erfinv(torch.tanh(self.beta * z) * 0.5)  # erfinv has no ONNX operator at opset 17
     monkeypatch.setattr("hashnet.methods.hashnet.HashNet.forward", code_layer)
     cfg = compose_config("export", [f"ckpt_path={checkpoint}", f"format={kind}",
                                     f"paths.data_dir={digits_root.parent}"], tmp_path / "log")

@@ -23,13 +23,7 @@ from conftest import compose_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: two on a busy 2-core machine make each forward many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")

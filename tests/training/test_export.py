@@ -25,13 +25,7 @@ EXPORT = {"onnx": export_onnx, "torchscript": export_torchscript}
 SIZE = 32  # digits' crop size: resnet18 from scratch at 32 px
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine two made a 32-px resnet18 forward take 1.5 s instead of 0.02 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 def model_of(method: str, tmp_path: Path):

@@ -33,7 +33,7 @@ from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import download_url
 
 from hashnet.data.builders import pools, register
-from hashnet.data.builders.pools import SplitCounts, build_protocol, write_image_folder
+from hashnet.data.builders.pools import SplitCounts, build_protocol, protocol_recipe, write_image_folder
 from hashnet.utils.errors import UserError
 
 NUM_CLASSES = 10
@@ -159,15 +159,9 @@ def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
     :func:`download_archive`). root must be absent, empty, or a finished build of the same
     settings; a build with other settings raises ValueError naming the folder to delete.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+    spec, recipe = protocol_recipe(PROTOCOLS, protocol, seed, queries_per_class, train_per_class)
     root = Path(root)
     folder = root.parent
-    spec = PROTOCOLS[protocol]
-    spec = SplitCounts(spec.queries_per_class if queries_per_class is None else queries_per_class,
-                    spec.train_per_class if train_per_class is None else train_per_class, spec.database)
-    recipe = {"builder": protocol, "seed": seed, "queries_per_class": spec.queries_per_class,
-              "train_per_class": spec.train_per_class}
 
     # the archive may be in root (dataset.root=<it>) or in its parent (the README's): it stays where it is
     build_protocol(root, recipe, IMAGES_RECIPE, lambda out: _write_images(out, find_archive((root, folder), download)),

@@ -37,7 +37,7 @@ from torchvision.datasets import FashionMNIST
 from torchvision.datasets.utils import download_url
 
 from hashnet.data.builders import pools, register
-from hashnet.data.builders.pools import SplitCounts, build_protocol, write_image_folder
+from hashnet.data.builders.pools import SplitCounts, build_protocol, protocol_recipe, write_image_folder
 from hashnet.utils.errors import ConfigError, UserError
 
 NUM_CLASSES = 10
@@ -227,15 +227,9 @@ def build_fashion_mnist(root: str | Path, protocol: str = "fashion_mnist", seed:
     :func:`download_files`). root must be absent, empty, or a finished build of the same settings;
     a build with other settings raises ValueError naming the folder to delete.
     """
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+    spec, recipe = protocol_recipe(PROTOCOLS, protocol, seed, queries_per_class, train_per_class)
     root = Path(root)
     folder = root.parent
-    spec = PROTOCOLS[protocol]
-    spec = SplitCounts(spec.queries_per_class if queries_per_class is None else queries_per_class,
-                    spec.train_per_class if train_per_class is None else train_per_class, spec.database)
-    recipe = {"builder": protocol, "seed": seed, "queries_per_class": spec.queries_per_class,
-              "train_per_class": spec.train_per_class}
     held: list[int] = []
     if protocol == UNSEEN:
         held = check_unseen(default_unseen_classes(0) if unseen_classes is None else unseen_classes)

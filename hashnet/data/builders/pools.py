@@ -13,6 +13,7 @@ import numpy as np
 
 from hashnet.data.builders.atomic import build_atomically, save_pngs, write_list
 from hashnet.data.lists import read_list
+from hashnet.utils.errors import ConfigError
 
 IMAGES = "images"  # the pool's images, sibling of its protocol folders
 ALL_LIST = "all.txt"  # inside images/: every image and its label, in source order
@@ -25,6 +26,19 @@ class SplitCounts:
     queries_per_class: int
     train_per_class: int
     database: tuple[str, ...]
+
+
+def protocol_recipe(protocols: dict[str, SplitCounts], protocol: str, seed: int, queries_per_class: int | None,
+                    train_per_class: int | None) -> tuple[SplitCounts, dict]:
+    """The protocol's counts (a count given replaces its default) and the recipe recorded with its lists; an unknown
+    protocol raises ConfigError naming the known ones."""
+    if protocol not in protocols:
+        raise ConfigError(f"protocol must be one of {list(protocols)}, got {protocol!r}")
+    spec = protocols[protocol]
+    spec = SplitCounts(spec.queries_per_class if queries_per_class is None else queries_per_class,
+                       spec.train_per_class if train_per_class is None else train_per_class, spec.database)
+    return spec, {"builder": protocol, "seed": seed, "queries_per_class": spec.queries_per_class,
+                  "train_per_class": spec.train_per_class}
 
 
 def split_classes(labels: np.ndarray, queries_per_class: int, train_per_class: int, seed: int,
