@@ -3,16 +3,17 @@
     python scripts/report.py multirun/2026-11-28_03-00-00                # a sweep folder
     python scripts/report.py outputs/coco multirun/... --out reports/    # several; --out: where to write
 
-Prints the Markdown and writes report.md, report.csv (one row per run) and a bar chart per methods-table panel
-(methods_<dataset>_<net>_<K>bit_<steps>steps.png: mean, std and each seed) into --out (default: the first folder
-given). Every row names its protocol (hashnet/data/protocol.py); runs of different protocols in
-one row are refused with both folders named. See hashnet/outputs/report.py for the layout.
+Prints the Markdown and writes report.md, report.csv (one row per run), a bar chart per methods-table panel
+(methods_<dataset>_<net>_<K>bit_<steps>steps.png: mean, std and each seed) and, for methods run at several code
+lengths, mAP against K (bits_<dataset>_<net>_<steps>steps.png) into --out (default: the first folder given). Every
+row names its protocol (hashnet/data/protocol.py); runs of different protocols in one row are refused with both
+folders named. See hashnet/outputs/report.py for the layout.
 """
 import argparse
 from pathlib import Path
 
-from hashnet.outputs.plots import methods_figure
-from hashnet.outputs.report import methods_cells, to_csv, to_markdown
+from hashnet.outputs.plots import bits_figure, methods_figure
+from hashnet.outputs.report import bits_series, methods_cells, to_csv, to_markdown
 from hashnet.outputs.runs import collect
 from hashnet.utils.errors import exit_on_error
 from hashnet.utils.files import atomic_write
@@ -30,14 +31,15 @@ def main() -> None:
         markdown = to_markdown(runs)
         atomic_write(out / "report.md", lambda f: f.write(markdown.encode()), "pass --out <a writable folder>")
         atomic_write(out / "report.csv", lambda f: f.write(to_csv(runs).encode()), "pass --out <a writable folder>")
-        figures = []
-        for name, (metric, cells) in methods_cells(runs).items():  # one bar chart per methods-table panel
-            figure = methods_figure(cells, metric, name.replace("_", " "))
-            figures.append(out / f"methods_{name}.png")
-            atomic_write(figures[-1], lambda f, fig=figure: fig.savefig(f, format="png"),
+        figures = {f"methods_{name}.png": methods_figure(cells, metric, name.replace("_", " "))  # a bar per method
+                   for name, (metric, cells) in methods_cells(runs).items()}
+        figures |= {f"bits_{name}.png": bits_figure(series, metric, name.replace("_", " "))  # mAP against K
+                    for name, (metric, series) in bits_series(runs).items()}
+        for name, figure in figures.items():
+            atomic_write(out / name, lambda f, fig=figure: fig.savefig(f, format="png"),
                          "pass --out <a writable folder>")
     print(f"{markdown}\n{len(runs)} runs -> {out / 'report.md'}, {out / 'report.csv'}"
-          + "".join(f", {path}" for path in figures))
+          + "".join(f", {out / name}" for name in figures))
     for note in notes:
         print(f"note: {note}")
 

@@ -113,3 +113,20 @@ def methods_figure(cells: dict[str, Sequence[float]], metric: str, title: str = 
     ax.set(xlabel=metric, xlim=(0, 1), title=title)
     ax.grid(axis="x", alpha=0.3)
     return figure
+
+
+def bits_figure(series: dict[str, dict[int, Sequence[float]]], metric: str, title: str = "") -> Figure:
+    """mAP against code length, a line per method through the mean at each length, with a +-1 std whisker where
+    several runs (seeds) were scored; series: method -> {bits: scores}."""
+    figure = _figure(5, 4)
+    ax = figure.add_subplot()
+    for name, by_bits in series.items():
+        bits = sorted(by_bits)
+        scores = [np.asarray(by_bits[b], dtype=np.float64) for b in bits]
+        std = [float(s.std(ddof=1)) if len(s) > 1 else 0.0 for s in scores]
+        ax.errorbar(bits, [s.mean() for s in scores], yerr=std, marker="o", capsize=3, label=name)
+    ax.set_xticks(sorted({b for by_bits in series.values() for b in by_bits}))
+    ax.set(xlabel="code length K (bits)", ylabel=metric, ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure

@@ -127,8 +127,8 @@ def _mean_or_blank(values: Sequence[float | None], digits: int) -> str:
 def methods_table(runs: Sequence[Run]) -> str | None:
     """A row per (dataset, net, code length, method), methods in METHODS order: mAP@R mean +- std over its
     runs (seeds) with their count (and so at every other R the runs scored, from metrics.json's mAP_at), mean
-    P@H<=2, mean training seconds, the row's protocol. Only each
-    method as published (HashNet: not its ablations; sign codes), against a memory bank in a row of its own. None with HashNet runs alone."""
+    P@H<=2, mean training seconds, the row's protocol. Only each method as published (HashNet: not its ablations;
+    sign codes), against a memory bank in a row of its own. None with HashNet runs alone."""
     runs = [run for run in runs if run.variant in (run.method, f"{run.method}+bank")]
     if all(run.method == "hashnet" for run in runs):
         return None
@@ -158,6 +158,19 @@ def methods_cells(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, list[fl
         metric, cells = panels.setdefault(key, (f"mAP@{run.topk or 'all'}", {}))
         cells.setdefault(run.variant, []).append(run.mAP)
     return panels
+
+
+def bits_series(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, dict[int, list[float]]]]]:
+    """For a figure of mAP against code length: '<dataset>_<net>_<steps>steps' -> (its metric, {variant: {bits:
+    the runs' mAP}}), for the methods measured at two code lengths or more; panels without one are left out."""
+    panels: dict[str, tuple[str, dict[str, dict[int, list[float]]]]] = {}
+    for key, (metric, cells) in methods_cells(runs).items():
+        dataset_net, bits, steps = key.rsplit("_", 2)
+        _, series = panels.setdefault(f"{dataset_net}_{steps}", (metric, {}))
+        for variant, scores in cells.items():
+            series.setdefault(variant, {})[int(bits.removesuffix("bit"))] = scores
+    return {key: (metric, {variant: by_bits for variant, by_bits in series.items() if len(by_bits) > 1})
+            for key, (metric, series) in panels.items() if any(len(by_bits) > 1 for by_bits in series.values())}
 
 
 def _mean_std_cell(values: Sequence[float]) -> str:

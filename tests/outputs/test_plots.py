@@ -45,3 +45,14 @@ def test_methods_figure_bars_at_the_mean_with_the_std_and_a_dot_per_seed():
     segment = whisker.lines[2][0].get_segments()[0]
     assert np.allclose(segment[:, 0], [0.6, 0.8])
     assert [text.get_text() for text in ax.texts] == ["0.700", "0.500"] and ax.get_xlabel() == "mAP@all"
+
+
+def test_bits_figure_a_line_per_method_through_the_means():
+    series = {"hashnet": {16: [0.5], 32: [0.6, 0.8], 64: [0.75]}, "classifier": {16: [0.6], 64: [0.6]}}
+    figure = plots.bits_figure(series, "mAP@all")
+    ax = figure.axes[0]
+    lines = [line for line in ax.lines if line.get_marker() == "o"]
+    assert list(lines[0].get_xdata()) == [16, 32, 64] and np.allclose(lines[0].get_ydata(), [0.5, 0.7, 0.75])
+    assert list(lines[1].get_xdata()) == [16, 64]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["hashnet", "classifier"]
+    assert list(ax.get_xticks()) == [16, 32, 64] and ax.get_ylabel() == "mAP@all"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hashnet.data.protocol import Protocol
-from hashnet.outputs.report import mean_std, to_csv, to_markdown
+from hashnet.outputs.report import bits_series, mean_std, to_csv, to_markdown
 from hashnet.outputs.runs import PAPER, PAPER_CONVENTIONS, collect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,3 +269,16 @@ def test_runs_against_a_memory_bank_get_a_row_of_their_own(tmp_path):
     chart = tmp_path / "out" / "methods_fashion_mnist_resnet18_32bit_600steps.png"
     assert str(chart) in result.stdout and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [chart.name, "report.csv", "report.md"]
+
+
+def test_bits_series_for_the_methods_run_at_several_code_lengths(tmp_path):
+    protocol = Protocol(None, "index", "drop", False, "original")
+    for name, method, bits, mean_ap in [("h16", "hashnet", 16, 0.5), ("h32", "hashnet", 32, 0.6),
+                                        ("h32b", "hashnet", 32, 0.8), ("c32", "classifier", 32, 0.7),
+                                        ("d32", "dsh", 32, 0.4)]:
+        fake_run(tmp_path / name, "fashion_mnist", "resnet18", bits, mean_ap, None, protocol=protocol, method=method,
+                 steps=600, method_cfg={"name": method})
+    series = bits_series(collect([tmp_path]))
+    # classifier and dsh were run at 32 bits only: not in the figure
+    assert series == {"fashion_mnist_resnet18_600steps": ("mAP@all", {"hashnet": {16: [0.5], 32: [0.6, 0.8]}})}
+    assert bits_series(collect([tmp_path / "h32", tmp_path / "c32"])) == {}
