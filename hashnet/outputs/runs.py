@@ -1,11 +1,11 @@
-"""Runs as the report reads them: a folder holding `metrics.json` (written by train/evaluate) and, when Hydra
-wrote it, `.hydra/config.yaml` and `.hydra/hydra.yaml`. The method is metrics.json's ("hashnet" for one older than
-that field). A HashNet run's variant comes from its composed config (method.weighted / method.continuation
-false: hashnet_w / hashnet_sgn, both: pairwise; an evaluation takes its checkpoint's run's; for a config
-without a method section, the `ablation` config choice); ranking continuous outputs adds +C (HashNet+C).
-Another method's variant is its name (+C likewise); a run trained against a memory bank (method.pairs=bank) adds
-+bank. The protocol is metrics.json's (hashnet.data.protocol; for a metrics.json older than that field:
-ties=index, empty=drop as then, the split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
+"""Runs as the report reads them: a folder holding `metrics.json` (written by train/evaluate) and, when Hydra wrote it,
+`.hydra/config.yaml` and `.hydra/hydra.yaml`. The method is metrics.json's ("hashnet" for one older than that
+field). A HashNet run's variant comes from its composed config (method.weighted / method.continuation false:
+hashnet_w / hashnet_sgn, both: pairwise; an evaluation takes its checkpoint's run's; for a config without a method
+section, the `ablation` config choice); ranking continuous outputs adds +C (HashNet+C). Another method's variant is
+its name (+C likewise); a run trained against a memory bank (method.pairs=bank) adds +bank. The protocol is
+metrics.json's (hashnet.data.protocol; for a metrics.json older than that field: ties=index, empty=drop as then, the
+split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
 queries-in-database unknown unless left out). An evaluation (scripts/evaluate.py) of a checkpoint whose training
 run, or another evaluation of it under the same protocol, is collected is the same model scored again, not another
 seed: it is left out (with a note), as is a run where no query could be scored (mAP null).
