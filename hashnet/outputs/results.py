@@ -133,6 +133,15 @@ def evaluation_protocol(retrieval: Retrieval, datamodule: pl.LightningDataModule
     return Protocol(retrieval.topk, retrieval.ties, retrieval.empty_queries, overlap, split, unseen)
 
 
+def clamped_note(requested: object, results: dict) -> str:
+    """'dataset.topk=<R> is more than the <N> database images' when the R asked for (the first of a list: the one
+    mAP reports) was clamped to the database; '' otherwise."""
+    first = list(requested)[0] if isinstance(requested, Sequence) and not isinstance(requested, str) else requested
+    if first is None or first == results["topk"]:
+        return ""
+    return f"dataset.topk={first} is more than the {results['num_database']} database images"
+
+
 def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
     """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint, steps, the machine; a training
     run's train_seconds); rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/).

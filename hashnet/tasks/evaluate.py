@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from hashnet.outputs.results import write_results
+from hashnet.outputs.results import clamped_note, write_results
 from hashnet.retrieval.evaluation import EVAL_CODES, unscored_reason
 from hashnet.tasks.setup import (
     apply_threads,
@@ -44,8 +44,8 @@ def evaluate(cfg: DictConfig) -> dict:
             log.warning("mAP@%s: no query could be scored: %s -- check the labels of the query and database lists "
                         "(scripts/check_lists.py)", results["topk"] or "all", unscored_reason(model.retrieval))
         else:
-            clamped = f"; dataset.topk={cfg.dataset.topk} is more than the {results['num_database']} database " \
-                      "images" if cfg.dataset.topk is not None and cfg.dataset.topk != results["topk"] else ""
+            note = clamped_note(cfg.dataset.topk, results)
+            clamped = f"; {note}" if note else ""
             log.info("mAP = %.4f  (%s, %s steps, %d threads%s)  -> %s", results["mAP"], results["protocol"],
                      results["steps"], threads, clamped, output_dir / "metrics.json")
     return results

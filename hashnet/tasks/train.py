@@ -17,7 +17,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 
 from hashnet.outputs.hparams import log_run_hparams
-from hashnet.outputs.results import write_results
+from hashnet.outputs.results import clamped_note, write_results
 from hashnet.retrieval.evaluation import unscored_reason
 from hashnet.tasks.checks import check_launch, check_train_config
 from hashnet.tasks.setup import (
@@ -139,10 +139,8 @@ def logger_line(logger: Logger | None) -> str:
 
 def score_line(results: dict, requested: object) -> str:
     """'mAP@1000 = 0.9686', with the R asked for when it was clamped to the database."""
-    topk = results["topk"]
-    clamped = f" (dataset.topk={requested} is more than the {results['num_database']} database images)" \
-        if requested is not None and requested != topk else ""
-    return f"mAP@{topk or 'all'} = {results['mAP']:.4f}{clamped}"
+    note = clamped_note(requested, results)
+    return f"mAP@{results['topk'] or 'all'} = {results['mAP']:.4f}" + (f" ({note})" if note else "")
 
 
 def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> dict:

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hashnet.outputs.results import curve_ks, nearest, retrieval_metrics
+from hashnet.outputs.results import clamped_note, curve_ks, nearest, retrieval_metrics
 from hashnet.retrieval.codes import load_codes
 from hashnet.retrieval.evaluation import evaluate_retrieval
 from hashnet.retrieval.index import faiss_available
@@ -127,3 +128,14 @@ def test_encode_then_search_finds_each_image_at_distance_zero(tiny_run, digits_r
     assert f"{queries[0]}: top 1497 of 1497 (digits/database)" in caplog.text
     with Image.open(tmp_path / "grid.png") as image:
         assert image.format == "PNG" and image.size[0] > image.size[1]  # 3 rows of 1 + 1497 images, wide
+
+
+def test_the_clamped_note_names_the_first_r_asked_for_only_when_it_was_cut():
+    results = {"topk": 50, "num_database": 50}
+    assert clamped_note(1000, results) == "dataset.topk=1000 is more than the 50 database images"
+    note = "dataset.topk=1000 is more than the 50 database images"
+    assert clamped_note(OmegaConf.create([1000, None]), results) == note
+    # mAP@all first (Fashion-MNIST's [null, 1000]): nothing was cut, whatever the later R
+    assert clamped_note(OmegaConf.create([None, 1000]), {"topk": None, "num_database": 64000}) == ""
+    assert clamped_note(None, {"topk": None, "num_database": 64000}) == ""
+    assert clamped_note([1000, None], {"topk": 1000, "num_database": 1497}) == ""
