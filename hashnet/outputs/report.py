@@ -124,12 +124,19 @@ def _mean_or_blank(values: Sequence[float | None], digits: int) -> str:
     return f"{sum(known) / len(known):.{digits}f}" if known else ""
 
 
+def _as_published(runs: Sequence[Run]) -> list[Run]:
+    """The runs of each method as published (HashNet: not its ablations; sign codes; a memory-bank run as its own
+    variant), methods in METHODS order."""
+    return sorted((run for run in runs if run.variant in (run.method, f"{run.method}+bank")),
+                  key=lambda r: (order(METHODS, r.method), r.variant))
+
+
 def methods_table(runs: Sequence[Run]) -> str | None:
     """A row per (dataset, net, code length, method), methods in METHODS order: mAP@R mean +- std over its
     runs (seeds) with their count (and so at every other R the runs scored, from metrics.json's mAP_at), mean
     P@H<=2, mean training seconds, the row's protocol. Only each method as published (HashNet: not its ablations;
     sign codes), against a memory bank in a row of its own. None with HashNet runs alone."""
-    runs = [run for run in runs if run.variant in (run.method, f"{run.method}+bank")]
+    runs = _as_published(runs)
     if all(run.method == "hashnet" for run in runs):
         return None
     ordered = sorted(runs, key=lambda r: (r.dataset, r.net, r.hash_bit, order(METHODS, r.method), r.variant,
@@ -152,8 +159,7 @@ def methods_cells(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, list[fl
     """The methods table's rows as figure panels: '<dataset>_<net>_<K>bit_<steps>steps' -> (its metric,
     {variant: the runs' mAP}), methods in the table's order."""
     panels: dict[str, tuple[str, dict[str, list[float]]]] = {}
-    for run in sorted((run for run in runs if run.variant in (run.method, f"{run.method}+bank")),
-                      key=lambda r: (order(METHODS, r.method), r.variant)):
+    for run in _as_published(runs):
         key = f"{run.dataset}_{run.net}_{run.hash_bit}bit_{run.steps}steps"
         metric, cells = panels.setdefault(key, (f"mAP@{run.topk or 'all'}", {}))
         cells.setdefault(run.variant, []).append(run.mAP)
@@ -164,11 +170,10 @@ def bits_series(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, dict[int,
     """For a figure of mAP against code length: '<dataset>_<net>_<steps>steps' -> (its metric, {variant: {bits:
     the runs' mAP}}), for the methods measured at two code lengths or more; panels without one are left out."""
     panels: dict[str, tuple[str, dict[str, dict[int, list[float]]]]] = {}
-    for key, (metric, cells) in methods_cells(runs).items():
-        dataset_net, bits, steps = key.rsplit("_", 2)
-        _, series = panels.setdefault(f"{dataset_net}_{steps}", (metric, {}))
-        for variant, scores in cells.items():
-            series.setdefault(variant, {})[int(bits.removesuffix("bit"))] = scores
+    for run in _as_published(runs):
+        key = f"{run.dataset}_{run.net}_{run.steps}steps"
+        metric, series = panels.setdefault(key, (f"mAP@{run.topk or 'all'}", {}))
+        series.setdefault(run.variant, {}).setdefault(run.hash_bit, []).append(run.mAP)
     return {key: (metric, {variant: by_bits for variant, by_bits in series.items() if len(by_bits) > 1})
             for key, (metric, series) in panels.items() if any(len(by_bits) > 1 for by_bits in series.values())}
 
