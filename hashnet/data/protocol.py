@@ -54,8 +54,13 @@ class Protocol:
         check_conventions(self.ties, self.empty_queries)
         check_choice("split", self.split, SPLITS)
 
+    @property
+    def metric(self) -> str:
+        """The metric's name: mAP@R, or mAP@all when every database item is ranked."""
+        return f"mAP@{self.topk or 'all'}"
+
     def __str__(self) -> str:
         overlap = {True: "yes", False: "no", None: "unknown"}[self.queries_in_database]
         unseen = f" unseen={','.join(map(str, self.unseen))}" if self.unseen else ""
-        return (f"mAP@{self.topk or 'all'} ties={self.ties} empty={self.empty_queries} "
+        return (f"{self.metric} ties={self.ties} empty={self.empty_queries} "
                 f"queries-in-database={overlap} split={self.split}{unseen}")

@@ -147,7 +147,7 @@ def methods_table(runs: Sequence[Run]) -> str | None:
     for (dataset, net, bits, method, steps), row in _rows(
             ordered, lambda r: (r.dataset, r.net, r.hash_bit, r.variant, r.steps)).items():
         others = [_mean_std_cell([run.mAP_at[r] for run in row if r in run.mAP_at]) for r in extra]
-        rows.append([dataset, net, bits, method, "" if steps is None else steps, f"mAP@{row[0].topk or 'all'}",
+        rows.append([dataset, net, bits, method, "" if steps is None else steps, row[0].protocol.metric,
                      _mean_std_cell([run.mAP for run in row]), *others,
                      _mean_or_blank([run.precision_at_hamming_2 for run in row], 4),
                      _mean_or_blank([run.train_seconds for run in row], 1), row[0].protocol])
@@ -161,7 +161,7 @@ def methods_cells(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, list[fl
     panels: dict[str, tuple[str, dict[str, list[float]]]] = {}
     for run in _as_published(runs):
         key = f"{run.dataset}_{run.net}_{run.hash_bit}bit_{run.steps}steps"
-        metric, cells = panels.setdefault(key, (f"mAP@{run.topk or 'all'}", {}))
+        metric, cells = panels.setdefault(key, (run.protocol.metric, {}))
         cells.setdefault(run.variant, []).append(run.mAP)
     return panels
 
@@ -172,7 +172,7 @@ def bits_series(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, dict[int,
     panels: dict[str, tuple[str, dict[str, dict[int, list[float]]]]] = {}
     for run in _as_published(runs):
         key = f"{run.dataset}_{run.net}_{run.steps}steps"
-        metric, series = panels.setdefault(key, (f"mAP@{run.topk or 'all'}", {}))
+        metric, series = panels.setdefault(key, (run.protocol.metric, {}))
         series.setdefault(run.variant, {}).setdefault(run.hash_bit, []).append(run.mAP)
     return {key: (metric, {variant: by_bits for variant, by_bits in series.items() if len(by_bits) > 1})
             for key, (metric, series) in panels.items() if any(len(by_bits) > 1 for by_bits in series.values())}
