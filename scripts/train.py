@@ -1,7 +1,7 @@
 """Train HashNet, then evaluate mAP@R on the test split.
 
-    python scripts/train.py                                   # embedded digits, CPU, a few minutes
-    python scripts/train.py experiment=paper dataset=coco net=resnet50 hash_bit=48   # the original's settings
+    python scripts/train.py                                   # embedded digits, CPU, about a minute
+    python scripts/train.py dataset=coco net=resnet50 hash_bit=48   # with COCO's recipe: the original's settings
     python scripts/train.py -m hash_bit=16,32,48,64           # one run per code length
     python scripts/train.py hash_bit=16 resume=true          # continue the newest digits/hashnet_resnet18_16bit run
 """

@@ -48,7 +48,7 @@ def datamodule(**settings) -> HashDataModule:
     """A HashDataModule with configs/base/dataset.yaml's settings, except those given (name, root, num_classes,
     topk at least): the defaults live in that file only."""
     base = OmegaConf.to_container(OmegaConf.load(CONFIGS / "base" / "dataset.yaml"))
-    base = {key: value for key, value in base.items() if key not in ("_target_", "root")}
+    base = {key: value for key, value in base.items() if key not in ("defaults", "_target_", "root")}
     return HashDataModule(**{**base, **settings})
 
 

@@ -121,6 +121,11 @@ class HashDataModule(pl.LightningDataModule):
                     f"cannot build dataset {self.name} into {self.root}: {err.strerror} ({err.filename}) -- set "
                     "HASHNET_DATA_DIR (or paths.data_dir=<folder>) to a folder you can write"
                     + (" on a disk with free space" if err.errno in DISK_FULL else "")) from err
+        missing = [self.list_names[split] for split in SPLITS if not self.list_path(split).is_file()]
+        if missing and not self.builder:
+            raise ListFileError(self.root, None, f"dataset={self.name} has no list files {', '.join(missing)} here",
+                                "missing", "put them there (one '<image path> <0/1 labels>' line per image; the "
+                                "paper's lists: docs/paper.md), or pass dataset.root=<the folder that holds them>")
         if self.use_cache:
             for split in SPLITS:
                 self.image_cache(split)

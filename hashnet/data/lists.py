@@ -139,8 +139,7 @@ def read_list(path: str | Path, num_classes: int | None = None, root: str | Path
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ListFileError(source, None, "list file not found", source,
-                            "check dataset.root and the dataset.*_list names, or set "
-                            "dataset.builder to build an embedded dataset") from None
+                            "check dataset.root and the dataset.*_list names") from None
     try:
         lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as err:  # e.g. a Latin-1 path: the line would name no file on this machine

@@ -1,15 +1,12 @@
 """Checks of a training config that no constructor owns, run before anything is built: the top-level numbers,
-the input size a dataset gives a net, the default run's settings on a dataset they do not suit, sweeps with DDP.
+the input size a dataset gives a net, sweeps with DDP.
 The groups' own settings are checked by their classes (methods name method.<key>, the DataModule dataset.<key>)."""
 from __future__ import annotations
-
-import shlex
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from hashnet.data.builders import BUILDERS, builder_name
 from hashnet.nets.backbones import check_input_size
 from hashnet.utils.errors import ConfigError
 
@@ -58,23 +55,6 @@ def check_train_config(cfg: DictConfig) -> None:
     net, crop, resize = cfg.net, cfg.dataset.crop_size, cfg.dataset.resize_size
     if all(_integer(size) and size > 0 for size in (crop, resize)):  # else the DataModule names the bad size
         check_input_size(net.backbone, net.pretrained, net.get("image_size"), crop, resize)
-    check_settings_suit_dataset(cfg)
-
-
-def check_settings_suit_dataset(cfg: DictConfig) -> None:
-    """Refuse train.yaml's own settings (the embedded default run: a net from scratch, 250 steps) on a dataset that is
-    not embedded (a paper benchmark), unless a named run (experiment=...) or net.pretrained=true says otherwise."""
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    name = builder_name(cfg.dataset.builder)
-    embedded = name in BUILDERS and BUILDERS[name].embedded
-    if embedded or cfg.net.pretrained or choices.get("experiment") not in (None, "null"):
-        return
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [f"dataset={cfg.dataset.name}"]
-    command = shlex.join(["python", "scripts/train.py", "experiment=paper", *overrides])
-    raise ConfigError(f"dataset={cfg.dataset.name} with train.yaml's own settings would train a net from scratch for "
-                      f"{cfg.max_steps} steps, the embedded datasets' default run -- train it with the original "
-                      f"HashNet's settings (ImageNet weights, 10,000 steps): {command} (add net.pretrained=false to that "
-                      "command to train from scratch)")
 
 
 def check_launch(cfg: DictConfig) -> None:

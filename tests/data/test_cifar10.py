@@ -243,7 +243,7 @@ def test_datamodule_builds_a_protocol_and_reads_it(tmp_path, batches, monkeypatc
     folder.mkdir()
     write_archive(folder, batches)
     monkeypatch.setitem(BUILDERS, "cifar10_1", Builder(functools.partial(build_cifar10, protocol="cifar10_1",
-                                                                         download=no_download), embedded=False))
+                                                                         download=no_download)))
     builder = {"name": "cifar10_1", "queries_per_class": 2, "train_per_class": 4}  # options from the dataset config
     module = datamodule(name="cifar10_1", root=folder / "cifar10_1", num_classes=10, topk=None, builder=builder,
                         resize_size=32, crop_size=32, num_workers=0, normalize_on_device=False)

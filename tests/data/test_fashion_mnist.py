@@ -280,7 +280,7 @@ def test_offline_message_names_the_four_files_the_folder_and_both_fixes(tmp_path
 def test_datamodule_builds_a_protocol_and_reads_it(tmp_path, source, monkeypatch):
     small = functools.partial(build_fashion_mnist, protocol="fashion_mnist_unseen", queries_per_class=QUERIES,
                               train_per_class=TRAIN, download=no_download)
-    monkeypatch.setitem(BUILDERS, "fashion_mnist_unseen", Builder(small, embedded=True))
+    monkeypatch.setitem(BUILDERS, "fashion_mnist_unseen", Builder(small))
     folder = tmp_path / "fashion_mnist"
 
     def module(unseen: list[int]):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hashnet.data.builders import BUILDERS, num_classes
+from hashnet.data.builders import num_classes
 from hashnet.data.builders import folder as folder_module
 from hashnet.data.builders.folder import FolderError, build_folder, count_classes
 from hashnet.data.lists import read_list
@@ -140,7 +140,6 @@ def test_a_read_only_tree_says_where_else_the_lists_can_go(tree, monkeypatch, tm
 
 
 def test_num_classes_auto(tree, tmp_path):
-    assert not BUILDERS["folder"].embedded
     assert count_classes(tree) == 3 == num_classes({"name": "folder"}, tree)  # the class folders, before a build
     build_folder(tree)
     (tree / "zebras").mkdir()  # after the build, the written classes count
@@ -151,12 +150,12 @@ def test_num_classes_auto(tree, tmp_path):
 
 
 def test_the_config_builds_its_datamodule_and_refuses_a_missing_root(tree, tmp_path):
-    cfg = compose_config("train", ["dataset=folder", "experiment=paper", "net.pretrained=false"], tmp_path)
+    cfg = compose_config("train", ["dataset=folder", "net.pretrained=false"], tmp_path)
     assert cfg.dataset.root is None
     with pytest.raises(ConfigError, match="dataset=folder needs dataset.root: pass dataset.root=<dir> "
                                           "\\(configs/dataset/folder.yaml says what it is\\)"):
         build_datamodule(cfg)
-    cfg = compose_config("train", ["dataset=folder", f"dataset.root={tree}", "experiment=paper",
+    cfg = compose_config("train", ["dataset=folder", f"dataset.root={tree}",
                                    "net.pretrained=false", "dataset.builder.query=2"], tmp_path)
     datamodule = build_datamodule(cfg)
     assert datamodule.num_classes == 3 == cfg.model.num_classes
@@ -164,7 +163,7 @@ def test_the_config_builds_its_datamodule_and_refuses_a_missing_root(tree, tmp_p
     datamodule.prepare_data()
     assert datamodule.read_split("query").labels.sum(axis=0).tolist() == [2, 2, 2]
     assert datamodule.cache_dir == tree / ".hashnet" / "cache"
-    other = compose_config("train", ["dataset=folder", f"dataset.root={tree}", "experiment=paper",
+    other = compose_config("train", ["dataset=folder", f"dataset.root={tree}",
                                      "net.pretrained=false", "dataset.builder.query=2", "dataset.builder.seed=3"], tmp_path)
     with pytest.raises(FolderError, match="written with another split \\(seed 0 -> 3\\)") as refused:
         build_datamodule(other).prepare_data()  # lists there: the build is still asked, and refuses

@@ -27,8 +27,8 @@ def test_run_hparams_of_the_default_and_of_a_paper_experiment(tmp_path):
     assert run_hparams(digits, {"method": "hashnet", "protocol": line}) == {
         "method": "hashnet", "net": "resnet18", "hash_bit": 48, "dataset": "digits", "lr": 2e-3, "class_num": 10.09,
         "seed": 0, "protocol": line}
-    # COCO / AlexNet: lr 5e-5 and class_num 1 (configs/experiment/hashnet_coco_alexnet.yaml)
-    cfg = compose_config("train", ["experiment=hashnet_coco_alexnet", "hash_bit=32", "seed=3"], tmp_path)
+    # COCO / AlexNet: lr 5e-5 and class_num 1 (the original's: configs/recipe/by_net/, by_method/)
+    cfg = compose_config("train", ["dataset=coco", "net=alexnet", "hash_bit=32", "seed=3"], tmp_path)
     assert run_hparams(cfg, {"method": "hashnet", "protocol": "p"}) == {
         "method": "hashnet", "net": "alexnet", "hash_bit": 32, "dataset": "coco", "lr": 5e-5, "class_num": 1.0,
         "seed": 3, "protocol": "p"}

@@ -197,14 +197,15 @@ CASES: dict[str, tuple] = {
                                    "({readonly}/data) -- set HASHNET_DATA_DIR (or paths.data_dir=<folder>) to a folder "
                                    "you can write"),
     # the offline newcomer's paper run: the lists first (none here), then the weights, one line, no folder left
-    "paper run without lists": ("train", ["experiment=paper", "dataset=coco", "net=resnet50", "hash_bit=48"],
+    "paper run without lists": ("train", ["dataset=coco", "net=resnet50", "hash_bit=48"],
                                 {"cwd": "{tmp}/cwd_nolists", "env": {"HASHNET_DATA_DIR": "{empty_data}",
                                                                      "TORCH_HOME": "{torch_home}"},
                                  "faults": {"offline": True}}, 1,
-                                "train: {empty_data}/coco/train.txt: list file not found ({empty_data}/coco/train.txt) "
-                                "-- check dataset.root and the dataset.*_list names, or set dataset.builder to build "
-                                "an embedded dataset"),
-    "paper run offline": ("train", ["experiment=paper", "dataset=coco", "net=resnet50", "hash_bit=48"],
+                                "train: {empty_data}/coco: dataset=coco has no list files train.txt, test.txt, "
+                                "database.txt here (missing) -- put them there (one '<image path> <0/1 labels>' line "
+                                "per image; the paper's lists: docs/paper.md), or pass dataset.root=<the folder that "
+                                "holds them>"),
+    "paper run offline": ("train", ["dataset=coco", "net=resnet50", "hash_bit=48"],
                           {"cwd": "{tmp}/cwd_paper", "env": {"HASHNET_DATA_DIR": "{coco_data}",
                                                              "TORCH_HOME": "{torch_home}"},
                            "faults": {"offline": True}}, 1,

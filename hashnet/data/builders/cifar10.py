@@ -169,4 +169,4 @@ def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
 
 
 for _protocol in PROTOCOLS:
-    register(_protocol, partial(build_cifar10, protocol=_protocol), embedded=False)
+    register(_protocol, partial(build_cifar10, protocol=_protocol))

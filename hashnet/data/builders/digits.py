@@ -135,5 +135,5 @@ def build_digits(root: str | Path, multi: bool = False, seed: int = 0) -> None:
     build_atomically(root, recipe, write)
 
 
-register("digits", partial(build_digits, multi=False), embedded=True)
-register("digits_multi", partial(build_digits, multi=True), embedded=True)
+register("digits", partial(build_digits, multi=False))
+register("digits_multi", partial(build_digits, multi=True))

@@ -247,4 +247,4 @@ def build_fashion_mnist(root: str | Path, protocol: str = "fashion_mnist", seed:
 
 
 for _protocol in PROTOCOLS:
-    register(_protocol, partial(build_fashion_mnist, protocol=_protocol), embedded=True)
+    register(_protocol, partial(build_fashion_mnist, protocol=_protocol))

@@ -21,9 +21,8 @@ made from are written once, atomically (hashnet.data.builders.atomic), into root
 folder the walk skips; an absolute folder elsewhere for a read-only tree). Asking for another split refuses, naming
 the folder to delete; images added after the split are not in the lists, and the build warns that the tree changed.
 
-Not embedded: train.yaml's own settings are the digits' (ResNet-18 from scratch, 250 steps on 32 px images),
-which would give poor codes for photos; train it with ImageNet weights (net.pretrained=true) or a named run
-(experiment=paper), which hashnet.tasks.checks asks for.
+Photos train with the original HashNet's recipe (configs/dataset/folder.yaml picks configs/recipe/paper.yaml:
+ImageNet weights), not the digits' from-scratch settings of train.yaml.
 """
 from __future__ import annotations
 
@@ -190,4 +189,4 @@ def _warn_if_changed(root: Path, out: Path) -> None:
                     out)
 
 
-register("folder", build_folder, embedded=False, classes=count_classes)
+register("folder", build_folder, classes=count_classes)
