@@ -83,8 +83,9 @@ def main() -> None:
           f"onnxruntime {onnxruntime.__version__}):")
     for name, value in rate.items():
         print(f"  {name:<12} {value:8.1f} images/s   ({statistics.median(seconds[name]):.3f} s a batch)")
-    print(f"  onnxruntime / PyTorch: {rate['onnxruntime'] / rate['PyTorch']:.2f}x; signs equal on the batch: "
-          f"{check.same_signs}, max |dh| = {check.max_abs_diff:.2g}")
+    print(f"  onnxruntime / PyTorch: {rate['onnxruntime'] / rate['PyTorch']:.2f}x; signs equal on the batch where "
+          f"|h| > {check.tolerance:g}: {check.same_signs} ({check.near_zero} within it, {check.flipped_near_zero} of "
+          f"them flipped), max |dh| = {check.max_abs_diff:.2g}")
     assert np.isfinite(check.max_abs_diff)
 
 

@@ -3,9 +3,12 @@ its dataset when they are at hand (hashnet.training.export does the export and t
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 from torch import Tensor
@@ -16,7 +19,7 @@ from hashnet.training.export import export_onnx, export_torchscript
 from hashnet.training.exported import FORMATS, ExportError, Parity, parity, read_sidecar, sidecar_path
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import ConfigError, UserError, check_choice
-from hashnet.utils.files import atomic_write_json
+from hashnet.utils.files import atomic_write_json, check_writable
 
 log = logging.getLogger(__name__)
 
@@ -26,33 +29,44 @@ PARITY_SPLITS = ("query", "database")
 
 def export(cfg: DictConfig) -> Path:
     """Export cfg.ckpt_path to cfg.format at cfg.out (null: beside the checkpoint), with the checkpoint's own input
-    size, then check the signs on its dataset's images (check_on_dataset). Returns the exported file's path."""
+    size, then check the signs on its dataset's images (check_on_dataset). Returns the exported file's path.
+
+    The file and its sidecar are written to a temporary folder beside out and renamed over out only once both
+    checks pass: a refused export leaves an earlier one at out as it was."""
     check_choice("format", cfg.format, FORMATS)
     if cfg.format == "torchscript" and not cfg.dynamic_batch:
         raise ConfigError("dynamic_batch=false: a traced TorchScript file takes any batch size -- drop "
                           "dynamic_batch=false, or export format=onnx for a fixed batch")
+    checkpoint = Path(cfg.ckpt_path)
+    default = checkpoint.with_name(checkpoint.stem + SUFFIXES[cfg.format])
+    out = check_writable(Path(cfg.out) if cfg.out else default, "out", f"out={Path(cfg.out or '.') / default.name}")
     model = load_checkpoint(cfg.ckpt_path)
     resize_size, crop_size = trained_input_size(cfg.ckpt_path)
-    checkpoint = Path(cfg.ckpt_path)
-    out = Path(cfg.out) if cfg.out else checkpoint.with_name(checkpoint.stem + SUFFIXES[cfg.format])
     meta = {"checkpoint": str(checkpoint.resolve())}
-    if cfg.format == "onnx":
-        path = export_onnx(model, out, crop_size, dynamic_batch=cfg.dynamic_batch, batch_size=cfg.batch_size,
-                           resize_size=resize_size, meta=meta)
-    else:
-        path = export_torchscript(model, out, crop_size, resize_size=resize_size, meta=meta)
-    check = read_sidecar(path)["check"]
-    log.info("%s of %s (%s, %s, %d bits, input %d -> %d px) -> %s\n  sidecar: %s\n  random batches: signs equal for "
-             "every bit, max |dh| = %.3g", cfg.format, checkpoint, model.method.name, model.hparams.net["backbone"],
-             model.hash_bit, resize_size, crop_size, path, sidecar_path(path), check["max_abs_diff"])
-    check_on_dataset(cfg, model, path)
-    return path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent) as staging:
+        staged = Path(staging) / out.name  # the sidecar names the model file: stage it under its own name
+        if cfg.format == "onnx":
+            export_onnx(model, staged, crop_size, dynamic_batch=cfg.dynamic_batch, batch_size=cfg.batch_size,
+                        resize_size=resize_size, meta=meta)
+        else:
+            export_torchscript(model, staged, crop_size, resize_size=resize_size, meta=meta)
+        check = read_sidecar(staged)["check"]
+        log.info("%s of %s (%s, %s, %d bits, input %d -> %d px)\n  random batches: %s", cfg.format, checkpoint,
+                 model.method.name, model.hparams.net["backbone"], model.hash_bit, resize_size, crop_size,
+                 described(check))
+        check_on_dataset(cfg, model, staged, out)
+        os.replace(staged, out)  # the model first: a reader in between sees a sidecar of another file, and says so
+        os.replace(sidecar_path(staged), sidecar_path(out))
+    log.info("exported to %s\n  sidecar: %s", out, sidecar_path(out))
+    return out
 
 
-def check_on_dataset(cfg: DictConfig, model: HashingModule, path: Path) -> Parity | None:
+def check_on_dataset(cfg: DictConfig, model: HashingModule, path: Path, out: Path) -> Parity | None:
     """Parity of the exported file at path against the checkpoint's network on the first cfg.parity_images query
     and database images of cfg.dataset, recorded in the sidecar ("dataset_check") and logged; None (logged) when
-    those images are not at hand. Signs that differ remove the exported file and its sidecar (ExportError)."""
+    those images are not at hand. Signs that differ beyond the tolerance raise ExportError (out: where the file
+    was to go)."""
     trained_on = model.hparams.dataset
     if not cfg.parity_images:
         log.info("parity on a dataset's images: skipped (parity_images=0)")
@@ -75,19 +89,25 @@ def check_on_dataset(cfg: DictConfig, model: HashingModule, path: Path) -> Parit
     result = parity(path, model, first_images(datamodule, cfg.parity_images))
     what = f"the first {cfg.parity_images} query and database images of {trained_on} ({result.items} images)"
     sidecar = read_sidecar(path)
-    sidecar["dataset_check"] = {"images": what, **asdict(result)}
     if not result.same_signs:
-        path.unlink(missing_ok=True)
-        sidecar_path(path).unlink(missing_ok=True)
+        versions = ", ".join(f"{key} {value}" for key, value in sidecar["exported_with"].items())
+        kept = f"the earlier {out} is left as it was" if out.exists() else "nothing was written"
         raise ExportError(f"the exported {cfg.format} model's codes differ from the checkpoint's on "
-                          f"{result.differing_bits} of {result.items * result.bits} bits of {what} (max |dh| = "
-                          f"{result.max_abs_diff:.3g}); {path} was removed -- export format="
-                          f"{'torchscript' if cfg.format == 'onnx' else 'onnx'} instead, and report the versions "
-                          "in the sidecar's exported_with")
+                          f"{result.differing_bits} of {result.items * result.bits} bits with |h| > "
+                          f"{result.tolerance:g} of {what} (max |dh| = {result.max_abs_diff:.3g}); {kept} -- export "
+                          f"format={'torchscript' if cfg.format == 'onnx' else 'onnx'} instead, or skip this check "
+                          f"with parity_images=0 at your own risk, and report the versions ({versions})")
+    sidecar["dataset_check"] = {"images": what, **asdict(result)}
     atomic_write_json(sidecar_path(path), sidecar)
-    log.info("parity on %s: signs equal for every bit (%d x %d), max |dh| = %.3g", what, result.items, result.bits,
-             result.max_abs_diff)
+    log.info("parity on %s: %s", what, described(sidecar["dataset_check"]))
     return result
+
+
+def described(check: dict[str, Any]) -> str:
+    """A passed check of the sidecar (the fields of a Parity) in words, for the log."""
+    return (f"signs equal for every bit with |h| > {check['tolerance']:g} ({check['items']} x {check['bits']}); "
+            f"{check['near_zero']} within it, {check['flipped_near_zero']} of them flipped; "
+            f"max |dh| = {check['max_abs_diff']:.3g}")
 
 
 def available(datamodule: HashDataModule) -> bool:

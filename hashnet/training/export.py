@@ -12,8 +12,10 @@ packed as code files are: bit j of an item -> bit 7 - j % 8 of byte j // 8, +1 -
 Files are written atomically, the model first, then ``<file>.json`` beside it (the sidecar: input
 size, mean/std, hash_bit, the packing rule, the model file's SHA-256 and the export check). Before
 anything is written, the exported model runs on random batches (two batch sizes when the batch is
-dynamic) and its h must match PyTorch's within 1e-3 of max |h| (+ 1e-6); a model that fails to trace,
-to convert or to match is refused with an ExportError naming the method or backbone and why.
+dynamic) and its h must match PyTorch's within 1e-3 of max |h| (+ 1e-6), with the same sign on every bit
+where |h| > SIGN_TOLERANCE (hashnet.training.exported: within it, float error may round the sign either way;
+the sidecar counts those outputs); a model that fails to trace, to convert or to match is refused with an
+ExportError naming the method or backbone and why.
 TorchScript files are traced (torch.jit.trace) and run with torch.jit.load; ONNX files come from
 torch's TorchScript-based exporter (torch.onnx.export(dynamo=False), which needs only the onnx
 package) and run with onnxruntime on the CPU: pip install -e '.[export]'. torch 2.14 marks
@@ -136,11 +138,12 @@ def _export(model: nn.Module, path: Path, kind: str, input_size: int, resize_siz
     other = _random_images(batch_size + 1 if dynamic_batch else batch_size, input_size, _CHECK_SEED + 1)
     batches = [example, other]  # another batch: constants frozen by tracing differ on it
     check = compare(runner(kind, data), reference, batches)
-    if not check.max_abs_diff <= 1e-3 * float(h.abs().max()) + 1e-6:  # also NaN
+    if not (check.max_abs_diff <= 1e-3 * float(h.abs().max()) + 1e-6 and check.same_signs):  # also NaN
         raise ExportError(f"cannot export {_named(info)} to {kind}: the exported model's codes differ from PyTorch's "
                           f"(max |dh| = {check.max_abs_diff:.3g}, {check.differing_bits} of {check.items * check.bits} "
-                          "signs) on random images -- its forward likely branches on values in Python, which tracing "
-                          "freezes; write the code layer with tensor operations (torch.where) instead")
+                          f"signs where |h| > {check.tolerance:g}) on random images -- its forward likely branches on "
+                          "values in Python, which tracing freezes; write the code layer with tensor operations "
+                          "(torch.where) instead")
     shape = "N" if dynamic_batch else batch_size
     fixed = {
         "format": FORMAT, "model_file": path.name, "model_format": kind,

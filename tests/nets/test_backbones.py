@@ -22,24 +22,55 @@ from small_data import small_lists
 def HashNet(backbone: str, hash_bit: int, pretrained: bool = False, image_size: int | None = None) -> HashEncoder:
     return HashEncoder(backbone, hash_bit, pretrained, channels_last=False, image_size=image_size)
 
-# Over 30M parameters: seconds to initialise (VGG, ViT, big RegNets...), so slow; the rest take < 0.5 s each.
-HEAVY = {name for name in BACKBONES if get_model_weights(name).DEFAULT.meta["num_params"] > 30e6}
+
+def weights_on_meta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every parameter and buffer a module registers goes to the meta device: shapes, no memory, no initialisation.
+
+    Not torch.device("meta"), which puts every new tensor there: RegNet's builder computes its widths with torch
+    and reads them back (.tolist()), which a meta tensor cannot do."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def parameter_on_meta(module, name, param):
+        register_parameter(module, name, None if param is None else nn.Parameter(param.to("meta"), param.requires_grad))
+
+    def buffer_on_meta(module, name, tensor, persistent=True):
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+    monkeypatch.setattr(nn.Module, "register_parameter", parameter_on_meta)
+    monkeypatch.setattr(nn.Module, "register_buffer", buffer_on_meta)
 
 
-@pytest.mark.parametrize("backbone", [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
-                                      for name in BACKBONES])
-def test_every_model_maps_its_input_size_to_codes(backbone, one_thread):
-    torch.manual_seed(0)
-    image_size = 224 if backbone == "vit_h_14" else None   # its own 518x518 forward alone takes 45 s on 2 cores
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_every_model_is_cut_at_its_penultimate_layer_and_gives_the_hash_layer_its_width(backbone, monkeypatch):
+    weights_on_meta(monkeypatch)  # seconds to initialise the big ones (VGG, ViT-H, RegNet-Y-128GF) on the CPU: shapes only
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. GoogLeNet / Inception v3 warn unless init_weights is given
-        net = HashNet(backbone, 16, image_size=image_size).eval()
-    size = input_size_rule(backbone, False, image_size)[0]
-    images = torch.randn(1, 3, size, size)
+        net = HashNet(backbone, 16).eval()
+    assert all(tensor.is_meta for tensor in net.state_dict().values())
+    classes = len(get_model_weights(backbone).DEFAULT.meta["categories"])
+    assert not [name for name, module in net.backbone.named_modules()  # the class layer is gone
+                if getattr(module, "out_features", getattr(module, "out_channels", None)) == classes]
+    size = input_size_rule(backbone, False)[0]
+    images = torch.empty(2, 3, size, size, device="meta")
+    features = net.backbone(images)  # meta: shapes only, each op checks its input's
+    assert features.shape == (2, net.hash_layer.in_features) and net.hash_layer(features).shape == (2, 16)
+
+
+# A real forward of the smallest input of a few families (ViT-B/16 from scratch built for one 16 px patch).
+FORWARDS = {"resnet18": (None, 1, 512), "alexnet": (None, 63, 4096), "mobilenet_v3_small": (None, 1, 1024),
+            "vit_b_16": (16, 16, 768)}
+
+
+@pytest.mark.parametrize("backbone", FORWARDS)
+def test_a_few_models_map_their_smallest_input_to_codes_on_the_cpu(backbone, one_thread):
+    image_size, size, width = FORWARDS[backbone]
+    assert input_size_rule(backbone, False, image_size)[0] == size
+    torch.manual_seed(0)
+    net = HashNet(backbone, 16, image_size=image_size).eval()
+    images = torch.randn(2, 3, size, size)
     with torch.no_grad():
         features, codes = net.backbone(images), net(images)
-    assert features.shape == (1, net.hash_layer.in_features)
-    assert codes.shape == (1, 16) and torch.isfinite(codes).all()
+    assert features.shape == (2, width) and net.hash_layer.in_features == width
+    assert codes.shape == (2, 16) and torch.isfinite(codes).all() and not torch.equal(codes[0], codes[1])
 
 
 # Where torchvision keeps each family's class layer, and the width of its input (the paper's fc7 for AlexNet/VGG).

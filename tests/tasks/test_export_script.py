@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from hashnet.data.images import normalize_pixels, read_image, transforms
 from hashnet.retrieval.codes import load_codes
 from hashnet.tasks.encode import encode
 from hashnet.tasks.export import export
-from hashnet.training.exported import ExportError, load_exported, onnx_available, read_sidecar, sidecar_path
+from hashnet.training.exported import ExportError, load_exported, onnx_available, parity, read_sidecar, sidecar_path
 from hashnet.utils.errors import ConfigError, exit_on_error
 
 from conftest import compose_config
@@ -58,10 +59,12 @@ def test_export_script_writes_beside_the_checkpoint_and_checks_the_digits(kind, 
     check = sidecar["dataset_check"]
     assert check["images"] == "the first 2000 query and database images of digits (1797 images)"
     assert check["same_signs"] and check["differing_bits"] == 0 and (check["items"], check["bits"]) == (1797, 16)
-    assert check["max_abs_diff"] < 1e-4
+    assert check["max_abs_diff"] < 1e-4 and check["tolerance"] == 1e-4
+    assert 0 <= check["flipped_near_zero"] <= check["near_zero"] < 1797 * 16 // 100
     log = result.stdout + result.stderr
     assert "parity on the first 2000 query and database images of digits (1797 images): signs equal for every bit " \
-           "(1797 x 16), max |dh| = " in log
+           f"with |h| > 0.0001 (1797 x 16); {check['near_zero']} within it, {check['flipped_near_zero']} of them " \
+           "flipped; max |dh| = " in log
 
     # The exported file's signs, packed, are the code file scripts/encode.py writes with the checkpoint.
     codes = load_codes(encode(compose_config("encode", [f"ckpt_path={checkpoint}", f"paths.data_dir={digits_root.parent}",
@@ -87,6 +90,38 @@ def test_what_cannot_export_is_refused_in_one_line(checkpoint, digits_root, tmp_
     message = str(stopped.value.code)
     assert message.startswith(f"export: cannot export method=hashnet's code layer to {kind}: ") and "\n" not in message
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["last.ckpt"]  # nothing written
+
+
+@pytest.mark.slow
+def test_a_refused_export_leaves_the_earlier_one_as_it_was(checkpoint, digits_root, tmp_path, monkeypatch):
+    overrides = [f"ckpt_path={checkpoint}", "format=torchscript", "parity_images=20",
+                 f"paths.data_dir={digits_root.parent}"]
+    path = export(compose_config("export", overrides, tmp_path / "log"))
+    files = {p.name: p.read_bytes() for p in checkpoint.parent.iterdir()}
+    assert sorted(files) == ["last.ckpt", "last.torchscript.pt", "last.torchscript.pt.json"]
+
+    def one_bit_flipped(exported, model, images):  # as a runtime that rounds one saturated bit the other way would
+        return replace(parity(exported, model, images), same_signs=False, differing_bits=1)
+    monkeypatch.setattr("hashnet.tasks.export.parity", one_bit_flipped)
+    for out, kept in ((path, f"the earlier {path} is left as it was"), (tmp_path / "new.pt", "nothing was written")):
+        with pytest.raises(SystemExit) as stopped, exit_on_error("export"):
+            export(compose_config("export", [*overrides, f"out={out}"], tmp_path / "log"))
+        message = str(stopped.value.code)
+        assert message.startswith("export: the exported torchscript model's codes differ from the checkpoint's on 1 "
+                                  "of 640 bits with |h| > 0.0001 of the first 20 query and database images of digits "
+                                  f"(40 images) (max |dh| = ") and "\n" not in message
+        assert message.endswith(f"; {kept} -- export format=onnx instead, or skip this check with parity_images=0 at "
+                                f"your own risk, and report the versions (torch {torch.__version__})")
+    assert {p.name: p.read_bytes() for p in checkpoint.parent.iterdir()} == files  # and no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # new.pt neither
+
+
+def test_an_out_that_is_a_folder_is_refused_before_the_export(tmp_path):
+    cfg = compose_config("export", ["ckpt_path=missing.ckpt", f"out={tmp_path}"], tmp_path)
+    with pytest.raises(ConfigError) as refused:  # before reading the checkpoint, which is not there
+        export(cfg)
+    assert str(refused.value) == (f"out={tmp_path} is a folder: give the path of a file to write, "
+                                  f"e.g. out={tmp_path}/missing.onnx")
 
 
 @pytest.mark.parametrize("overrides, error, message", [

@@ -13,7 +13,8 @@ from hashnet.methods.base import HashMethod
 from hashnet.methods.greedyhash import sign_ste
 from hashnet.tasks.setup import build_model
 from hashnet.training.export import export_onnx, export_torchscript
-from hashnet.training.exported import ExportError, load_exported, onnx_available, parity, read_sidecar, sidecar_path
+from hashnet.training.exported import (SIGN_TOLERANCE, ExportError, load_exported, onnx_available, parity, read_sidecar,
+                                       sidecar_path, sign_parity)
 from hashnet.utils.errors import UserError
 
 from conftest import compose_config
@@ -71,6 +72,7 @@ def test_every_method_exports_with_the_same_signs(method, kind, tmp_path):
     assert sidecar["input"]["mean"] == [0.485, 0.456, 0.406] and sidecar["input"]["std"] == [0.229, 0.224, 0.225]
     assert sidecar["packing"].startswith("bit j of an item -> bit 7 - j % 8 of byte j // 8; +1 -> 1")
     assert sidecar["model_format"] == kind and sidecar["check"]["same_signs"] and read_sidecar(path) == sidecar
+    assert sidecar["check"]["tolerance"] == SIGN_TOLERANCE == 1e-4
     assert sorted(p.name for p in path.parent.iterdir()) == [f"model.{kind}", f"model.{kind}.json"]  # no temp files
 
 
@@ -239,3 +241,40 @@ def test_onnx_export_needs_its_packages(tmp_path, monkeypatch):
     monkeypatch.setattr("hashnet.training.export.onnx_available", lambda: False)
     with pytest.raises(ExportError, match="pip install -e '.\\[export\\]'"):
         export_onnx(nn.Flatten(), tmp_path / "m.onnx", input_size=4)
+
+
+def test_signs_must_agree_beyond_the_tolerance_and_those_within_it_are_counted():
+    torch_h = torch.tensor([[0.5, -5e-5, 0.9], [-0.3, 0.0, 2e-4]])
+    exported_h = torch.tensor([[0.5, 2e-5, 0.9], [-0.3, -1e-7, 2e-4]])  # 0.0 is +1, -1e-7 is -1: both flip near 0
+    result = sign_parity(torch_h, exported_h)
+    assert (result.same_signs, result.differing_bits, result.items, result.bits) == (True, 0, 2, 3)
+    assert (result.tolerance, result.near_zero, result.flipped_near_zero) == (1e-4, 2, 2)  # -5e-5 and 0.0
+    assert result.max_abs_diff == pytest.approx(7e-5)  # |2e-5 - -5e-5|
+    exported_h[1, 2] = -2e-4  # 2e-4 is beyond the tolerance: its flip refuses
+    result = sign_parity(torch_h, exported_h)
+    assert (result.same_signs, result.differing_bits, result.near_zero, result.flipped_near_zero) == (False, 1, 2, 2)
+    assert result.max_abs_diff == pytest.approx(4e-4)
+    result = sign_parity(torch_h, exported_h, tolerance=2e-4)  # at the tolerance is within it
+    assert (result.same_signs, result.differing_bits, result.near_zero, result.flipped_near_zero) == (True, 0, 3, 3)
+    with pytest.raises(ExportError, match="returns codes of shape \\(2, 2\\), PyTorch's are \\(2, 3\\)"):
+        sign_parity(torch_h, exported_h[:, :2])
+
+
+class FixedCodes(nn.Module):
+    """h = (0, 5e-5, -1, 0.3) for every image: two outputs within the tolerance of 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("h", torch.tensor([0.0, 5e-5, -1.0, 0.3]))
+
+    def forward(self, images):
+        return self.h + 0 * images.mean(dim=(1, 2, 3))[:, None]
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_the_sidecar_counts_the_outputs_within_the_tolerance(kind, tmp_path):
+    path = EXPORT[kind](FixedCodes(), tmp_path / f"model.{kind}", input_size=4)
+    check = read_sidecar(path)["check"]
+    items = 1 + 2 if kind == "onnx" else 2 + 3  # the check's two random batches: batch_size, then one more
+    assert (check["items"], check["bits"], check["differing_bits"], check["same_signs"]) == (items, 4, 0, True)
+    assert (check["tolerance"], check["near_zero"], check["flipped_near_zero"]) == (1e-4, 2 * items, 0)
