@@ -1,12 +1,23 @@
-"""Small datasets for tests that run scripts: digits list folders of a few dozen images (rows replaceable), and
-image files that trouble decoders, written byte by byte: a 16-bit RGB PNG and a decompression bomb."""
+"""Small datasets for tests that run scripts: digits list folders of a few dozen images (rows replaceable), fake
+Fashion-MNIST IDX files, and image files that trouble decoders, written byte by byte: a 16-bit RGB PNG and a
+decompression bomb."""
 from __future__ import annotations
 
+import gzip
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from hashnet.data.builders.fashion_mnist import (
+    IMAGES_MAGIC,
+    LABELS_MAGIC,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+)
 
 DIGITS = 10
 
@@ -36,6 +47,31 @@ def small_lists(root: Path, digits_root: Path, train: list | None = None, query:
     write_list(root / "test.txt", query or digits_rows(digits_root, "test.txt", 10))
     write_list(root / "database.txt", database or digits_rows(digits_root, "database.txt", 50))
     return root
+
+
+def idx_bytes(magic: int, array: np.ndarray) -> bytes:
+    """array (uint8) as an IDX file: big-endian magic, then each dimension as a big-endian int32, then the bytes."""
+    return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+
+
+def write_gz(path: Path, content: bytes) -> None:
+    with gzip.open(path, "wb") as file:
+        file.write(content)
+
+
+def fake_fashion_mnist(folder: Path, per_class: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Fashion-MNIST's four gzipped IDX files in folder, per_class images of each class in the train and the t10k
+    file: random pixels, labels in shuffled order; returns {file name: array}."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for (images_name, labels_name), count in zip(((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)), per_class):
+        labels = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), count))
+        arrays[images_name] = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
+        arrays[labels_name] = labels
+        write_gz(folder / images_name, idx_bytes(IMAGES_MAGIC, arrays[images_name]))
+        write_gz(folder / labels_name, idx_bytes(LABELS_MAGIC, labels))
+    return arrays
 
 
 def png_16bit(path: Path, side: int = 32) -> Path:

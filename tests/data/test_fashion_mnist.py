@@ -1,6 +1,5 @@
 """Fashion-MNIST protocols built from a small fake set of IDX files in the official format (never downloaded)."""
 import functools
-import gzip
 import json
 from pathlib import Path
 
@@ -31,35 +30,12 @@ from hashnet.data.lists import read_list
 from hashnet.utils.errors import ConfigError
 
 from conftest import datamodule
+from small_data import fake_fashion_mnist, idx_bytes, write_gz
 
-PER_CLASS = {TRAIN_IMAGES: 8, TEST_IMAGES: 2}  # images of each class in each file: 10 a class, 100 in all
+PER_CLASS = (8, 2)  # images of each class in the train and t10k files: 10 a class, 100 in all
 QUERIES, TRAIN = 2, 4  # per class, instead of 100 and 500
 UNSEEN = [5, 6, 9]  # default_unseen_classes(0)
 LISTS = ("test.txt", "train.txt", "database.txt")
-
-
-def idx_bytes(magic: int, array: np.ndarray) -> bytes:
-    """array (uint8) as an IDX file: big-endian magic, then each dimension as a big-endian int32, then the bytes."""
-    return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
-
-
-def write_gz(path: Path, content: bytes) -> None:
-    with gzip.open(path, "wb") as file:
-        file.write(content)
-
-
-def fake_source(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """The four gzipped IDX files in folder: random pixels, labels in shuffled order; returns {file name: array}."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
-        labels = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), PER_CLASS[images_name]))
-        arrays[images_name] = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
-        arrays[labels_name] = labels
-        write_gz(folder / images_name, idx_bytes(IMAGES_MAGIC, arrays[images_name]))
-        write_gz(folder / labels_name, idx_bytes(LABELS_MAGIC, labels))
-    return arrays
 
 
 def no_download(folder: Path) -> None:
@@ -83,7 +59,7 @@ def per_class(image_list) -> list[int]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> tuple[Path, dict]:
     raw = tmp_path_factory.mktemp("raw")
-    return raw, fake_source(raw)
+    return raw, fake_fashion_mnist(raw, PER_CLASS)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +185,7 @@ def idx(magic: int, array: np.ndarray) -> bytes:
     (TEST_LABELS, idx(LABELS_MAGIC, [0] * 7 + [10] + [0] * 12), "label 10 of image 7 is not a class id in 0..9"),
 ], ids=["labels-as-images", "images-as-labels", "32x32", "cut-data", "cut-header", "counts", "label-range"])
 def test_a_damaged_file_is_named_with_what_is_wrong_and_the_fix(tmp_path, name, content, what):
-    fake_source(tmp_path)
+    fake_fashion_mnist(tmp_path, PER_CLASS)
     damage(tmp_path, name, content)
     with pytest.raises(IdxFileError, match=f"{tmp_path / name}: .*{what}.* -- replace it with the original {name}: "
                        "`apt-get install dataset-fashion-mnist --reinstall`"):
@@ -218,7 +194,7 @@ def test_a_damaged_file_is_named_with_what_is_wrong_and_the_fix(tmp_path, name, 
 
 
 def test_a_file_that_is_not_gzip_is_named(tmp_path):
-    fake_source(tmp_path)
+    fake_fashion_mnist(tmp_path, PER_CLASS)
     (tmp_path / TEST_IMAGES).write_bytes(b"not a gzip file")
     with pytest.raises(IdxFileError, match=f"{tmp_path / TEST_IMAGES}: cannot read it as a gzipped IDX file"):
         build(tmp_path / "fashion_mnist", "fashion_mnist", tmp_path)
@@ -227,7 +203,7 @@ def test_a_file_that_is_not_gzip_is_named(tmp_path):
 def test_default_raw_dir_is_debians_when_it_holds_the_four_files(tmp_path, monkeypatch):
     debian = tmp_path / "debian"
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", debian)
-    fake_source(debian)
+    fake_fashion_mnist(debian, PER_CLASS)
     assert default_raw_dir(tmp_path / "fashion_mnist") == debian
     (debian / TEST_LABELS).unlink()
     assert default_raw_dir(tmp_path / "fashion_mnist") == tmp_path / "fashion_mnist" / "raw"
@@ -236,7 +212,7 @@ def test_default_raw_dir_is_debians_when_it_holds_the_four_files(tmp_path, monke
 def test_missing_files_are_downloaded_with_torchvisions_md5s(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no_package")
     mirror = tmp_path / "mirror"
-    fake_source(mirror)
+    fake_fashion_mnist(mirror, PER_CLASS)
     fetched = []
 
     def download_url(url, root, filename, md5):  # torchvision's, serving the fake files
