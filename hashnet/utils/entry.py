@@ -118,6 +118,14 @@ def hydra_message(err: BaseException, script: str, config_dir: Path, config_name
     return f"{' '.join(lines[:2])} ({shlex.join(overrides)})"
 
 
+def launcher_message(err: BaseException) -> str | None:
+    """One line for a launcher that cannot start here: hydra/launcher=slurm without a SLURM cluster."""
+    if 'Could not detect "srun"' in str(err):
+        return ("hydra/launcher=slurm submits the sweep to a SLURM cluster and this machine is not on one (no srun) -- "
+                "run the command on the cluster's login node, or the sweep here with hydra/launcher=local")
+    return None
+
+
 def run(main: Callable[[], Any], script: str, config_name: str | None = None) -> Any:
     """Call a script's @hydra.main function; an error that escapes it (Hydra's own, before or around the task) is
     printed as `<script>: <one line>` with exit 1, unless HASHNET_DEBUG=1 or HYDRA_FULL_ERROR=1 asks for the chain."""
@@ -137,5 +145,5 @@ def run(main: Callable[[], Any], script: str, config_name: str | None = None) ->
     except Exception as err:  # the last resort of an entry point: every error becomes one line
         if user_debug:
             raise
-        line = hydra_message(err, script, config_dir, config_name or script, sys.argv[1:])
+        line = hydra_message(err, script, config_dir, config_name or script, sys.argv[1:]) or launcher_message(err)
         sys.exit(f"{script}: {line or describe(err, RUN_FOLDER_FIX)}")
