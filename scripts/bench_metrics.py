@@ -26,7 +26,7 @@ import numpy as np
 
 from hashnet.retrieval.metrics import mean_average_precision
 
-SCALES = {"default": (1_000, 50_000), "coco": (5_000, 200_000)}
+SCALES = {"default": (1_000, 50_000), "coco": (5_000, 200_000), "smoke": (50, 500)}  # smoke: the script runs, no ratio
 BITS, CLASSES, TOPK = 48, 80, 5000
 MULTI_TOPK = [1000, 2500, TOPK]  # several R in one call; the largest is TOPK
 ROUNDS = 9  # alternating runs of each call when comparing two: drifts of a shared machine hit both alike
