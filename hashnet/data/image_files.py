@@ -1,6 +1,6 @@
 """Image files without a list: a folder walked for them, and a dataset that reads them, skipping unreadable ones.
 
-What the Python API (hashnet.tasks.hasher), `scripts/encode.py images=<dir>` and the folder dataset builder
+What the Python API (hashnet.inference.hasher), `scripts/encode.py images=<dir>` and the folder dataset builder
 (hashnet.data.builders.folder) share. A folder is walked recursively in sorted order (so the same tree gives the
 same order on every machine), following symbolic links to folders once; hidden files and folders (a leading
 dot: .git, .ipynb_checkpoints, a build's own temporary folders) are left out, and so are files whose suffix is not
