@@ -19,7 +19,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from hashnet.data.image_files import IMAGE_SUFFIXES, ImageFiles, collate_files
+from hashnet.data.dataset import ImageDataset, split_readable
+from hashnet.data.image_files import IMAGE_SUFFIXES
 from hashnet.data.images import normalize_pixels, transforms
 from hashnet.retrieval.codes import binarize, pack_codes
 from hashnet.training.module import HashingModule
@@ -84,7 +85,7 @@ def images_to_codes(model: HashingModule, images: Images, transform: Transform, 
             raise InputError(f"images[{position}] is a {type(item).__name__}: pass image paths or PIL images "
                              "(or one tensor batch (N, 3, H, W))")
     check_files([item for item in items if not isinstance(item, Image.Image)])
-    codes, _, failed = readable_codes(model, _Pictures(items, transform), device, batch_size, workers)
+    codes, _, failed = readable_codes(model, ImageDataset(items, transform, "report"), device, batch_size, workers)
     if failed:
         position, why = failed[0]
         raise InputError(f"image {items[position]} cannot be read ({why}) -- pass a readable image file "
@@ -92,19 +93,21 @@ def images_to_codes(model: HashingModule, images: Images, transform: Transform, 
     return codes
 
 
-def readable_codes(model: HashingModule, dataset: ImageFiles, device: torch.device, batch_size: int, workers: int,
+def readable_codes(model: HashingModule, dataset: ImageDataset, device: torch.device, batch_size: int, workers: int,
                    progress: bool = False) -> tuple[np.ndarray, list[int], list[tuple[int, str]]]:
-    """(packed codes (M, K/8) uint8 of the M readable images of dataset, their positions (M,), (position, why) of
-    the unreadable ones), in dataset order; with a progress bar (log lines when stderr is not a terminal)."""
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_files)
+    """(packed codes (M, K/8) uint8 of the M readable images of dataset (on_bad_image="report"), their positions
+    (M,), (position, why) of the unreadable ones), in dataset order; with a progress bar (log lines when stderr is
+    not a terminal)."""
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=split_readable)
     codes, kept, failed = [np.zeros((0, model.hash_bit // 8), dtype=np.uint8)], [], []
     with Progress(len(dataset), f"encoding {len(dataset)} images", log, enabled=progress) as bar:
-        for batch, where, unreadable in loader:  # in order: no sampler
-            failed += unreadable
+        for batch, unreadable in loader:  # in order: no sampler
             if batch is not None:
-                codes.append(packed_codes(model, [batch], device))
-                kept += where.tolist()
-            bar.update(len(where) + len(unreadable))
+                images, _, index = batch
+                codes.append(packed_codes(model, [images], device))
+                kept += index.tolist()
+            failed += [(sample.index, sample.why) for sample in unreadable]
+            bar.update(len(kept) + len(failed) - bar.done)
     return np.concatenate(codes), kept, failed
 
 
@@ -113,20 +116,6 @@ def tensor_batches(images: Tensor, transform: Transform, batch_size: int) -> Ite
     for start in range(0, len(images), batch_size):
         batch = transform(images[start:start + batch_size].cpu())
         yield batch if batch.dtype == torch.uint8 else normalize_pixels(batch)
-
-
-class _Pictures(ImageFiles):
-    """ImageFiles whose items may also be PIL images (transformed as they are, in RGB)."""
-
-    def __init__(self, items: Sequence[str | Path | Image.Image], transform: Transform) -> None:
-        super().__init__([], transform)
-        self.paths = [item if isinstance(item, Image.Image) else str(item) for item in items]
-
-    def __getitem__(self, position: int) -> tuple:
-        item = self.paths[position]
-        if isinstance(item, Image.Image):
-            return self.transform(item.convert("RGB")), position, None
-        return super().__getitem__(position)
 
 
 def check_pixels(images: Tensor) -> None:

@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from hashnet.data.image_files import ImageFiles, find_images
+from hashnet.data.dataset import ImageDataset
+from hashnet.data.image_files import find_images
 from hashnet.inference.checkpoint import load_checkpoint, trained_input_size
 from hashnet.inference.encoding import (
     FORMATS,
@@ -119,8 +120,8 @@ class Hasher:
         check_count("batch_size", batch_size, 1)
         check_count("workers", workers, 0)
         paths, meta = self._files_of(images), dict(self.meta)
-        codes, kept, failed = readable_codes(self.model, ImageFiles(paths, self.transform), self.device, batch_size,
-                                             workers, progress)
+        codes, kept, failed = readable_codes(self.model, ImageDataset(paths, self.transform, "report"), self.device,
+                                             batch_size, workers, progress)
         skipped = [(paths[position], why) for position, why in failed]
         if skipped:
             shown = "".join(f"\n  {path}: {why}" for path, why in skipped[:SHOWN_SKIPPED])
