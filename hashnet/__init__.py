@@ -3,14 +3,14 @@
 The Python API, imported on first use so that `import hashnet` stays light:
 
     from hashnet import Hasher, HammingIndex
-    hasher = Hasher.from_checkpoint("outputs/.../checkpoints/last.ckpt")   # hashnet.tasks.hasher
+    hasher = Hasher.from_checkpoint("outputs/.../checkpoints/last.ckpt")   # hashnet.inference.hasher
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-_LAZY = {"Hasher": "hashnet.tasks.hasher", "HammingIndex": "hashnet.retrieval.index"}
+_LAZY = {"Hasher": "hashnet.inference.hasher", "HammingIndex": "hashnet.retrieval.index"}
 __all__ = ["HammingIndex", "Hasher"]
 
 

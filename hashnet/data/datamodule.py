@@ -25,14 +25,14 @@ from hashnet.data.arguments import check_arguments
 from hashnet.data.builders import build
 from hashnet.data.builders.atomic import MARKER, built_recipe
 from hashnet.data.cache import ImageCache, fingerprint
-from hashnet.data.dataset import BadImageError, ImageListDataset, collate_readable
+from hashnet.data.dataset import BadImageError, ImageDataset, Unreadable, collate_readable
 from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
 from hashnet.utils.errors import DISK_FULL, NOT_PERMITTED, ConfigError, UserError
 
-__all__ = ["BadImageError", "HashDataModule", "ImageList", "ImageListDataset", "ListFileError",
+__all__ = ["BadImageError", "HashDataModule", "ImageDataset", "ImageList", "ListFileError",
            "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
            "resolve_paths", "transforms"]
 
@@ -100,7 +100,7 @@ class HashDataModule(pl.LightningDataModule):
         self._lists: dict[str, ImageList] = {}
         self.unlabeled_rows: dict[str, int] = {}  # split -> rows with no label (counted at setup, warned about)
         self._warned_unlabeled = False
-        self._datasets: dict[tuple[str, bool], ImageListDataset] = {}
+        self._datasets: dict[tuple[str, bool], ImageDataset] = {}
 
     def list_path(self, split: str) -> Path:
         """The list file of split ("train", "query" or "database")."""
@@ -143,12 +143,12 @@ class HashDataModule(pl.LightningDataModule):
         settings = {"resize_size": self.resize_size, "torchvision": torchvision.__version__}
         cache = ImageCache(self.cache_dir, split, fingerprint(self.list_path(split), image_list.paths, settings))
         if not cache.exists():
-            resized = ImageListDataset(image_list, v2.Compose([*resize_steps(self.resize_size), v2.ToPureTensor()]),
+            resized = ImageDataset(image_list, v2.Compose([*resize_steps(self.resize_size), v2.ToPureTensor()]),
                                        self.on_bad_image)
             loader = DataLoader(resized, batch_size=64, num_workers=self.num_workers, collate_fn=list)
             samples = (sample for batch in loader for sample in batch)
-            cache.build((None if sample is None else sample[0] for sample in samples), image_list.paths,
-                        self.resize_size, self.list_path(split))
+            cache.build((None if isinstance(sample, Unreadable) else sample[0] for sample in samples),
+                        image_list.paths, self.resize_size, self.list_path(split))
         return cache
 
     def setup(self, stage: str | None = None) -> None:
@@ -230,13 +230,13 @@ class HashDataModule(pl.LightningDataModule):
         return image_list.take(keep)
 
     def dataset(self, split: Literal["train", "query", "database"],
-                train_transform: bool = False) -> ImageListDataset:
+                train_transform: bool = False) -> ImageDataset:
         """The dataset of split with the train or eval transform (read on first use)."""
         key = (split, train_transform)
         if key not in self._datasets:
             self._load((split,))
             cache = self.image_cache(split) if self.use_cache and split in SPLITS else None
-            self._datasets[key] = ImageListDataset(self._lists[split], self._transforms[train_transform],
+            self._datasets[key] = ImageDataset(self._lists[split], self._transforms[train_transform],
                                                    self.on_bad_image, cache)
         return self._datasets[key]
 

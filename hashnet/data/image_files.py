@@ -1,6 +1,6 @@
-"""Image files without a list: a folder walked for them, and a dataset that reads them, skipping unreadable ones.
+"""Image files without a list: which files are images, and a folder walked for them (hashnet.data.dataset reads them).
 
-What the Python API (hashnet.tasks.hasher), `scripts/encode.py images=<dir>` and the folder dataset builder
+What the Python API (hashnet.inference.hasher), `scripts/encode.py images=<dir>` and the folder dataset builder
 (hashnet.data.builders.folder) share. A folder is walked recursively in sorted order (so the same tree gives the
 same order on every machine), following symbolic links to folders once; hidden files and folders (a leading
 dot: .git, .ipynb_checkpoints, a build's own temporary folders) are left out, and so are files whose suffix is not
@@ -8,19 +8,10 @@ one of IMAGE_SUFFIXES, the formats the decoders read (hashnet.data.images.read_i
 """
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-from torch.utils.data import Dataset, default_collate
-
-from hashnet.data.images import read_image
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
-
-log = logging.getLogger(__name__)
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -42,34 +33,3 @@ def find_images(folder: str | Path) -> list[Path]:
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         found += [Path(top, name) for name in sorted(files) if not name.startswith(".") and is_image_file(name)]
     return sorted(found)  # by path components: a/deeper/two.png before a/one.png
-
-
-class ImageFiles(Dataset):
-    """Samples (transform(pixels), position) of image files; position = index in paths.
-
-    A file that cannot be decoded yields (None, position, why) instead, which collate_files sets aside, so one bad
-    file neither stops a DataLoader nor needs shared state between its workers: the batch carries it to the caller.
-    """
-
-    def __init__(self, paths: Sequence[str | Path], transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.paths = [str(path) for path in paths]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, position: int) -> tuple:
-        try:
-            pixels = read_image(self.paths[position])
-        except (OSError, SyntaxError, ValueError, RuntimeError) as err:  # PIL reports corrupt files as any of these
-            return None, position, f"{type(err).__name__}: {err}"
-        return self.transform(pixels), position, None
-
-
-def collate_files(samples: list[tuple]) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[int, str]]]:
-    """A batch of ImageFiles samples -> (images (B, ...) of the readable ones or None if there is none, their
-    positions (B,) int64, [(position, why)] of the unreadable ones)."""
-    read = [(image, position) for image, position, _ in samples if image is not None]
-    failed = [(position, why) for image, position, why in samples if image is None]
-    images = default_collate([image for image, _ in read]) if read else None
-    return images, torch.tensor([position for _, position in read], dtype=torch.int64), failed

@@ -13,15 +13,11 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from hashnet.data.datamodule import SPLITS
+from hashnet.inference.checkpoint import load_checkpoint
+from hashnet.inference.encoding import encode_images, pick_device
+from hashnet.inference.hasher import Hasher
 from hashnet.retrieval.codes import binarize, check_packable, save_codes, unpack_codes
-from hashnet.tasks.hasher import Hasher
-from hashnet.tasks.setup import (
-    build_datamodule,
-    encode_images,
-    load_checkpoint,
-    pick_device,
-    use_trained_input_size,
-)
+from hashnet.tasks.setup import build_datamodule, use_trained_input_size
 from hashnet.utils.errors import check_choice
 from hashnet.utils.files import check_writable
 
@@ -67,7 +63,7 @@ def out_path(cfg: DictConfig, name: str) -> Path:
 
 def encode_folder(cfg: DictConfig) -> Path:
     """Every image below the folder cfg.images (hashnet.data.image_files), encoded by the checkpoint's own eval
-    transform and network (hashnet.tasks.hasher), into a code file with no labels (N, 0); unreadable files are
+    transform and network (hashnet.inference.hasher), into a code file with no labels (N, 0); unreadable files are
     skipped, named in the log and listed in the file's metadata ("skipped")."""
     out = check_writable(out_path(cfg, "images"), "out", "out=codes_images.npz")  # before any image is encoded
     hasher = Hasher.from_checkpoint(cfg.ckpt_path, device=cfg.device)

@@ -6,16 +6,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.outputs.results import clamped_note, write_results
 from hashnet.retrieval.evaluation import EVAL_CODES, unscored_reason
-from hashnet.tasks.setup import (
-    apply_threads,
-    build_datamodule,
-    build_trainer,
-    load_checkpoint,
-    run_info,
-    use_trained_input_size,
-)
+from hashnet.tasks.setup import apply_threads, build_datamodule, build_trainer, run_info, use_trained_input_size
 from hashnet.utils.errors import check_choice
 
 log = logging.getLogger(__name__)

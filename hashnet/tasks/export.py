@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from hashnet.data.datamodule import HashDataModule
-from hashnet.tasks.setup import build_datamodule, load_checkpoint, trained_input_size, use_trained_input_size
+from hashnet.inference.checkpoint import load_checkpoint, trained_input_size
+from hashnet.tasks.setup import build_datamodule, use_trained_input_size
 from hashnet.training.export import export_onnx, export_torchscript
 from hashnet.training.exported import FORMATS, ExportError, Parity, parity, read_sidecar, sidecar_path
 from hashnet.training.module import HashingModule

@@ -5,16 +5,15 @@ import logging
 import warnings
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, ListConfig
 from PIL import Image
 
-from hashnet.data.images import transforms
+from hashnet.inference.checkpoint import load_checkpoint
+from hashnet.inference.encoding import eval_transform, images_to_codes, pick_device
 from hashnet.outputs.plots import retrieval_grid_figure
 from hashnet.outputs.results import GRID_TOP, save_png, thumbnails
-from hashnet.retrieval.codes import binarize, load_codes, pack_codes
+from hashnet.retrieval.codes import load_codes
 from hashnet.retrieval.index import HammingIndex
-from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device
 from hashnet.utils.errors import ConfigError, UnreadableFileError
 from hashnet.utils.files import check_writable
 
@@ -80,10 +79,9 @@ def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
     if database.meta["checkpoint"] != str(Path(cfg.ckpt_path).resolve()):
         warnings.warn(f"{cfg.index} was encoded with {database.meta['checkpoint']}, not {cfg.ckpt_path}: "
                       "codes of different checkpoints are not comparable unless the weights are the same")
-    transform = transforms(database.meta["resize_size"], database.meta["crop_size"], train=False)
-    batch = torch.stack([transform(read_query(path)) for path in queries])
-    codes = binarize(encode_images(model, [batch], pick_device(cfg.device)))
-    distances, indices = HammingIndex(database.codes, cfg.backend).search(pack_codes(codes), k)
+    transform = eval_transform(database.meta["resize_size"], database.meta["crop_size"])
+    codes = images_to_codes(model, [read_query(path) for path in queries], transform, pick_device(cfg.device))
+    distances, indices = HammingIndex(database.codes, cfg.backend).search(codes, k)
     found = [[(database.paths[i], int(d)) for d, i in zip(row_d, row_i)] for row_d, row_i in zip(distances, indices)]
     for path, results in zip(queries, found):
         lines = [f"  {rank:3d}  d={distance:<3d} {result}" for rank, (result, distance) in enumerate(results, 1)]

@@ -32,10 +32,10 @@ try:
 except ModuleNotFoundError as err:  # an optional extra
     raise ModuleNotFoundError(f"the search server needs Flask ({err}): pip install -e '.[serve]'") from err
 
-from hashnet.data.images import transforms
-from hashnet.retrieval.codes import CodeFile, binarize, check_packable, load_codes, pack_codes
+from hashnet.inference.checkpoint import load_checkpoint
+from hashnet.inference.encoding import eval_transform, images_to_codes, pick_device
+from hashnet.retrieval.codes import CodeFile, check_packable, load_codes
 from hashnet.retrieval.index import HammingIndex
-from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import ConfigError, UserError
 
@@ -116,7 +116,7 @@ class Searcher:
             raise ValueError(f"the model gives {model.hash_bit}-bit codes, the code file holds {database.hash_bit}-bit codes")
         self.model, self.database, self.device = model, database, device or torch.device("cpu")
         self.index = HammingIndex(database.codes, backend)
-        self.transform = transforms(database.meta["resize_size"], database.meta["crop_size"], train=False)
+        self.transform = eval_transform(database.meta["resize_size"], database.meta["crop_size"])
         self.max_k = min(MAX_K, len(database))
         self._lock = threading.Lock()  # one forward pass at a time: the server answers requests in threads
         model.eval().to(self.device)
@@ -130,9 +130,8 @@ class Searcher:
     def by_image(self, image: Image.Image, k: int, name: str = "") -> dict[str, Any]:
         """The k nearest of an RGB image, encoded by the model with the code file's eval transform."""
         start = time.perf_counter()
-        batch = self.transform(image)[None]
         with self._lock:
-            packed = pack_codes(binarize(encode_images(self.model, [batch], self.device)))
+            packed = images_to_codes(self.model, image, self.transform, self.device)
         encode_ms = (time.perf_counter() - start) * 1e3
         return self._search(packed, None, {"filename": name, "labels": None}, k, encode_ms)
 

@@ -1,12 +1,11 @@
-"""What every entry point shares: building the DataModule, the model and the Trainer, loading and checking a
-checkpoint, and encoding images with it (config checks: hashnet.tasks.checks). Entry points import this, never
-each other."""
+"""What every entry point shares: building the DataModule, the model and the Trainer from a config, and checking a
+checkpoint against it (config checks: hashnet.tasks.checks; loading a checkpoint and encoding images with it:
+hashnet.inference). Entry points import this, never each other."""
 from __future__ import annotations
 
 import logging
 import os
 import platform
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,16 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch import Tensor
 
 from hashnet.data.builders import num_classes
 from hashnet.data.datamodule import HashDataModule
+from hashnet.inference.checkpoint import CheckpointError, migrated
 from hashnet.methods import METHODS, build_method
-from hashnet.nets.backbones import weights_follow
 from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule, build
-from hashnet.utils.errors import ConfigError, UserError
+from hashnet.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint that cannot be used: from an older layout, or of another dataset, length or backbone."""
 
 
 def build_datamodule(cfg: DictConfig) -> HashDataModule:
@@ -121,42 +115,6 @@ def machine_info() -> dict:
     return {"threads": torch.get_num_threads(), "cpu": cpu_name(), "gpu": gpu, "torch": torch.__version__}
 
 
-def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int | None = None,
-                    net: str | None = None, method: str | None = None, **overrides) -> HashingModule:
-    """Rebuild the HashingModule of a checkpoint, refusing one of another dataset, code length, backbone or method.
-
-    None skips a check; each error names what the checkpoint holds and what was asked for. overrides
-    replace saved hyper-parameters (e.g. eval_codes="continuous"). The model's `trained_steps` is the
-    checkpoint's global step (None when it has none).
-    """
-    path = Path(path)
-    checkpoint = read_checkpoint(path)
-    saved = checkpoint.get("hyper_parameters", {})
-    if "method" not in saved:
-        raise CheckpointError(
-            f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "
-            "cannot load -- train it again with this version, or evaluate it with the version that wrote it "
-            "(git checkout 80401af, then scripts/evaluate.py)")
-    with weights_follow():  # the checkpoint's weights replace ImageNet's: no download, offline too
-        model = HashingModule.load_from_checkpoint(path, map_location="cpu", **{**migrated(saved), **overrides})
-    trained_on = model.hparams.dataset
-    if dataset is not None and trained_on is not None and trained_on != dataset:
-        raise CheckpointError(f"checkpoint {path} was trained on dataset={trained_on}, not dataset={dataset}: "
-                              f"pass dataset={trained_on}")
-    if hash_bit is not None and hash_bit != model.hash_bit:
-        raise CheckpointError(f"checkpoint {path} holds {model.hash_bit}-bit codes, not hash_bit={hash_bit}: "
-                              f"pass hash_bit={model.hash_bit} or another checkpoint")
-    backbone = model.hparams.net["backbone"]
-    if net is not None and net != backbone:
-        raise CheckpointError(f"checkpoint {path} was trained with net={backbone}, not net={net}: "
-                              f"pass net={backbone} or another checkpoint")
-    if method is not None and method != model.method.name:
-        raise CheckpointError(f"checkpoint {path} was trained with method={model.method.name}, not method={method}: "
-                              f"drop +method=... (the checkpoint's method is used), or pass a {method} checkpoint")
-    model.trained_steps = checkpoint.get("global_step")
-    return model
-
-
 def trained_settings(saved: dict) -> dict:
     """What identifies the model a checkpoint's hyper-parameters describe: method, hash_bit, net, dataset."""
     method = saved.get("method") or {}
@@ -182,17 +140,6 @@ def check_resumable(path: str | Path, cfg: DictConfig, how: str) -> None:
             "(nothing was written)")
 
 
-def migrated(saved: dict) -> dict:
-    """The hyper-parameters of a 0.2 checkpoint that this version names otherwise: its method config named its
-    class (`_target_`), now its registered name (hashnet.methods.METHODS)."""
-    method = saved["method"]
-    if "_target_" not in method:
-        return {}
-    names = {f"{cls.__module__}.{cls.__name__}": name for name, cls in METHODS.items()}
-    settings = {key: value for key, value in method.items() if key != "_target_"}
-    return {"method": {"name": names[method["_target_"]], **settings}}
-
-
 def use_trained_input_size(cfg: DictConfig) -> None:
     """Set cfg.dataset's resize_size / crop_size to those the checkpoint cfg.ckpt_path was trained with.
 
@@ -207,28 +154,6 @@ def use_trained_input_size(cfg: DictConfig) -> None:
             log.info("dataset.%s=%s, as the checkpoint was trained (the dataset config says %s)", key, trained[key],
                      cfg.dataset[key])
             cfg.dataset[key] = trained[key]
-
-
-def trained_input_size(path: str | Path) -> tuple[int, int]:
-    """(resize_size, crop_size) of the eval transform the checkpoint at path was trained with."""
-    trained = read_checkpoint(path).get("datamodule_hyper_parameters") or {}
-    if "resize_size" not in trained or "crop_size" not in trained:
-        raise CheckpointError(f"checkpoint {path} does not record the input size it was trained with (no DataModule "
-                              "settings in it): it was not written by scripts/train.py")
-    return int(trained["resize_size"]), int(trained["crop_size"])
-
-
-def pick_device(name: str) -> torch.device:
-    """"auto": the GPU when there is one, else the CPU; anything else is passed to torch.device."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
-def encode_images(model: HashingModule, batches: Iterable[Tensor], device: torch.device) -> Tensor:
-    """Continuous codes (N, K) float32 on the CPU of image batches (B, 3, H, W), network in eval mode."""
-    model.eval().to(device)
-    with torch.inference_mode():
-        outputs = [model(images.to(device)).float().cpu() for images in batches]
-    return torch.cat(outputs)
 
 
 def run_info(model: HashingModule, checkpoint: str | None, steps: int | None,

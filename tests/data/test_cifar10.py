@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hashnet.data.builders import BUILDERS, Builder, cifar10
+from hashnet.data.builders import BUILDERS, Builder, fetch
 from hashnet.data.builders.cifar10 import (
     ARCHIVE,
     BATCHES,
@@ -186,7 +186,7 @@ def test_offline_message_names_the_file_the_folder_and_the_url(tmp_path, monkeyp
         (Path(root) / filename).write_bytes(b"partial")
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(cifar10, "download_url", offline)
+    monkeypatch.setattr(fetch, "download_url", offline)
     with pytest.raises(FileNotFoundError) as caught:
         build_cifar10(folder / "cifar10", "cifar10")  # the default downloader
     message = str(caught.value)

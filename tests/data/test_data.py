@@ -1,4 +1,4 @@
-"""Transforms, ImageListDataset and HashDataModule (loaders, missing and unreadable images)."""
+"""Transforms, ImageDataset and HashDataModule (loaders, missing and unreadable images)."""
 import logging
 from pathlib import Path
 
@@ -9,10 +9,11 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from hashnet.data.builders import BUILDERS, Builder
+from hashnet.data.dataset import Unreadable
 from hashnet.data.datamodule import (
     BadImageError,
     HashDataModule,
-    ImageListDataset,
+    ImageDataset,
     ListFileError,
     MissingImagesError,
     collate_readable,
@@ -75,7 +76,7 @@ def test_train_transform_steps():
 
 def test_dataset_sample(digits_root):
     images = read_list(digits_root / "test.txt", 10, root=digits_root)
-    image, labels, index = ImageListDataset(images, transforms(32, 32))[5]
+    image, labels, index = ImageDataset(images, transforms(32, 32))[5]
     with Image.open(images.paths[5]) as png:
         grey = torch.from_numpy(np.array(png)).float() / 255
     assert torch.allclose(image, (grey - MEAN[:, None, None]) / STD[:, None, None], atol=1e-6)
@@ -217,7 +218,7 @@ def test_skipped_images_are_logged_by_name_once(corrupt_query, caplog):
 
 def test_collate_refuses_an_all_unreadable_batch():
     with pytest.raises(BadImageError, match="all 2 images of a batch are unreadable"):
-        collate_readable([None, None])
+        collate_readable([Unreadable(0, "OSError: torn"), Unreadable(1, "OSError: torn")])
 
 
 @pytest.mark.parametrize("key, value, message", [

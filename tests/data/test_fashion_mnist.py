@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hashnet.data.builders import BUILDERS, Builder, fashion_mnist
+from hashnet.data.builders import BUILDERS, Builder, fashion_mnist, fetch
 from hashnet.data.builders.fashion_mnist import (
     FILES,
     IMAGES_MAGIC,
@@ -219,7 +219,7 @@ def test_missing_files_are_downloaded_with_torchvisions_md5s(tmp_path, monkeypat
         fetched.append((url, filename, md5))
         (Path(root) / filename).write_bytes((mirror / filename).read_bytes())
 
-    monkeypatch.setattr(fashion_mnist, "download_url", download_url)
+    monkeypatch.setattr(fetch, "download_url", download_url)
     folder = tmp_path / "fashion_mnist"
     (folder / "raw").mkdir(parents=True)
     (folder / "raw" / TRAIN_LABELS).write_bytes((mirror / TRAIN_LABELS).read_bytes())  # one is there already
@@ -237,7 +237,7 @@ def test_offline_message_names_the_four_files_the_folder_and_both_fixes(tmp_path
         (Path(root) / filename).write_bytes(b"partial")
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(fashion_mnist, "download_url", offline)
+    monkeypatch.setattr(fetch, "download_url", offline)
     folder = tmp_path / "fashion_mnist"
     with pytest.raises(MissingFilesError) as caught:
         build_fashion_mnist(folder / "fashion_mnist")  # the default raw folder and downloader

@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 
 from hashnet.data.sampling import ResumableSampler, SeededSamples, epoch_order, mix_seed
 from hashnet.tasks.evaluate import evaluate
-from hashnet.tasks.setup import CheckpointError, build_trainer, load_checkpoint
+from hashnet.inference.checkpoint import CheckpointError, load_checkpoint
+from hashnet.tasks.setup import build_trainer
 from hashnet.tasks.train import train
 from hashnet.training.checkpoints import (
     AtomicCheckpointIO,

@@ -11,7 +11,7 @@ import torch
 
 from hashnet.retrieval.codes import CodeFileError, load_codes, save_codes
 from hashnet.tasks.search import QueryImageError, read_query
-from hashnet.tasks.setup import load_checkpoint
+from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.training.checkpoints import CheckpointFileError, read_checkpoint, resume_checkpoint
 from hashnet.utils.errors import UserError
 

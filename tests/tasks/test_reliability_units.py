@@ -24,7 +24,8 @@ from hashnet.outputs.report import to_markdown
 from hashnet.outputs.runs import collect
 from hashnet.retrieval.codes import CodeFile, binarize, pack_codes, save_codes
 from hashnet.tasks import serve
-from hashnet.tasks.setup import build_model, encode_images
+from hashnet.inference.encoding import encode_images
+from hashnet.tasks.setup import build_model
 from hashnet.training.checkpoints import AtomicCheckpointIO
 from hashnet.utils.errors import UserError, describe
 from hashnet.utils.files import FileWriteError, atomic_write, check_writable

@@ -21,7 +21,8 @@ from hashnet.data.lists import read_list
 from hashnet.retrieval.codes import CodeFile, CodeFileError, binarize, load_codes, pack_codes, save_codes, unpack_codes
 from hashnet.tasks.encode import encode
 from hashnet.tasks.serve import create_app, expose_command, load_app, start_server
-from hashnet.tasks.setup import build_model, encode_images
+from hashnet.inference.encoding import encode_images
+from hashnet.tasks.setup import build_model
 
 from conftest import compose_config
 

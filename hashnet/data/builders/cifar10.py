@@ -26,13 +26,13 @@ import tarfile
 import zlib
 from functools import partial
 from pathlib import Path
-from typing import IO, Callable, Iterator, Sequence
+from typing import IO, Iterator, Sequence
 
 import numpy as np
 from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import download_url
 
 from hashnet.data.builders import pools, register
+from hashnet.data.builders.fetch import Download, download_missing, fetch
 from hashnet.data.builders.pools import SplitCounts, build_protocol, protocol_recipe, write_image_folder
 from hashnet.utils.errors import UserError
 
@@ -42,6 +42,7 @@ ARCHIVE = CIFAR10.filename  # cifar-10-python.tar.gz
 EXTRACTED = CIFAR10.base_folder  # cifar-10-batches-py, the archive's one folder
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 URL = CIFAR10.url  # https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz
+SOURCES = {ARCHIVE: [(URL, CIFAR10.tgz_md5)]}  # md5-checked by torchvision's downloader
 IMAGES_RECIPE = {"builder": "cifar10_images", "batches": list(BATCHES)}
 
 log = logging.getLogger(__name__)
@@ -60,34 +61,24 @@ class ArchiveMissingError(UserError, FileNotFoundError):
     """The CIFAR-10 archive is in none of the folders looked in, and could not be downloaded."""
 
 
-def download_archive(folder: Path) -> None:
-    """Download the official archive into folder with torchvision's downloader (md5-checked)."""
-    log.info("downloading %s into %s", URL, folder)
-    download_url(URL, str(folder), ARCHIVE, CIFAR10.tgz_md5)
-
-
-def find_archive(folders: Sequence[Path], download: Callable[[Path], None] | None = None) -> Path:
+def find_archive(folders: Sequence[Path], download: Download | None = None) -> Path:
     """The extracted folder or the archive in the first of folders that holds one, else the archive downloaded
-    into the last of them (download(folder), by default :func:`download_archive`); ArchiveError naming every
-    folder looked in, what to fetch and where to put it if that fails."""
+    into the last of them (download(folder), by default from URL); ArchiveMissingError naming every folder looked
+    in, what to fetch and where to put it if that fails."""
     for folder in folders:
         for candidate in (folder / EXTRACTED, folder / ARCHIVE):
             if candidate.exists():
                 return candidate
     folder = folders[-1]
     looked = " or ".join(str(f) for f in folders)
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        (download or download_archive)(folder)
-        if not (folder / ARCHIVE).is_file():
-            raise FileNotFoundError(f"the download left no {folder / ARCHIVE}")
-    except Exception as err:  # offline, proxy, checksum: every failure means the same to the user
-        (folder / ARCHIVE).unlink(missing_ok=True)  # a partial download would be taken for the archive
-        raise ArchiveMissingError(
+
+    def missing(_: list[str], err: Exception) -> ArchiveMissingError:
+        return ArchiveMissingError(
             f"CIFAR-10 is missing: neither {ARCHIVE} nor its extracted {EXTRACTED}/ is in {looked}, and "
             f"downloading it failed ({type(err).__name__}: {err}) -- download {URL} and put {ARCHIVE} "
-            f"into {folder}/") from err
-    return folder / ARCHIVE
+            f"into {folder}/")
+
+    return fetch(folder, [ARCHIVE], download or partial(download_missing, sources=SOURCES), missing) / ARCHIVE
 
 
 def _decode_batch(file: IO[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -151,12 +142,12 @@ def _write_images(out: Path, source: Path) -> None:
 
 def build_cifar10(root: str | Path, protocol: str = "cifar10", seed: int = 0,
                   queries_per_class: int | None = None, train_per_class: int | None = None,
-                  download: Callable[[Path], None] | None = None) -> None:
+                  download: Download | None = None) -> None:
     """Build protocol's lists into root (and the shared images into root's parent) unless done.
 
     protocol: a key of PROTOCOLS; queries_per_class / train_per_class default to the protocol's.
-    download(folder) fetches the archive into folder when it is absent (default
-    :func:`download_archive`). root must be absent, empty, or a finished build of the same
+    download(folder) fetches the archive into folder when it is absent (default: from URL, with
+    torchvision's downloader). root must be absent, empty, or a finished build of the same
     settings; a build with other settings raises ValueError naming the folder to delete.
     """
     spec, recipe = protocol_recipe(PROTOCOLS, protocol, seed, queries_per_class, train_per_class)

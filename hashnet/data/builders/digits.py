@@ -23,6 +23,7 @@ from sklearn.datasets import load_digits
 
 from hashnet.data.builders import register
 from hashnet.data.builders.atomic import build_atomically, save_pngs, write_list
+from hashnet.data.builders.per_class import split_per_class
 
 NUM_CLASSES = 10
 QUERIES_PER_CLASS = 30  # 300 queries, held out of the database as in the paper's protocol
@@ -35,21 +36,15 @@ MULTI_MAX_CLASSES = 3  # classes a mosaic shows: 1..3 of 10 makes ~36% of pairs 
 
 
 def split_digits(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded per-class split of digit indices.
+    """Seeded per-class split of digit indices (hashnet.data.builders.per_class).
 
     labels: (N,) int class ids in [0, NUM_CLASSES). Returns sorted index arrays
     (query, train, database): QUERIES_PER_CLASS queries per class, TRAIN_PER_CLASS train
     images per class drawn from the non-queries, and database = every non-query.
     """
-    rng = np.random.default_rng(seed)
-    query, train = [], []
-    for label in range(NUM_CLASSES):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        query.append(members[:QUERIES_PER_CLASS])
-        train.append(members[QUERIES_PER_CLASS:QUERIES_PER_CLASS + TRAIN_PER_CLASS])
-    queries = np.sort(np.concatenate(query))
-    database = np.setdiff1d(np.arange(len(labels)), queries)
-    return queries, np.sort(np.concatenate(train)), database
+    parts, _ = split_per_class(labels, NUM_CLASSES, seed,  # no class is too small: each holds over 170 digits
+                               lambda count: (QUERIES_PER_CLASS, TRAIN_PER_CLASS, count - QUERIES_PER_CLASS))
+    return parts["query"], parts["train"], parts["database"]
 
 
 def digit_images() -> tuple[np.ndarray, np.ndarray]:

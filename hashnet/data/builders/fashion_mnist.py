@@ -6,7 +6,7 @@ IDX files (FILES). They are read from raw_dir: by default Debian's package ``dat
 (DEBIAN_DIR) when it holds them, else ``<data_dir>/fashion_mnist/raw/``, where missing files are
 downloaded with torchvision's downloader (its mirrors and md5s). Both files' images are merged
 (train-* then t10k-*, 70,000) and each class is split with a seeded generator
-(:func:`hashnet.data.builders.pools.split_classes`) into 100 queries, 500 training images and the rest:
+(:func:`hashnet.data.builders.per_class.split_per_class`) into 100 queries, 500 training images and the rest:
 
 - ``fashion_mnist``: 100 queries and 500 training images a class (1,000 / 5,000); database = the
   other 64,000 images (CIFAR-10's ``cifar10`` protocol on the merged pool).
@@ -24,19 +24,18 @@ marker recording their settings, and a folder built with other settings is refus
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import logging
 import zlib
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from torchvision.datasets import FashionMNIST
-from torchvision.datasets.utils import download_url
 
 from hashnet.data.builders import pools, register
+from hashnet.data.builders.fetch import Download, download_missing, fetch
 from hashnet.data.builders.pools import SplitCounts, build_protocol, protocol_recipe, write_image_folder
 from hashnet.utils.errors import ConfigError, UserError
 
@@ -47,6 +46,7 @@ TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 PAIRS = ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS))  # merged in this order
 MD5 = dict(FashionMNIST.resources)  # of the gzipped files as torchvision downloads them
+SOURCES = {name: [(f"{mirror}{name}", MD5[name]) for mirror in FashionMNIST.mirrors] for name in FILES}
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # where `apt-get install dataset-fashion-mnist` puts FILES
 IMAGES_MAGIC = 0x00000803  # IDX header: 0x00 0x00, type 0x08 (unsigned byte), 3 dimensions (n, 28, 28)
 LABELS_MAGIC = 0x00000801  # the same with 1 dimension (n,)
@@ -137,47 +137,19 @@ def read_source(raw_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def download_files(folder: Path) -> None:
-    """Download the FILES missing from folder with torchvision's downloader (md5-checked), trying
-    torchvision's Fashion-MNIST mirrors in turn."""
-    for name in FILES:
-        if (folder / name).is_file():
-            continue
-        for i, mirror in enumerate(FashionMNIST.mirrors):
-            log.info("downloading %s%s into %s", mirror, name, folder)
-            try:
-                download_url(f"{mirror}{name}", str(folder), name, MD5[name])
-                break
-            except Exception:
-                with contextlib.suppress(OSError):
-                    (folder / name).unlink(missing_ok=True)
-                if i == len(FashionMNIST.mirrors) - 1:
-                    raise
-
-
-def find_files(raw_dir: Path, download: Callable[[Path], None] | None = None) -> Path:
-    """raw_dir once it holds the four FILES: missing ones are downloaded first (download(raw_dir), by
-    default :func:`download_files`); MissingFilesError naming the files, the folder and both fixes if that fails."""
+def find_files(raw_dir: Path, download: Download | None = None) -> Path:
+    """raw_dir once it holds the four FILES: missing ones are downloaded first (download(raw_dir), by default
+    from torchvision's mirrors); MissingFilesError naming the files, the folder and both fixes if that fails."""
     raw_dir = Path(raw_dir)
-    missing = [name for name in FILES if not (raw_dir / name).is_file()]
-    if not missing:
-        return raw_dir
-    try:
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        (download or download_files)(raw_dir)
-        left = [name for name in missing if not (raw_dir / name).is_file()]
-        if left:
-            raise FileNotFoundError(f"the download left no {', '.join(left)}")
-    except Exception as err:  # offline, proxy, checksum, read-only folder: every failure means the same here
-        for name in missing:  # a partial download would be taken for the file
-            with contextlib.suppress(OSError):
-                (raw_dir / name).unlink(missing_ok=True)
-        raise MissingFilesError(
+
+    def missing_files(missing: list[str], err: Exception) -> MissingFilesError:
+        return MissingFilesError(
             f"Fashion-MNIST is missing: {', '.join(missing)} not in {raw_dir}/, and downloading failed "
             f"({type(err).__name__}: {err}) -- install Debian's package (`{APT_FIX}` puts the four files "
             f"in {DEBIAN_DIR}/, read from there when dataset.builder.raw_dir is null), or copy the four files "
-            f"{', '.join(FILES)} into {raw_dir}/") from err
-    return raw_dir
+            f"{', '.join(FILES)} into {raw_dir}/")
+
+    return fetch(raw_dir, FILES, download or partial(download_missing, sources=SOURCES), missing_files)
 
 
 def check_unseen(unseen: Sequence[int]) -> list[int]:
@@ -217,14 +189,14 @@ def _write_images(out: Path, raw_dir: Path) -> None:
 def build_fashion_mnist(root: str | Path, protocol: str = "fashion_mnist", seed: int = 0,
                         raw_dir: str | Path | None = None, unseen_classes: Sequence[int] | None = None,
                         queries_per_class: int | None = None, train_per_class: int | None = None,
-                        download: Callable[[Path], None] | None = None) -> None:
+                        download: Download | None = None) -> None:
     """Build protocol's lists into root (and the shared images into root's parent) unless done.
 
     protocol: a key of PROTOCOLS; seed: the per-class split's; raw_dir: the folder of the IDX files
     (None: :func:`default_raw_dir` of root's parent); unseen_classes: fashion_mnist_unseen's unseen class ids
     (None: :func:`default_unseen_classes` of seed 0); queries_per_class / train_per_class default to the
-    protocol's (100 / 500). download(folder) fetches missing files into raw_dir (default
-    :func:`download_files`). root must be absent, empty, or a finished build of the same settings;
+    protocol's (100 / 500). download(folder) fetches missing files into raw_dir (default: from
+    torchvision's mirrors). root must be absent, empty, or a finished build of the same settings;
     a build with other settings raises ValueError naming the folder to delete.
     """
     spec, recipe = protocol_recipe(PROTOCOLS, protocol, seed, queries_per_class, train_per_class)

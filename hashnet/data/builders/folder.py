@@ -29,12 +29,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from hashnet.data.builders import register
 from hashnet.data.builders.atomic import MARKER, build_atomically, write_list
+from hashnet.data.builders.per_class import split_per_class
 from hashnet.data.image_files import find_images, is_image_file
 from hashnet.utils.errors import UserError
 
@@ -84,18 +85,20 @@ def check_sizes(sizes: dict[str, Any]) -> None:
                               "in configs/dataset/folder.yaml or on the command line")
 
 
-def split_class(count: int, rng: np.random.Generator, sizes: dict[str, Any]) -> dict[str, np.ndarray] | str:
-    """Positions (sorted) of one class's `count` images in each split, or why the class is too small."""
-    order = rng.permutation(count)
-    queries = size(sizes["query"], count)
-    rest = count - queries
-    train, database = size(sizes["train"], rest), size(sizes["database"], rest)
-    if rest < 1 or train > rest or database > rest:
-        return (f"{count} image{'s' if count != 1 else ''}, fewer than {queries} quer{'ies' if queries != 1 else 'y'}"
-                f" + {max(train, database, 1)} to train on and find")
-    kept = order[queries:]
-    return {"query": np.sort(order[:queries]), "train": np.sort(kept[:train]),
-            "database": np.sort(kept[rest - database:])}
+def class_sizes(sizes: dict[str, Any]) -> Callable[[int], tuple[int, int, int]]:
+    """A class's image count -> its (query, train, database) counts: query of the count, train and database of the
+    R others (size)."""
+    def counts(count: int) -> tuple[int, int, int]:
+        queries = size(sizes["query"], count)
+        return queries, size(sizes["train"], count - queries), size(sizes["database"], count - queries)
+    return counts
+
+
+def too_small(count: int, sizes: dict[str, Any]) -> str:
+    """Why a class of count images is too small for the split."""
+    queries, train, database = class_sizes(sizes)(count)
+    return (f"{count} image{'s' if count != 1 else ''}, fewer than {queries} quer{'ies' if queries != 1 else 'y'}"
+            f" + {max(train, database, 1)} to train on and find")
 
 
 def split_tree(root: Path, seed: int, sizes: dict[str, Any]) -> tuple[list[str], dict[str, list[Path]],
@@ -114,16 +117,11 @@ def split_tree(root: Path, seed: int, sizes: dict[str, Any]) -> tuple[list[str],
                           "folder dataset needs at least 2, one sub-folder of images per class -- pass "
                           "dataset.root=<the folder above the class folders>")
     members = {name: find_images(root / name) for name in classes}
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[tuple[Path, int]]] = {key: [] for key in SPLIT_KEYS}
-    small = []
-    for label, name in enumerate(classes):
-        split = split_class(len(members[name]), rng, sizes)
-        if isinstance(split, str):
-            small.append(f"{name!r} ({split})")
-            continue
-        for key, positions in split.items():
-            parts[key] += [(members[name][i], label) for i in positions]
+    images = [path for name in classes for path in members[name]]
+    labels = np.repeat(np.arange(len(classes)), [len(members[name]) for name in classes])
+    split, too_few = split_per_class(labels, len(classes), seed, class_sizes(sizes))
+    parts = {key: [(images[i], int(labels[i])) for i in positions] for key, positions in split.items()}
+    small = [f"{classes[label]!r} ({too_small(len(members[classes[label]]), sizes)})" for label in too_few]
     if small:
         asked = ", ".join(f"{key} {sizes[key]}" for key in SPLIT_KEYS)
         raise FolderError(f"{len(small)} of the {len(classes)} classes in {root} have too few images for the split "

@@ -1,7 +1,7 @@
 """Datasets with several protocols over one pool of single-label images (CIFAR-10, Fashion-MNIST): the images are
 written once into ``images/`` (listed with their labels in ``images/all.txt``), each protocol's lists into a sibling
-folder, drawn per class with a seeded generator (:func:`split_classes`); each folder is built atomically
-(:mod:`hashnet.data.builders.atomic`).
+folder, drawn per class with a seeded generator (:mod:`hashnet.data.builders.per_class`); each folder is built
+atomically (:mod:`hashnet.data.builders.atomic`).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hashnet.data.builders.atomic import build_atomically, save_pngs, write_list
+from hashnet.data.builders.per_class import split_per_class
 from hashnet.data.lists import read_list
 from hashnet.utils.errors import ConfigError
 
@@ -41,36 +42,22 @@ def protocol_recipe(protocols: dict[str, SplitCounts], protocol: str, seed: int,
                   "train_per_class": spec.train_per_class}
 
 
-def split_classes(labels: np.ndarray, queries_per_class: int, train_per_class: int, seed: int,
-                  num_classes: int = 10, fix: str = "rebuild the images from complete source files"
-                  ) -> dict[str, np.ndarray]:
-    """Seeded per-class split of image indices; labels (N,) class ids in [0, num_classes).
-
-    Each class is permuted (one generator, classes in order); its first queries_per_class
-    indices go to "query", the next train_per_class to "train", the others to "rest". Returns
-    sorted index arrays. The permutation does not depend on the counts, so protocols sharing
-    counts share the split. A class too small for the counts raises ValueError ending with fix.
-    """
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"query": [], "train": [], "rest": []}
-    for label in range(num_classes):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        if len(members) < queries_per_class + train_per_class:
-            raise ValueError(f"class {label} has {len(members)} images, fewer than {queries_per_class} "
-                             f"queries + {train_per_class} training images -- {fix}")
-        parts["query"].append(members[:queries_per_class])
-        parts["train"].append(members[queries_per_class:queries_per_class + train_per_class])
-        parts["rest"].append(members[queries_per_class + train_per_class:])
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
-
-
-def protocol_lists(labels: np.ndarray, protocol: SplitCounts, seed: int, **split) -> dict[str, np.ndarray]:
+def protocol_lists(labels: np.ndarray, protocol: SplitCounts, seed: int, num_classes: int = 10,
+                   fix: str = "rebuild the images from complete source files") -> dict[str, np.ndarray]:
     """{list file name: sorted image indices} of protocol: train.txt, test.txt (queries), database.txt.
 
-    split: further keywords of :func:`split_classes` (num_classes, fix).
+    labels: (N,) class ids in [0, num_classes), split per class (hashnet.data.builders.per_class) into
+    queries_per_class queries, the next train_per_class training images and the rest. A class too small for the
+    counts raises ValueError ending with fix.
     """
-    parts = split_classes(labels, protocol.queries_per_class, protocol.train_per_class, seed, **split)
-    database = np.sort(np.concatenate([parts[name] for name in protocol.database]))
+    queries, train = protocol.queries_per_class, protocol.train_per_class
+    parts, small = split_per_class(labels, num_classes, seed,
+                                   lambda count: (queries, train, max(count - queries - train, 0)))  # rest: the others
+    if small:
+        raise ValueError(f"class {small[0]} has {np.count_nonzero(labels == small[0])} images, fewer than {queries} "
+                         f"queries + {train} training images -- {fix}")
+    named = {"train": parts["train"], "rest": parts["database"]}
+    database = np.sort(np.concatenate([named[name] for name in protocol.database]))
     return {"train.txt": parts["train"], "test.txt": parts["query"], "database.txt": database}
 
 

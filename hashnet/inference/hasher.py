@@ -8,14 +8,9 @@ searchable index, with no Hydra and no config file.
     distances, positions, paths = index.search(hasher.encode("query.jpg"), k=10, return_paths=True)
     index.save("photos.hnx"); index = hasher.load_index("photos.hnx")   # or HammingIndex.load("photos.hnx")
 
-The checkpoint's own network runs in eval mode, on the checkpoint's own eval transform: resize to the
-(resize_size, resize_size) it was trained with, centre-crop crop_size, ImageNet normalisation, exactly as the
-datasets feed it (hashnet.data.images), so a file's codes equal those `scripts/encode.py` writes for it, bit for
-bit. A code is sign(h) with sign(0) = +1, packed 8 bits a byte (hashnet.retrieval.codes.pack_codes).
-
-This module sits with the entry points it serves: it is the Python one, and `scripts/encode.py images=<dir>`
-builds its code file with it. Like hashnet.tasks.setup it may be imported by an entry point and imports none
-(an import-linter contract says so).
+The checkpoint's own network runs in eval mode, on the checkpoint's own eval transform (hashnet.inference.encoding,
+the one path every entry point encodes through), so a file's codes equal those `scripts/encode.py` writes for it,
+bit for bit. `scripts/encode.py images=<dir>` builds its code file with Hasher.index.
 """
 from __future__ import annotations
 
@@ -28,26 +23,29 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from hashnet.data.image_files import IMAGE_SUFFIXES, ImageFiles, collate_files, find_images
-from hashnet.data.images import normalize_pixels, transforms
-from hashnet.retrieval.codes import binarize, check_packable, pack_codes
+from hashnet.data.dataset import ImageDataset
+from hashnet.data.image_files import find_images
+from hashnet.inference.checkpoint import load_checkpoint, trained_input_size
+from hashnet.inference.encoding import (
+    FORMATS,
+    Images,
+    InputError,
+    check_count,
+    check_files,
+    eval_transform,
+    images_to_codes,
+    pick_device,
+    readable_codes,
+)
+from hashnet.retrieval.codes import check_packable
 from hashnet.retrieval.index import HammingIndex
-from hashnet.tasks.setup import encode_images, load_checkpoint, pick_device, trained_input_size
 from hashnet.training.module import HashingModule
-from hashnet.utils.errors import UserError
-from hashnet.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
-Images = str | Path | Image.Image | Tensor | Sequence[str | Path | Image.Image]
 SHOWN_SKIPPED = 10  # unreadable files named in the log line; the count and the index's meta hold all of them
-FORMATS = ", ".join(IMAGE_SUFFIXES)
-
-
-class InputError(UserError, ValueError):
-    """Images handed to a Hasher that it cannot encode: the message names the input and what it takes."""
+__all__ = ["Hasher", "InputError"]
 
 
 class Hasher:
@@ -66,7 +64,7 @@ class Hasher:
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model.to(self.device)
         self.resize_size, self.crop_size = resize_size, crop_size
-        self.transform = transforms(resize_size, crop_size, train=False, normalize=False)  # uint8, as the datasets'
+        self.transform = eval_transform(resize_size, crop_size)
         self.checkpoint = None if checkpoint is None else str(Path(checkpoint).resolve())
 
     @classmethod
@@ -106,43 +104,7 @@ class Hasher:
         Encoded batch_size images at a time (workers: DataLoader processes decoding the files). A missing or
         unreadable file, a folder, or a tensor of another shape raises InputError naming it.
         """
-        _check_count("batch_size", batch_size, 1)
-        _check_count("workers", workers, 0)
-        if isinstance(images, Tensor):
-            _check_pixels(images)
-            if len(images) == 0:
-                return np.zeros((0, self.hash_bit // 8), dtype=np.uint8)
-            return self._pack(encode_images(self.model, self._tensor_batches(images, batch_size), self.device))
-        if isinstance(images, np.ndarray):
-            raise InputError(f"images as a numpy array {images.dtype} {images.shape}: pass a torch tensor batch "
-                             "(N, 3, H, W), e.g. torch.from_numpy(array).permute(0, 3, 1, 2) for (N, H, W, 3) pixels")
-        items = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
-        if not items:
-            return np.zeros((0, self.hash_bit // 8), dtype=np.uint8)
-        for position, item in enumerate(items):
-            if not isinstance(item, (str, Path, Image.Image)):
-                raise InputError(f"images[{position}] is a {type(item).__name__}: pass image paths or PIL images "
-                                 "(or one tensor batch (N, 3, H, W))")
-        _check_files([item for item in items if not isinstance(item, Image.Image)])
-        loader = DataLoader(_Pictures(items, self.transform), batch_size=batch_size, num_workers=workers,
-                            collate_fn=collate_files)
-        codes = []
-        for batch, _, failed in loader:  # in order: no sampler
-            if failed:
-                position, why = failed[0]
-                raise InputError(f"image {items[position]} cannot be read ({why}) -- pass a readable image file "
-                                 f"({FORMATS}); hasher.index() skips and reports unreadable files instead")
-            codes.append(self._pack(encode_images(self.model, [batch], self.device)))
-        return np.concatenate(codes)
-
-    def _tensor_batches(self, images: Tensor, batch_size: int):
-        """A checked tensor batch of pixels in eval-transformed, normalised slices of batch_size."""
-        for start in range(0, len(images), batch_size):
-            batch = self.transform(images[start:start + batch_size].cpu())
-            yield batch if batch.dtype == torch.uint8 else normalize_pixels(batch)
-
-    def _pack(self, outputs: Tensor) -> np.ndarray:
-        return pack_codes(binarize(outputs))
+        return images_to_codes(self.model, images, self.transform, self.device, batch_size, workers)
 
     # ---- a folder -> an index ----
     def index(self, images: str | Path | Sequence[str | Path], workers: int = 0, batch_size: int = 64,
@@ -155,19 +117,12 @@ class Hasher:
         decoded are skipped: named in a warning with their count, and listed in index.meta["skipped"]. A missing
         folder or file, a folder without images, or nothing readable raises InputError.
         """
-        _check_count("batch_size", batch_size, 1)
-        _check_count("workers", workers, 0)
+        check_count("batch_size", batch_size, 1)
+        check_count("workers", workers, 0)
         paths, meta = self._files_of(images), dict(self.meta)
-        loader = DataLoader(ImageFiles(paths, self.transform), batch_size=batch_size, num_workers=workers,
-                            collate_fn=collate_files)
-        codes, kept, skipped = [], [], []
-        with Progress(len(paths), f"encoding {len(paths)} images", log, enabled=progress) as bar:
-            for batch, where, failed in loader:
-                skipped += [(paths[position], why) for position, why in failed]
-                if batch is not None:
-                    codes.append(self._pack(encode_images(self.model, [batch], self.device)))
-                    kept += where.tolist()
-                bar.update(len(where) + len(failed))
+        codes, kept, failed = readable_codes(self.model, ImageDataset(paths, self.transform, "report"), self.device,
+                                             batch_size, workers, progress)
+        skipped = [(paths[position], why) for position, why in failed]
         if skipped:
             shown = "".join(f"\n  {path}: {why}" for path, why in skipped[:SHOWN_SKIPPED])
             more = f"\n  ... and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
@@ -179,7 +134,7 @@ class Hasher:
         meta["skipped"] = [path for path, _ in skipped]
         if isinstance(images, (str, Path)) and Path(images).is_dir():
             meta["images"] = str(Path(images).resolve())
-        return HammingIndex(np.concatenate(codes), backend, paths=[paths[i] for i in kept], meta=meta)
+        return HammingIndex(codes, backend, paths=[paths[i] for i in kept], meta=meta)
 
     def _files_of(self, images: str | Path | Sequence[str | Path]) -> list[str]:
         """The image files of a folder (walked) or of a list of files (checked), as strings."""
@@ -204,7 +159,7 @@ class Hasher:
         if bad:
             raise InputError(f"index() takes image paths, got a {type(bad[0]).__name__} among them -- pass a folder, "
                              "or a list of image files")
-        _check_files(paths)
+        check_files(paths)
         return [str(path) for path in paths]
 
     def load_index(self, path: str | Path, backend: str = "auto") -> HammingIndex:
@@ -212,49 +167,6 @@ class Hasher:
         Hasher's: the same hash_bit, net and dataset, and checkpoint when both know theirs."""
         return HammingIndex.load(path, backend, hash_bit=self.hash_bit, net=self.meta["net"],
                                  dataset=self.meta["dataset"], checkpoint=self.checkpoint)
-
-
-class _Pictures(ImageFiles):
-    """ImageFiles whose items may also be PIL images (transformed as they are, in RGB)."""
-
-    def __init__(self, items: Sequence[str | Path | Image.Image], transform) -> None:
-        super().__init__([], transform)
-        self.paths = [item if isinstance(item, Image.Image) else str(item) for item in items]
-
-    def __getitem__(self, position: int) -> tuple:
-        item = self.paths[position]
-        if isinstance(item, Image.Image):
-            return self.transform(item.convert("RGB")), position, None
-        return super().__getitem__(position)
-
-
-def _check_pixels(images: Tensor) -> None:
-    """InputError unless images is a batch (N, 3, H, W) of uint8 pixels or of floats in [0, 1]."""
-    if images.ndim != 4 or images.shape[1] != 3 or 0 in images.shape[2:]:
-        hint = " (one image: images.unsqueeze(0))" if images.ndim == 3 and images.shape[0] == 3 else ""
-        raise InputError(f"an image tensor must be a batch (N, 3, H, W) of RGB pixels, got shape "
-                         f"{tuple(images.shape)}{hint}")
-    if images.dtype != torch.uint8 and not images.is_floating_point():
-        raise InputError(f"an image tensor must hold uint8 pixels in [0, 255] or floats in [0, 1], got {images.dtype}")
-    if images.is_floating_point() and len(images) and not (0.0 <= images.min() and images.max() <= 1.0):
-        raise InputError(f"a float image tensor must hold pixels in [0, 1] (uint8 pixels / 255), got values in "
-                         f"[{float(images.min()):.3g}, {float(images.max()):.3g}]: pass the uint8 pixels, or undo "
-                         "the normalisation first (the Hasher resizes, crops and normalises itself)")
-
-
-def _check_count(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-
-
-def _check_files(paths: Sequence[str | Path]) -> None:
-    """InputError naming the first path that is not an existing file (and how many are not)."""
-    missing = [path for path in paths if not Path(path).is_file()]
-    if missing:
-        first = Path(missing[0])
-        what = "is a folder: hasher.index(folder) encodes the images below it" if first.is_dir() else "does not exist"
-        others = f" ({len(missing)} of the {len(paths)} paths are not files)" if len(missing) > 1 else ""
-        raise InputError(f"image {first} {what}{others} -- pass existing {FORMATS} files")
 
 
 def _named(images: Any) -> str:

@@ -1,4 +1,4 @@
-"""The Python API (hashnet.tasks.hasher): a checkpoint's codes from Hasher equal scripts/encode.py's bit for bit on the
+"""The Python API (hashnet.inference.hasher): a checkpoint's codes from Hasher equal scripts/encode.py's bit for bit on the
 digits; index -> search -> save -> load round-trips; unreadable files are skipped and reported; bad inputs are
 refused with a UserError naming the input and the fix."""
 import logging
@@ -15,7 +15,7 @@ from hashnet.data.images import read_image
 from hashnet.retrieval.codes import load_codes
 from hashnet.retrieval.index import HammingIndex, IndexFileError, SearchError
 from hashnet.tasks.encode import encode
-from hashnet.tasks.hasher import Hasher, InputError
+from hashnet.inference.hasher import Hasher, InputError
 from hashnet.utils.errors import UserError
 
 from conftest import compose_config
@@ -50,7 +50,7 @@ def test_import_hashnet_stays_light():
            "from hashnet import Hasher, HammingIndex; print(Hasher.__module__, HammingIndex.__module__)"
     result = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["hashnet.tasks.hasher", "hashnet.retrieval.index"]
+    assert result.stdout.split() == ["hashnet.inference.hasher", "hashnet.retrieval.index"]
 
 
 @pytest.mark.slow
