@@ -28,12 +28,15 @@ from typing import Callable
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from sklearn.datasets import load_sample_images
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from hashnet.data.datamodule import HashDataModule, normalize_pixels
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLASSES = 10
@@ -123,16 +126,19 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "hashnet_bench_data")
     args = parser.parse_args()
     make_images(args.folder, args.images)
-    settings = dict(name="bench", root=str(args.folder), num_classes=CLASSES, topk=None, batch_size=args.batch_size,
-                    eval_batch_size=args.batch_size, num_workers=args.workers)
-    ours, on_device = HashDataModule(**settings, normalize_on_device=False), HashDataModule(**settings)
-    cached = HashDataModule(**settings, normalize_on_device=False, cache=True)
+    base = OmegaConf.to_container(OmegaConf.load(CONFIGS / "base" / "dataset.yaml"))  # the DataModule's defaults
+    settings = {**{key: value for key, value in base.items() if key not in ("defaults", "_target_")},
+                "name": "bench", "root": str(args.folder), "num_classes": CLASSES, "topk": None,
+                "batch_size": args.batch_size, "eval_batch_size": args.batch_size, "num_workers": args.workers}
+    ours = HashDataModule(**{**settings, "normalize_on_device": False})
+    on_device = HashDataModule(**{**settings, "normalize_on_device": True})
+    cached = HashDataModule(**{**settings, "normalize_on_device": False, "cache": True})
     start = time.perf_counter()
     cached.prepare_data()
     print(f"{args.images} JPEGs in {args.folder}; cache built in {time.perf_counter() - start:.1f} s "
           f"(once per list and resize setting)")
     paths = ours.dataset("train").image_list.paths
-    compare_outputs(paths, on_device)
+    compare_outputs(paths, on_device, n=min(64, len(paths)))
 
     def baseline_loader(train: bool) -> DataLoader:  # the original built a new loader, so new workers, per epoch
         return DataLoader(BaselineDataset(paths, train), batch_size=args.batch_size, shuffle=train,
