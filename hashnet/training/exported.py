@@ -158,8 +158,26 @@ def parity(exported: str | Path, model: nn.Module, images: Tensor | Iterable[Ten
     """Whether the exported file at `exported` gives model's codes on images: a batch (N, 3, H, W) float,
     normalised as the sidecar says (or uint8 pixels, normalised here), or an iterable of such batches (read one at
     a time). model runs as a CPU float32 copy in eval mode (the caller's model is left as it was); the exported
-    file as load_exported runs it."""
-    return compare(load_exported(exported), eval_copy(model), [images] if isinstance(images, Tensor) else images)
+    file as load_exported runs it, a file of a fixed batch size on chunks of that size."""
+    run, batch = load_exported(exported), read_sidecar(exported)["input"]["shape"][0]
+    run = run if batch == "N" else in_batches_of(run, batch)
+    return compare(run, eval_copy(model), [images] if isinstance(images, Tensor) else images)
+
+
+Runner = Callable[[Tensor | np.ndarray], np.ndarray]
+
+
+def in_batches_of(run: Runner, size: int) -> Runner:
+    """run (a model of a fixed batch size) on any number of images: chunks of size, the last one padded with zeros
+    whose outputs are dropped. (N, 3, H, W) -> (N, K)."""
+    def chunked(images: Tensor | np.ndarray) -> np.ndarray:
+        array, outputs = _as_array(images), []
+        for start in range(0, len(array), size):
+            chunk = array[start:start + size]
+            padding = np.zeros((size - len(chunk), *chunk.shape[1:]), np.float32)
+            outputs.append(np.asarray(run(np.concatenate([chunk, padding])))[:len(chunk)])
+        return np.concatenate(outputs)
+    return chunked
 
 
 def quiet_deprecations() -> None:

@@ -99,6 +99,8 @@ def test_onnx_static_batch(tmp_path):
     assert parity(path, model, pixels) == parity(path, model, normalize_pixels(pixels))
     with pytest.raises(Exception, match="(?i)dimension|shape"):  # onnxruntime: the batch is fixed at 2
         load_exported(path)(images(3)[0])
+    odd = parity(path, model, images(5, 3))  # the parity check runs it on chunks of 2, the last one padded
+    assert odd.same_signs and odd.items == 8
     with pytest.raises(ExportError, match="batch_size must be a positive integer"):
         export_onnx(model, tmp_path / "other.onnx", input_size=SIZE, dynamic_batch=False, batch_size=0)
 
