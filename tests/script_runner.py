@@ -9,16 +9,22 @@ prints msg and exits 1; an uncaught exception prints its traceback and exits 1),
 inject what cannot be arranged as root on a real disk: {"readonly": [folder, ...]} refuses every write below
 those folders (EACCES), {"disk_full": ["torch.save" | "numpy.savez"]} has that function write a few bytes then
 fail with ENOSPC, {"kill_in": "numpy.savez"} SIGKILLs the process half-way through it, {"offline": true} fails
-every download, {"raise": ["module:function", "message"]} replaces a function with one raising RuntimeError.
+every download, {"raise": ["module:function", "message"]} replaces a function with one raising RuntimeError,
+{"compose_only": true} has scripts/train.py check each composed config (hashnet.tasks.checks) instead of training it:
+a sweep of many runs costs their composition. A script is scripts/<name>.py, or any file given by its absolute path.
+With placeholders=True, a path in the args (or in a string literal of the script) holding `<time>` or `...`, as the
+documentation writes them, becomes the newest match in the working folder when the case runs: after the cases before it.
 """
 from __future__ import annotations
 
 import builtins
 import errno
+import glob
 import importlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,6 +48,8 @@ class Case:
     cwd: str | None = None
     faults: dict = field(default_factory=dict)
     timeout: float = 300
+    placeholders: bool = False
+    until: str | None = None  # a server: stopped (SIGKILL) as soon as its output holds this text
 
 
 @dataclass
@@ -63,6 +71,21 @@ def run_scripts(cases: list[Case], env: dict[str, str] | None = None, timeout: f
     if done.returncode != 0:
         raise RuntimeError(f"the script runner failed ({done.returncode}):\n{done.stderr[-5000:]}")
     return [Result(**result) for result in json.loads(done.stdout)]
+
+
+def newest(pattern: str, folder: str | Path = ".") -> str:
+    """The newest path below folder matching a documented one (relative to folder), `<time>` and `...` standing for
+    any folder(s); AssertionError when nothing matches."""
+    matches = glob.glob(os.path.join(folder, pattern.replace("<time>", "*").replace("...", "**")), recursive=True)
+    assert matches, f"nothing in {folder} matches {pattern}"
+    return os.path.relpath(max(matches, key=os.path.getmtime), folder)
+
+
+def _placed(text: str) -> str:
+    """text with every documented path (a word, key=value or a quoted string holding <time> or ...) made real."""
+    def real(match: re.Match) -> str:
+        return match.group(1) + newest(match.group(2))
+    return re.sub(r"""(^|=|["'])([^\s"'=]*(?:<time>|\.\.\.)[^\s"'=]*)""", real, text)
 
 
 # ---- the server side: runs in the interpreter `run_scripts` starts ----
@@ -143,6 +166,14 @@ def _apply(faults: dict) -> None:
             raise urllib.error.URLError("no network (test)")
         urllib.request.urlopen = offline
         torch.hub.download_url_to_file = offline
+    if faults.get("compose_only"):
+        from hashnet.tasks import checks, train
+
+        def check(cfg):
+            checks.check_train_config(cfg)
+            checks.check_launch(cfg)
+            return {"mAP": None}
+        train.train = check
     if faults.get("raise"):
         target, message = faults["raise"]
         module, function = target.split(":")
@@ -169,9 +200,13 @@ def _child(case: dict, out: int, err: int) -> None:
             else:
                 os.environ[name] = value
         _apply(case["faults"])
-        script = str(ROOT / "scripts" / f"{case['script']}.py")
+        script = case["script"] if os.path.isabs(case["script"]) else str(ROOT / "scripts" / f"{case['script']}.py")
+        if case["placeholders"]:
+            case["args"] = [_placed(arg) for arg in case["args"]]
+            if os.path.isabs(case["script"]):
+                Path(script).write_text(_placed(Path(script).read_text()))
         sys.argv = [script, *case["args"]]
-        sys.path[0] = str(ROOT / "scripts")
+        sys.path[0] = os.path.dirname(script)
         try:
             runpy.run_path(script, run_name="__main__")
             code = 0
@@ -206,6 +241,12 @@ def _serve() -> None:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
                     code = os.waitstatus_to_exitcode(status)
+                    break
+                if case["until"] and any(case["until"].encode() in Path(f"/proc/self/fd/{stream.fileno()}").read_bytes()
+                                         for stream in (out, err)):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    code = -signal.SIGKILL
                     break
                 if time.monotonic() > deadline:
                     os.kill(pid, signal.SIGKILL)

@@ -119,7 +119,7 @@ def test_test_loaders_are_query_then_database_in_list_order(digits_root):
 
 def test_prepare_data_builds_when_lists_are_absent_and_rechecks_a_build(digits_root, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setitem(BUILDERS, "digits_multi", Builder(lambda root, size=1: calls.append((root, size)), True))
+    monkeypatch.setitem(BUILDERS, "digits_multi", Builder(lambda root, size=1: calls.append((root, size))))
     digits_module(tmp_path / "new", builder="digits_multi").prepare_data()
     digits_module(tmp_path / "new", builder={"name": "digits_multi", "size": 3}).prepare_data()
     digits_module(digits_root, builder="digits_multi").prepare_data()  # built there: the builder checks its settings
@@ -127,8 +127,11 @@ def test_prepare_data_builds_when_lists_are_absent_and_rechecks_a_build(digits_r
     for name in ("train.txt", "test.txt", "database.txt"):  # lists of one's own (no build marker): left alone
         (tmp_path / "own" / name).write_text((digits_root / name).read_text())
     digits_module(tmp_path / "own", builder="digits_multi").prepare_data()
-    digits_module(tmp_path / "new", builder=None).prepare_data()
     assert calls == [(tmp_path / "new", 1), (tmp_path / "new", 3), (digits_root, 1)]  # with the config's options
+    (tmp_path / "none").mkdir()  # no lists and no builder: one line naming every missing list
+    with pytest.raises(ListFileError, match=r"none: dataset=digits has no list files train.txt, test.txt, "
+                                            r"database.txt here \(missing\) -- put them there"):
+        digits_module(tmp_path / "none", builder=None).prepare_data()
 
 
 def test_setup_reads_the_stage_splits(tmp_path):
