@@ -65,8 +65,9 @@ def test_the_command_line_and_an_experiment_win_over_the_recipe(tmp_path):
                                    "net.pretrained=false"], tmp_path)
     assert (cfg.max_steps, cfg.optim.lr, cfg.method.class_num, cfg.net.pretrained) == (7, 1e-3, 2.0, False)
     cfg = compose_config("train", ["experiment=dhn_nus_wide_alexnet"], tmp_path)  # DeepHash-pytorch's DHN.py
-    assert (cfg.dataset.name, cfg.optim._target_, cfg.optim.lr, cfg.lr_schedule.step_size) == (
-        "nus_wide", "torch.optim.RMSprop", 1e-5, 125)
+    assert (cfg.dataset.name, cfg.optim._target_, cfg.optim.lr, cfg.lr_schedule.gamma, cfg.max_steps) == (
+        "nus_wide", "torch.optim.RMSprop", 1e-5, 1.0, 7110)  # not AlexNet's 5e-5 on NUS-WIDE (by_net/)
+    assert (cfg.net.pretrained, cfg.val_every) == (True, 1000)  # from the dataset's recipe
     cfg = compose_config("train", ["experiment=csq_cifar10_1_alexnet", "dataset=cifar10"], tmp_path)
     assert (cfg.dataset.name, cfg.optim._target_, cfg.optim.lr, cfg.max_steps, cfg.dataset.batch_size) == (
         "cifar10", "torch.optim.Adam", 1e-3, 6000, 128)
