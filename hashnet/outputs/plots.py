@@ -9,10 +9,13 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 RELEVANT, IRRELEVANT, UNKNOWN, QUERY = "#2ca02c", "#d62728", "#7f7f7f", "#1f77b4"  # frame colours
 SATURATED = 0.99  # |output| above which a pre-sign output counts as saturated (tanh at its limit)
+GRID_FRAME, GRID_GAP, GRID_LABEL = 3, 6, 14  # retrieval grid: frame, gap between tiles, label band (pixels)
+GRID_SCALE = 1.5  # a 64-pixel thumbnail drawn 96 pixels wide
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -67,32 +70,46 @@ def output_histogram_figure(outputs: np.ndarray, title: str = "") -> Figure:
 def retrieval_grid_figure(queries: Sequence[np.ndarray], retrieved: Sequence[Sequence[np.ndarray]],
                           distances: np.ndarray, relevant: np.ndarray | None = None,
                           captions: Sequence[str] | None = None) -> Figure:
-    """One row per query: the query image, then its retrieved images in rank order.
+    """One row per query: the query image, then its retrieved images in rank order, each in a coloured frame.
 
-    queries: Q images (H, W, 3) uint8; retrieved: Q lists of k images; distances (Q, k) Hamming
-    distances; relevant (Q, k) bool frames each retrieved image green (True) or red (False), grey
-    when None (labels unknown); captions: Q strings under the query images.
+    queries: Q images (H, W, 3) uint8; retrieved: Q lists of k images of the same size; distances (Q, k) Hamming
+    distances; relevant (Q, k) bool frames each retrieved image green (True) or red (False), grey when None (labels
+    unknown); captions: Q strings under the query images. The tiles are one image (grid_mosaic) on one axes: 88
+    axes of their own took seconds to lay out and draw at the end of every run.
     """
-    rows, cols = len(queries), 1 + max(len(row) for row in retrieved)
-    figure = _figure(1.1 * cols + 0.4, 1.25 * rows + 0.3)
-    axes = figure.subplots(rows, cols, squeeze=False)
-    for q in range(rows):
-        for c, ax in enumerate(axes[q]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                image, colour, label = queries[q], QUERY, captions[q] if captions else "query"
-            elif c <= len(retrieved[q]):
-                image, label = retrieved[q][c - 1], f"d={int(distances[q, c - 1])}"
-                colour = UNKNOWN if relevant is None else RELEVANT if relevant[q, c - 1] else IRRELEVANT
-            else:
-                ax.set_axis_off()
-                continue
-            ax.imshow(image)
-            ax.set_xlabel(label, fontsize=7, labelpad=1)
-            for spine in ax.spines.values():
-                spine.set(color=colour, linewidth=3)
+    mosaic, cells = grid_mosaic(queries, retrieved, distances, relevant, captions)
+    height, width = mosaic.shape[:2]
+    figure = Figure(figsize=(GRID_SCALE * width / 100, GRID_SCALE * height / 100), dpi=100)
+    FigureCanvasAgg(figure)
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_axis_off()
+    for x, y, label in cells:
+        ax.text(x, y, label, ha="center", va="top", fontsize=7)
     return figure
+
+
+def grid_mosaic(queries: Sequence[np.ndarray], retrieved: Sequence[Sequence[np.ndarray]], distances: np.ndarray,
+                relevant: np.ndarray | None = None, captions: Sequence[str] | None = None
+                ) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """The retrieval grid as one (rows * cell_h, cols * cell_w, 3) uint8 image on white, and each tile's label with
+    the pixel (x, y) of its top centre, in the band under the tile."""
+    height, width = queries[0].shape[:2]
+    cell_h, cell_w = height + 2 * GRID_FRAME + GRID_LABEL, width + 2 * GRID_FRAME + GRID_GAP
+    rows, cols = len(queries), 1 + max(len(row) for row in retrieved)
+    mosaic = np.full((rows * cell_h, cols * cell_w, 3), 255, np.uint8)
+    cells = []
+    for q in range(rows):
+        tiles = [(queries[q], QUERY, captions[q] if captions else "query")]
+        for c, image in enumerate(retrieved[q]):
+            colour = UNKNOWN if relevant is None else RELEVANT if relevant[q, c] else IRRELEVANT
+            tiles.append((image, colour, f"d={int(distances[q, c])}"))
+        for c, (image, colour, label) in enumerate(tiles):
+            y, x = q * cell_h, c * cell_w
+            mosaic[y:y + height + 2 * GRID_FRAME, x:x + width + 2 * GRID_FRAME] = np.array(to_rgb(colour)) * 255
+            mosaic[y + GRID_FRAME:y + GRID_FRAME + height, x + GRID_FRAME:x + GRID_FRAME + width] = image
+            cells.append((x + GRID_FRAME + width / 2, y + height + 2 * GRID_FRAME + 1, label))
+    return mosaic, cells
 
 
 def methods_figure(cells: dict[str, Sequence[float]], metric: str, title: str = "") -> Figure:

@@ -91,9 +91,9 @@ def skipped_images(datamodule: pl.LightningDataModule | None) -> dict:
     return {"count": len(names), "names": names[:SHOWN_SKIPPED]}
 
 
-def save_png(figure: Figure, path: Path) -> Path:
-    """Write figure as a PNG, atomically."""
-    return atomic_write(path, lambda f: figure.savefig(f, format="png"))
+def save_png(image: np.ndarray, path: Path) -> Path:
+    """Write an (H, W, 3) uint8 image (a figure: plots.figure_to_array) as a PNG, atomically."""
+    return atomic_write(path, lambda f: Image.fromarray(image).save(f, format="png"))
 
 
 def publish_plots(trainer: pl.Trainer, retrieval: Retrieval, results: dict, plot_dir: Path) -> list[Path]:
@@ -109,13 +109,14 @@ def publish_plots(trainer: pl.Trainer, retrieval: Retrieval, results: dict, plot
     if datamodule is not None and hasattr(datamodule, "dataset"):
         paths = [datamodule.dataset(split).image_list.paths for split in ("query", "database")]
         figures["retrieval_grid"] = retrieval_grid(retrieval, *paths)
-    written = [save_png(figure, plot_dir / f"{name}.png") for name, figure in figures.items()]
+    images = {name: plots.figure_to_array(figure) for name, figure in figures.items()}  # drawn once, for both
+    written = [save_png(image, plot_dir / f"{name}.png") for name, image in images.items()]
     if isinstance(trainer.logger, TensorBoardLogger):
         writer, step = trainer.logger.experiment, trainer.global_step
         writer.add_scalar(f"test/P@H<={RADIUS}", results["precision_at_hamming_2"], step)
         writer.add_histogram("test/pre_sign_outputs", retrieval.db_outputs, step)
-        for name, figure in figures.items():
-            writer.add_image(f"test/{name}", plots.figure_to_array(figure), step, dataformats="HWC")
+        for name, image in images.items():
+            writer.add_image(f"test/{name}", image, step, dataformats="HWC")
         writer.flush()
     return written
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.inference.encoding import eval_transform, images_to_codes, pick_device
-from hashnet.outputs.plots import retrieval_grid_figure
+from hashnet.outputs.plots import figure_to_array, retrieval_grid_figure
 from hashnet.outputs.results import GRID_TOP, save_png, thumbnails
 from hashnet.retrieval.codes import load_codes
 from hashnet.retrieval.index import HammingIndex
@@ -92,5 +92,5 @@ def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
                                        [indexed_thumbnails([p for p, _ in results[:GRID_TOP]], cfg.index)
                                         for results in found],
                                        distances[:, :GRID_TOP], captions=[p.name for p in queries])
-        log.info("grid -> %s", save_png(figure, grid))
+        log.info("grid -> %s", save_png(figure_to_array(figure), grid))
     return found

@@ -18,17 +18,23 @@ def test_curves_and_histogram_render():
 
 
 def test_retrieval_grid_frames_by_relevance():
-    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    image = np.full((8, 8, 3), 7, dtype=np.uint8)
     relevant = np.array([[True, False], [False, True]])
     figure = plots.retrieval_grid_figure([image, image], [[image, image], [image]], np.array([[0, 1], [2, 3]]),
                                          relevant, captions=["q0", "q1"])
-    axes = np.array(figure.axes).reshape(2, 3)
-    colour = lambda ax: mcolors.to_hex(ax.spines["top"].get_edgecolor())  # noqa: E731
-    assert [colour(ax) for ax in axes[0]] == [plots.QUERY, plots.RELEVANT, plots.IRRELEVANT]
-    assert [ax.get_xlabel() for ax in axes[0]] == ["q0", "d=0", "d=1"]
-    assert colour(axes[1][1]) == plots.IRRELEVANT and not axes[1][2].axison  # row 1 has one result only
+    (ax,) = figure.axes
+    mosaic = np.asarray(ax.images[0].get_array())
+    cell_h, cell_w = 8 + 2 * plots.GRID_FRAME + plots.GRID_LABEL, 8 + 2 * plots.GRID_FRAME + plots.GRID_GAP
+    assert mosaic.shape == (2 * cell_h, 3 * cell_w, 3)
+    def hex_at(row: int, col: int) -> str:  # the colour of a tile's top-left corner
+        return mcolors.to_hex(mosaic[row * cell_h, col * cell_w] / 255)
+    assert [hex_at(0, c) for c in range(3)] == [plots.QUERY, plots.RELEVANT, plots.IRRELEVANT]
+    assert hex_at(1, 1) == plots.IRRELEVANT and hex_at(1, 2) == "#ffffff"  # row 1 has one result only
+    frame = plots.GRID_FRAME
+    assert (mosaic[frame:frame + 8, cell_w + frame:cell_w + frame + 8] == 7).all()  # the image inside its frame
+    assert [text.get_text() for text in ax.texts] == ["q0", "d=0", "d=1", "q1", "d=2"]
     unknown = plots.retrieval_grid_figure([image], [[image]], np.array([[4]]))
-    assert colour(unknown.axes[1]) == plots.UNKNOWN
+    assert mcolors.to_hex(np.asarray(unknown.axes[0].images[0].get_array())[0, cell_w] / 255) == plots.UNKNOWN
     assert plots.figure_to_array(figure).shape[2] == 3
 
 
