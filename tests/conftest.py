@@ -1,6 +1,7 @@
 """Shared fixtures: the embedded digits built once, a tiny run, and Hydra configs composed as the scripts do."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,25 @@ from hashnet.tasks.train import train
 from hashnet.training.module import HashingModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+FIRST = ("tests/test_docs_commands.py", "tests/test_readme_commands.py")  # the longest files: started first
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker takes one core (its scripts too): N single-threaded workers on N cores, not N
+    workers of N threads each fighting for them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest work first: FIRST, then the files holding end-to-end (slow) tests, then the rest, each in its
+    collected order. With --dist loadfile the workers take files in this order, so the short ones fill the end."""
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return 0 if path in FIRST else 1 if path in slow else 2
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Every command README.md and docs/*.md print is a promise: each is run here as printed.
+"""Every command README.md and docs/*.md print is a promise: tests/test_readme_commands.py and
+tests/test_docs_commands.py run each as printed, with what this module gives them.
 
 The commands come from the documents' ```bash and ```python blocks, in order, and run in a scratch folder that
 holds what a user would have by then: a finished digits run, its code file, a folder of class images, a query image
@@ -21,7 +22,6 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from conftest import write_image_tree
@@ -29,7 +29,6 @@ from script_runner import Case, Result, run_scripts
 from small_data import fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TINY_TRAINING = ["max_steps=2", "val_every=1000", "ckpt_every=2", "dataset.num_workers=0"]  # no validation: the test
 CONTINUING = ["max_steps=4"]  # a resume goes past the run it continues, which stopped at 2
 BENCH_TINY = {  # each benchmark's smallest sizes: the script runs end to end, its ratios mean nothing
@@ -164,11 +163,9 @@ def python_case(command: Command, workspace: Path) -> Case:
 RUN = "outputs/digits/hashnet_resnet18_48bit/2026-01-01_00-00-00"  # the finished run the documents' paths find
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
+def make_workspace(folder: Path) -> Path:
     """A user's folder after the set-up: a finished digits run (48 bits), its code file, a sweep folder holding it, a
     folder of class images, a query image, a small fake Fashion-MNIST."""
-    folder = tmp_path_factory.mktemp("user")
     results = run_scripts([Case("train", [*TINY_TRAINING, f"hydra.run.dir={RUN}"], cwd=str(folder)),
                            Case("encode", [f"ckpt_path={RUN}/checkpoints/last.ckpt", "dataset=digits"], cwd=str(folder))])
     assert [result.code for result in results] == [0, 0], [result.stderr[-2000:] for result in results]
@@ -179,11 +176,11 @@ def workspace(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.slow
-def test_every_printed_command_runs_as_printed(workspace: Path):
-    """Every document's commands, in order, in one interpreter's forks (importing torch once)."""
+def run_documents(documents: list[Path], workspace: Path) -> None:
+    """Every command of the documents, in order, in one interpreter's forks (importing torch once); the ten slowest
+    printed."""
     runs: list[tuple[Command, Case, str]] = []
-    for document in DOCUMENTS:
+    for document in documents:
         for command in blocks(document):
             if command.language == "python":
                 runs.append((command, python_case(command, workspace), "succeed"))
@@ -204,11 +201,3 @@ def test_every_printed_command_runs_as_printed(workspace: Path):
     print("\n".join(f"{result.seconds:6.1f} s  {command}" for result, (command, _, _) in slowest))
     for (command, _, expect), result in zip(runs, results):
         check_result(command, result, expect)
-
-
-def test_the_commands_are_found():
-    readme = [command.text for command in blocks(ROOT / "README.md")]
-    assert "python scripts/train.py dataset=coco net=resnet50 hash_bit=48" in " ".join(readme)
-    assert any(text.startswith("pip install -e . && python scripts/train.py") for text in readme)
-    continued = [text for text in readme if text.startswith("python scripts/search.py")]
-    assert continued and "index=outputs/encode/digits/<time>/codes_database.npz" in continued[0]  # a \ line joined

@@ -3,8 +3,6 @@ table, CSV."""
 import csv
 import io
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,7 +13,8 @@ from hashnet.data.protocol import Protocol
 from hashnet.outputs.report import bits_series, mean_std, to_csv, to_markdown
 from hashnet.outputs.runs import PAPER, PAPER_CONVENTIONS, collect
 
-ROOT = Path(__file__).resolve().parents[2]
+from script_runner import Case, run_scripts
+
 
 
 def fake_run(folder: Path, dataset: str, net: str, bits: int, mean_ap: float, topk: int = 5000,
@@ -137,19 +136,16 @@ def test_the_papers_number_only_beside_its_protocol(tmp_path):
 
 
 def test_script_writes_markdown_and_csv(sweep, tmp_path):
-    result = subprocess.run([sys.executable, "scripts/report.py", str(sweep / "sweep"), "--out", str(tmp_path / "out")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / "report.md").read_text() in result.stdout
-    assert (tmp_path / "out" / "report.csv").read_text().count("\n") == 6
-    missing = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path / "nothing")], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
-    assert missing.returncode == 1 and missing.stderr.startswith(f"report: no such folder: {tmp_path / 'nothing'}")
     fake_run(tmp_path / "mixed" / "a", "coco", "alexnet", 16, 0.6)
     fake_run(tmp_path / "mixed" / "b", "coco", "alexnet", 16, 0.6, protocol=Protocol(5000, empty_queries="zero"))
-    mixed = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path / "mixed")], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
-    assert mixed.returncode != 0 and "runs of different protocols in one row of the report" in mixed.stderr
+    result, missing, mixed = run_scripts([Case("report", [str(sweep / "sweep"), "--out", str(tmp_path / "out")]),
+                                          Case("report", [str(tmp_path / "nothing")]),
+                                          Case("report", [str(tmp_path / "mixed")])])
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "out" / "report.md").read_text() in result.stdout
+    assert (tmp_path / "out" / "report.csv").read_text().count("\n") == 6
+    assert missing.code == 1 and missing.stderr.startswith(f"report: no such folder: {tmp_path / 'nothing'}")
+    assert mixed.code != 0 and "runs of different protocols in one row of the report" in mixed.stderr
 
 
 HASHNET = {"_target_": "hashnet.methods.hashnet.HashNet", "weighted": True, "continuation": True}
@@ -263,9 +259,8 @@ def test_runs_against_a_memory_bank_get_a_row_of_their_own(tmp_path):
     # halves: (0.6 + 0.8) / 2 = 0.7, std sqrt(0.02) = 0.1414; the bank run is not averaged in
     assert "| dpsh | 600 | mAP@all | 0.7000 ± 0.1414 (n=2) |" in table[2]
     assert "| dpsh+bank | 600 | mAP@all | 0.4000 (n=1) |" in table[3]
-    result = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path), "--out", str(tmp_path / "out")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
-    assert result.returncode == 0, result.stderr
+    (result,) = run_scripts([Case("report", [str(tmp_path), "--out", str(tmp_path / "out")])])
+    assert result.code == 0, result.stderr
     chart = tmp_path / "out" / "methods_fashion_mnist_resnet18_32bit_600steps.png"
     assert str(chart) in result.stdout and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [chart.name, "report.csv", "report.md"]

@@ -55,10 +55,11 @@ def test_sweeps_are_configured():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["imagenet", "coco"])  # single- and multi-label (NUS-WIDE is as COCO)
+# ResNet-18, not the paper's AlexNet: the lists and recipes are the point, and AlexNet's 58M weights took 30 s a run
 def test_two_step_smoke_run_on_generated_images(dataset, tmp_path):
     fake = write_original(tmp_path / "data", dataset, size=70, suffix=".jpg", unlabeled=1, queries_in_database=2)
     cfg = compose_config("train", [
-        f"dataset={dataset}", "net=alexnet", f"paths.data_dir={tmp_path / 'data'}",
+        f"dataset={dataset}", "net=resnet18", f"paths.data_dir={tmp_path / 'data'}",
         f"dataset.path_map={{{fake.prefix}: {fake.root}/}}", "net.pretrained=false", "hash_bit=16",
         "dataset.resize_size=64", "dataset.crop_size=64", "dataset.batch_size=4", "dataset.eval_batch_size=32",
         "dataset.num_workers=0", "max_steps=2", "val_every=2", "trainer.accelerator=cpu",
@@ -66,6 +67,6 @@ def test_two_step_smoke_run_on_generated_images(dataset, tmp_path):
     ], tmp_path / "run")
     results = train(cfg)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == results
-    assert (results["dataset"], results["net"], results["hash_bit"]) == (dataset, "alexnet", 16)
+    assert (results["dataset"], results["net"], results["hash_bit"]) == (dataset, "resnet18", 16)
     assert (results["num_queries"], results["num_database"]) == (4, 12) and 0.0 <= results["mAP"] <= 1.0
     assert isinstance(cfg.method.class_num, float)  # auto was resolved before the model was built
