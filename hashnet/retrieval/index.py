@@ -1,4 +1,5 @@
-"""A Hamming-distance index over packed binary codes: faiss's binary flat index, or an exact numpy scan.
+"""A Hamming-distance index over packed binary codes: faiss's binary flat index, or an exact numpy scan; for large
+indexes multi-index hashing (exact) or inverted lists (approximate), hashnet.retrieval.sublinear.
 
 Both backends return, for each query, the k database items nearest in Hamming distance, ordered
 by (distance, database index): the ranking hashnet.retrieval.metrics scores. faiss guarantees only
@@ -26,10 +27,12 @@ import numpy as np
 from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
 from hashnet.retrieval.codes import CodeFile, packed_words
 from hashnet.retrieval.metrics import hamming_distances
+from hashnet.retrieval.store import PathTable
+from hashnet.retrieval.sublinear import build, measure_recall, ranked, release_pages, search_mih
 from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write
 
-BACKENDS = ("auto", "faiss", "exact")
+BACKENDS = ("auto", "faiss", "exact", "mih", "ivf")
 FORMAT = "hashnet-index-1"  # the layout of a saved index; bumped when it changes
 _CHUNK_PAIRS = 1 << 22  # query x database distances held at once by the exact scan (4 MiB of uint8)
 _PILOT = 16  # queries answered first from faiss's nearest; their k-th distances choose how to answer the rest
@@ -56,14 +59,19 @@ class HammingIndex:
 
     backend: "faiss" (faiss.IndexBinaryFlat; an error if faiss is not installed), "exact" (numpy
     XOR + popcount, chunked over queries), or "auto" (faiss when installed, else exact). Both give
-    the same results. Optional, kept with the codes and saved with them: paths (N,) of the items'
-    images (a str array, so ``index.paths[indices]`` maps search results to files), labels (N, C)
+    the same results; so does "mih" (faiss multi-index hashing, rows it cannot certify scanned flat;
+    `certified`: the share of the last search's rows it answered), while "ivf" is approximate (its
+    recall, measured at build, in meta["ivf"]); options tune them (hashnet.retrieval.sublinear.build).
+    codes may be memory-mapped (a store, hashnet.retrieval.store): faiss holds the one copy in memory.
+    Optional, kept with the codes and saved with them: paths (N,) of the items'
+    images (a str array or a store's PathTable, so ``index.paths[indices]`` maps results to files), labels (N, C)
     0/1 and meta, a JSON-able dict (hash_bit, net, dataset, checkpoint, ...; hash_bit is set from
     the codes).
     """
 
     def __init__(self, codes: np.ndarray, backend: str = "auto", *, paths: Any = None,
-                 labels: np.ndarray | None = None, meta: dict[str, Any] | None = None) -> None:
+                 labels: np.ndarray | None = None, meta: dict[str, Any] | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         if codes.ndim != 2 or codes.dtype != np.uint8 or len(codes) == 0:
@@ -71,12 +79,12 @@ class HammingIndex:
                              f"got {codes.dtype} {codes.shape}")
         if backend == "auto":
             backend = "faiss" if faiss_available() else "exact"
-        if backend == "faiss" and not faiss_available():
-            raise ImportError("backend='faiss' needs faiss: pip install -e '.[faiss]' (or use backend='exact')")
+        if backend in ("faiss", "mih", "ivf") and not faiss_available():
+            raise ImportError(f"backend={backend!r} needs faiss: pip install -e '.[faiss]' (or use backend='exact')")
         self.backend = backend
         self.codes = np.ascontiguousarray(codes)
         self.bits = codes.shape[1] * 8
-        self.paths = None if paths is None else np.asarray(paths, dtype=str)
+        self.paths = paths if paths is None or isinstance(paths, PathTable) else np.asarray(paths, dtype=str)
         self.labels = None if labels is None else np.asarray(labels)
         if self.paths is not None and self.paths.shape != (len(codes),):
             raise ValueError(f"paths must hold one path per code, (N,) = ({len(codes)},), got shape {self.paths.shape}")
@@ -86,13 +94,15 @@ class HammingIndex:
         if meta.get("hash_bit", self.bits) != self.bits:
             raise ValueError(f"meta hash_bit={meta['hash_bit']} but the codes have {self.bits} bits")
         self.meta = {**meta, "hash_bit": self.bits}
-        if self.backend == "faiss":
-            logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
-            import faiss  # optional dependency: imported only when used
-            self._faiss = faiss.IndexBinaryFlat(self.bits)
-            self._faiss.add(self.codes)
-        else:
+        self.certified = 1.0
+        if self.backend == "exact":
             self._words = packed_words(self.codes)
+        else:
+            logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
+            self._faiss, self._sublinear = build(self.backend, self.codes, dict(options or {}))
+        release_pages(codes)
+        if self.backend == "ivf":
+            self.meta["ivf"] = self.measure_recall()
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -122,6 +132,10 @@ class HammingIndex:
             distances = indices = np.empty((0, k), dtype=np.int64)
         elif self.backend == "faiss":
             distances, indices = self._search_faiss(queries, k)
+        elif self.backend == "mih":
+            distances, indices, self.certified = search_mih(self._sublinear, queries, k, self._ball, self._search_faiss)
+        elif self.backend == "ivf":
+            distances, indices = ranked(*self._sublinear.search(queries, k), len(self))
         else:
             distances, indices = self._search_exact(queries, k)
         return (distances, indices, self.paths[indices]) if return_paths else (distances, indices)
@@ -178,6 +192,14 @@ class HammingIndex:
             distances[block], indices[block] = self._top_k(queries[block], self._nearest(queries[block], width), k)
         return distances, indices
 
+    def measure_recall(self, k: int = 100) -> dict[str, Any]:
+        """recall@k of this index's results against the exact ranking of a temporary flat index, on a sample of
+        its own codes as queries (hashnet.retrieval.sublinear.measure_recall), with the ivf settings measured."""
+        measured = measure_recall(self.codes, self.search, HammingIndex(self.codes, "faiss").search, k)
+        if self.backend == "ivf":
+            measured.update(nlist=self._sublinear.nlist, nprobe=self._sublinear.nprobe)
+        return measured
+
     def _rows_per_call(self, results_per_row: int) -> int:
         """Queries per faiss call: about _CALL_RESULTS results held at once, and sort keys that fit in int64."""
         return max(1, min(_CALL_RESULTS // results_per_row, (2**62) // ((self.bits + 1) * len(self))))
@@ -200,13 +222,15 @@ class HammingIndex:
             distances[rows], indices[rows], _ = self._ball(queries[rows], int(radius) + 1, k)
         return distances, indices
 
-    def _ball(self, queries: np.ndarray, radius: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Range search: every item at distance < radius, sorted by (distance, index) with one vectorised sort.
+    def _ball(self, queries: np.ndarray, radius: int, k: int,
+              searcher: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Range search (of searcher, the flat index by default): every item at distance < radius, sorted by
+        (distance, index) with one vectorised sort.
 
         -> (distances (F, k), indices (F, k)) of the F queries whose ball holds >= k items, full (B,) bool.
         """
         n, span = len(self), (self.bits + 1) * len(self)
-        limits, dist, found = self._faiss.range_search(queries, radius)
+        limits, dist, found = (searcher or self._faiss).range_search(queries, radius)
         limits = limits.astype(np.int64)
         counts = np.diff(limits)
         row = np.repeat(np.arange(len(queries), dtype=np.int64), counts)

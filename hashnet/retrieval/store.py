@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from hashnet.data.image_walk import walk_images
-from hashnet.retrieval.codes import CodeFile
+from hashnet.retrieval.codes import CodeFile, load_codes
 from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write, atomic_write_json
 
@@ -167,6 +167,10 @@ class PathTable:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self.ids),)
+
     def _path(self, row: int) -> str:
         position = int(self.ids[row])
         start, stop = int(self.offsets[position]), int(self.offsets[position + 1])
@@ -195,3 +199,9 @@ def open_store(root: str | Path, **expected: Any) -> CodeFile:
     ids = np.load(layout.merged / "ids.npy", mmap_mode="r")
     return CodeFile(codes, np.zeros((len(codes), 0), np.uint8), PathTable(layout.merged, ids, meta["images"]),
                     {**meta, "split": "images", "merged": merged})
+
+
+def load_database(path: str | Path, **expected: Any) -> CodeFile:
+    """What search and serve read: a merged store (a folder, open_store) or a code file (load_codes), its metadata
+    checked against expected."""
+    return open_store(path, **expected) if Path(path).is_dir() else load_codes(path, **expected)

@@ -14,10 +14,10 @@ import pytest
 from hashnet.data.image_files import find_images
 from hashnet.data.image_walk import walk_images
 from hashnet.inference.hasher import Hasher
-from hashnet.retrieval.index import HammingIndex
 from hashnet.retrieval.merge import merge_store
 from hashnet.retrieval.store import StoreError, open_store, prepare_store
 from hashnet.tasks.merge_codes import merge_codes
+from hashnet.tasks.search import search
 
 from conftest import compose_config, write_image_tree
 from script_runner import Case, run_scripts
@@ -109,9 +109,11 @@ def test_three_workers_one_killed_merge_equals_one_process(folder, tiny_csv_run,
     assert json.loads((store / "merged" / "merged.json").read_text()) == summary
     ids = np.load(store / "merged" / "ids.npy")
     assert (np.diff(ids) > 0).all() and len(ids) == 150
-    index = HammingIndex(opened.codes, "faiss", paths=opened.paths)
-    distances, rows, paths = index.search(np.asarray(opened.codes[[7]]), 3, return_paths=True)
-    assert distances[0, 0] == 0 and paths[0, 0] == opened.paths[rows[0, 0]]
+    query = folder / "b" / "more" / "005.png"  # scripts/search.py index=<store>: the query finds itself at d=0
+    found = search(compose_config("search", [f"ckpt_path={checkpoint}", f"index={store}", f"image={query}", "k=150",
+                                             "backend=mih", "device=cpu"], tmp_path))
+    assert str(query.resolve()) in [path for path, distance in found[0] if distance == 0]
+    assert [distance for _, distance in found[0]] == sorted(distance for _, distance in found[0])
 
 
 def test_store_refuses_other_settings_and_unfinished_chunks(folder, tmp_path):
