@@ -94,12 +94,12 @@ class HammingIndex:
         if meta.get("hash_bit", self.bits) != self.bits:
             raise ValueError(f"meta hash_bit={meta['hash_bit']} but the codes have {self.bits} bits")
         self.meta = {**meta, "hash_bit": self.bits}
-        self.certified = 1.0
+        self.certified, self.sublinear = 1.0, None  # sublinear: faiss's mih / ivf index (nflip, nprobe settable)
         if self.backend == "exact":
             self._words = packed_words(self.codes)
         else:
             logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
-            self._faiss, self._sublinear = build(self.backend, self.codes, dict(options or {}))
+            self._faiss, self.sublinear = build(self.backend, self.codes, dict(options or {}))
         release_pages(codes)
         if self.backend == "ivf":
             self.meta["ivf"] = self.measure_recall()
@@ -133,9 +133,9 @@ class HammingIndex:
         elif self.backend == "faiss":
             distances, indices = self._search_faiss(queries, k)
         elif self.backend == "mih":
-            distances, indices, self.certified = search_mih(self._sublinear, queries, k, self._ball, self._search_faiss)
+            distances, indices, self.certified = search_mih(self.sublinear, queries, k, self._ball, self._search_faiss)
         elif self.backend == "ivf":
-            distances, indices = ranked(*self._sublinear.search(queries, k), len(self))
+            distances, indices = ranked(*self.sublinear.search(queries, k), len(self))
         else:
             distances, indices = self._search_exact(queries, k)
         return (distances, indices, self.paths[indices]) if return_paths else (distances, indices)
@@ -197,7 +197,7 @@ class HammingIndex:
         its own codes as queries (hashnet.retrieval.sublinear.measure_recall), with the ivf settings measured."""
         measured = measure_recall(self.codes, self.search, HammingIndex(self.codes, "faiss").search, k)
         if self.backend == "ivf":
-            measured.update(nlist=self._sublinear.nlist, nprobe=self._sublinear.nprobe)
+            measured.update(nlist=self.sublinear.nlist, nprobe=self.sublinear.nprobe)
         return measured
 
     def _rows_per_call(self, results_per_row: int) -> int:

@@ -16,7 +16,9 @@ from hashnet.data.datamodule import SPLITS
 from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.inference.encoding import encode_images, pick_device
 from hashnet.inference.hasher import Hasher
-from hashnet.inference.sharded import encode_into_store
+from hashnet.inference.predict_store import predict_into_store
+from hashnet.inference.sharded import encode_into_store, store_settings
+from hashnet.retrieval.store import prepare_store
 from hashnet.retrieval.codes import binarize, check_packable, save_codes, unpack_codes
 from hashnet.tasks.setup import build_datamodule, use_trained_input_size
 from hashnet.utils.errors import ConfigError, check_choice
@@ -84,6 +86,12 @@ def encode_store(cfg: DictConfig) -> Path:
     images a chunk (hashnet.inference.sharded); scripts/merge_codes.py merges the chunks once every worker is done."""
     if not cfg.get("images"):
         raise ConfigError(f"store={cfg.store} stores the codes of a folder: pass images=<dir> too")
+    if cfg.get("trainer"):  # Trainer.predict on several devices (trainer=ddp / ddp_spawn trainer.devices=G)
+        hasher = Hasher.from_checkpoint(cfg.ckpt_path, device="cpu")
+        meta = prepare_store(cfg.store, cfg.images, cfg.chunk_size, store_settings(hasher))
+        options = {key: cfg.trainer[key] for key in ("accelerator", "devices", "strategy", "num_nodes")}
+        predict_into_store(hasher, cfg.store, meta, options, cfg.batch_size, cfg.num_workers)
+        return Path(cfg.store)
     hasher = Hasher.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     done = encode_into_store(hasher, cfg.images, cfg.store, chunk_size=cfg.chunk_size, shards=cfg.shards,
                              shard=cfg.shard, batch_size=cfg.batch_size, workers=cfg.num_workers)

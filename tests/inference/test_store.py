@@ -14,8 +14,10 @@ import pytest
 from hashnet.data.image_files import find_images
 from hashnet.data.image_walk import walk_images
 from hashnet.inference.hasher import Hasher
+from hashnet.retrieval.index import HammingIndex
 from hashnet.retrieval.merge import merge_store
 from hashnet.retrieval.store import StoreError, open_store, prepare_store
+from hashnet.tasks.encode import encode
 from hashnet.tasks.merge_codes import merge_codes
 from hashnet.tasks.search import search
 
@@ -58,6 +60,12 @@ def folder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def reference(folder, tiny_csv_run) -> HammingIndex:
+    """The folder's codes in one process: Hasher.index, which scripts/encode.py images=<dir> writes (test_hasher)."""
+    return Hasher.from_checkpoint(tiny_csv_run[1]["checkpoint"]).index(folder, progress=False)
+
+
 def test_walk_streams_find_images_order(folder, tmp_path):
     (folder / "b" / "b.png").mkdir(exist_ok=True)  # a folder named like a file sorts among the files
     os.symlink(folder / "a", folder / "b" / "b.png" / "loop")
@@ -70,7 +78,7 @@ def test_walk_streams_find_images_order(folder, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-def test_three_workers_one_killed_merge_equals_one_process(folder, tiny_csv_run, tmp_path):
+def test_three_workers_one_killed_merge_equals_one_process(folder, reference, tiny_csv_run, tmp_path):
     checkpoint, store = tiny_csv_run[1]["checkpoint"], tmp_path / "store"
     wrapper = tmp_path / "encode_wrapper.py"
     wrapper.write_text(WRAPPER)
@@ -96,7 +104,6 @@ def test_three_workers_one_killed_merge_equals_one_process(folder, tiny_csv_run,
         assert [hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns] == [sha, mtime]
 
     summary = merge_codes(compose_config("merge_codes", [f"store={store}", "sample=8", "device=cpu"], tmp_path))
-    reference = Hasher.from_checkpoint(checkpoint).index(folder, progress=False)  # = encode.py images= (test_hasher)
     opened = open_store(store, hash_bit=16)
     assert isinstance(opened.codes, np.memmap) and opened.codes.shape == (150, 2)
     assert np.array_equal(np.asarray(opened.codes), reference.codes)  # bit for bit
@@ -114,6 +121,20 @@ def test_three_workers_one_killed_merge_equals_one_process(folder, tiny_csv_run,
                                              "backend=mih", "device=cpu"], tmp_path))
     assert str(query.resolve()) in [path for path, distance in found[0] if distance == 0]
     assert [distance for _, distance in found[0]] == sorted(distance for _, distance in found[0])
+
+
+@pytest.mark.slow
+def test_ddp_spawn_predict_merges_to_the_same_bytes(folder, reference, tiny_csv_run, tmp_path):
+    store = tmp_path / "store"
+    encode(compose_config("encode", [f"ckpt_path={tiny_csv_run[1]['checkpoint']}", f"images={folder}", f"store={store}",
+                                     "chunk_size=20", "trainer=ddp_spawn", "trainer.devices=2",
+                                     "trainer.accelerator=cpu", "num_workers=0"], tmp_path))
+    summary = merge_store(store)
+    records = [json.loads((store / "chunks" / f"{c:06d}.json").read_text()) for c in range(8)]
+    assert [record["rows"] + len(record["skipped"]) for record in records] == [20] * 7 + [12]
+    assert [path for _, path, _ in summary["skipped"]] == list(CORRUPT) and summary["rows"] == 150
+    assert np.array_equal(np.load(store / "merged" / "codes.npy"), reference.codes)  # the same bytes
+    assert np.array_equal(np.load(store / "merged" / "ids.npy"), np.delete(np.arange(152), [52, 151]))
 
 
 def test_store_refuses_other_settings_and_unfinished_chunks(folder, tmp_path):
