@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hashnet.data.image_files import find_images
 from hashnet.data.image_walk import walk_images
 from hashnet.inference.hasher import Hasher
+from hashnet.inference.predict_store import pack_on_device
+from hashnet.retrieval.codes import binarize, pack_codes
 from hashnet.retrieval.index import HammingIndex
 from hashnet.retrieval.merge import merge_store
 from hashnet.retrieval.store import StoreError, open_store, prepare_store
@@ -148,3 +151,11 @@ def test_store_refuses_other_settings_and_unfinished_chunks(folder, tmp_path):
         merge_store(tmp_path / "s")
     with pytest.raises(StoreError, match="not a merged code store"):
         open_store(tmp_path / "s")
+
+
+def test_codes_packed_on_the_device_are_pack_codes_bytes():
+    outputs = torch.tensor([[0.0, -0.0, 1e-30, -1e-30, 2.0, -2.0, 0.5, -0.5, *([0.0] * 7), -1.0]])  # sign(0) = +1
+    outputs = torch.cat([outputs, torch.randn(5, 16)])
+    packed = pack_on_device(outputs)
+    assert packed.dtype == torch.uint8 and np.array_equal(packed.numpy(), pack_codes(binarize(outputs)))
+    assert packed[0].tolist() == [0b11101010, 0b11111110]
