@@ -85,19 +85,29 @@ def build(backend: str, codes: np.ndarray, options: dict[str, Any]) -> tuple[Any
 def search_mih(mih: Any, queries: np.ndarray, k: int, ball: Callable, flat: Callable) -> tuple[np.ndarray, ...]:
     """Exact (distances (B, k), indices (B, k)) by (distance, index), and the share of rows certified.
 
-    mih's k nearest certify a row when its k-th distance r is <= C (module docstring); such a row is ranked from
-    ball(queries, r + 1, k, mih), a range search on mih (complete below C + 1), the others by flat(queries, k)."""
-    distances, found = mih.search(queries, k)
-    kth = distances[:, -1].astype(np.int64)
-    certified = (found[:, -1] >= 0) & (kth <= mih.nhash * (mih.nflip + 1) - 1)
-    distances, indices = np.empty((len(queries), k), np.int64), np.empty((len(queries), k), np.int64)
-    rows, rest = np.flatnonzero(certified), np.flatnonzero(~certified)
-    for radius in np.unique(kth[rows]):
-        block = rows[kth[rows] == radius]
-        distances[block], indices[block], _ = ball(queries[block], int(radius) + 1, k, mih)
+    One pass over mih's candidates: its `width` (3k + 32) nearest by (distance, index). A row is certified when its
+    k-th distance r is <= C (module docstring): every item within r is a candidate. Its top k are the first k of
+    the width when these end beyond r (or run out of candidates); else its tie group at r is cut and ball(queries,
+    r + 1, k, mih), a range search on mih (complete below C + 1), ranks it. Other rows: flat(queries, k)."""
+    n = mih.ntotal
+    width = min(n, 3 * k + 32)
+    distances, found = mih.search(queries, width)
+    keys = np.where(found < 0, np.iinfo(np.int64).max, distances.astype(np.int64) * n + np.maximum(found, 0))
+    keys.sort(axis=1)
+    kth, last = keys[:, k - 1] // n, keys[:, -1] // n
+    certified = (found >= 0).sum(axis=1) >= k
+    certified &= kth <= mih.nhash * (mih.nflip + 1) - 1
+    whole = certified & (last > kth)
+    top_d, top_i = np.empty((len(queries), k), np.int64), np.empty((len(queries), k), np.int64)
+    top_d[whole], top_i[whole] = keys[whole, :k] // n, keys[whole, :k] % n
+    cut = np.flatnonzero(certified & ~whole)
+    for radius in np.unique(kth[cut]):
+        block = cut[kth[cut] == radius]
+        top_d[block], top_i[block], _ = ball(queries[block], int(radius) + 1, k, mih)
+    rest = np.flatnonzero(~certified)
     if len(rest):
-        distances[rest], indices[rest] = flat(queries[rest], k)
-    return distances, indices, len(rows) / max(1, len(queries))
+        top_d[rest], top_i[rest] = flat(queries[rest], k)
+    return top_d, top_i, float(certified.mean()) if len(queries) else 1.0
 
 
 def ranked(distances: np.ndarray, found: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
