@@ -2,8 +2,9 @@
 
 Codes are seeded: "uniform" (every bit a fair coin: multi-index hashing's worst case) and "clustered" (1,000 random
 centres, each bit flipped with probability 0.08; the queries drawn the same way, not from the database). For each
-backend (mih at each --nflip, ivf at each --nprobe): build seconds, bytes per code (resident memory grown by the build), seconds per query at batch 1 (single
-queries, the median and the mean) and at batch --queries (medians over rounds; every search timed in each round, the order rotated), recall@k against the flat scan's
+backend (mih at each --nflip, ivf at each --nprobe): build seconds, bytes per code (resident memory grown by the
+build), seconds per query at batch 1 (single queries, the median and the mean) and at batch --queries (medians over
+rounds; every search timed in each round, the order rotated), recall@k against the flat scan's
 exact ranking (ids, and "distance recall": results within the exact k-th distance), mih's rows identical to flat's
 and its share answered without the flat fallback. Ratios are to flat in the same run; lscpu
 and every figure go to --out as JSON.
@@ -142,7 +143,8 @@ def main() -> None:
                 recall = f", recall@{args.k} {row[f'recall@{args.k}']:.3f}" if f"recall@{args.k}" in row else ""
                 exact = f", identical rows {row['identical_rows']:.3f}, certified {row['certified']:.3f}" \
                     if name.startswith("mih") else ""
-                print(f"{kind} {args.size:,}: {name}: build {row['build_s']:.1f} s, {row['bytes_per_code']:.1f} B/code, "
+                print(f"{kind} {args.size:,}: {name}: build {row['build_s']:.1f} s, "
+                      f"{row['bytes_per_code']:.1f} B/code, "
                       f"{row['batch1_s'] * 1e3:.3f} ms single (x{row['speedup_batch1']:.1f}; mean {row['batch1_mean_s'] * 1e3:.3f}), "
                       f"{row['batch_s'] * 1e3:.3f} ms/query batched (x{row['speedup_batch']:.1f}){recall}{exact}")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,8 @@ class ChunkImages(Dataset):
         which = int(np.searchsorted(self.ends, index, side="right"))
         start = self.spans[which][0]
         if which != self._chunk:
-            paths = [f"{self.meta['images']}/{path}" for path in read_manifest(self.layout, start // self.meta["chunk_size"])]
+            chunk = start // self.meta["chunk_size"]
+            paths = [f"{self.meta['images']}/{path}" for path in read_manifest(self.layout, chunk)]
             self._chunk, self._images = which, ImageDataset(paths, self.transform, "report")
         offset = index - (int(self.ends[which - 1]) if which else 0)
         sample = self._images[offset]
@@ -90,8 +91,9 @@ class ChunkWriter(BasePredictionWriter):
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         codes, positions, failed = prediction
         size = self.meta["chunk_size"]
-        for row, position in zip(codes if codes is not None else [], positions.tolist() if positions is not None else []):
-            self._chunk(position // size)[position] = row.numpy()
+        if codes is not None:
+            for row, position in zip(codes, positions.tolist()):
+                self._chunk(position // size)[position] = row.numpy()
         for position, why in failed:
             self._chunk(position // size)
             relative = read_manifest(self.layout, position // size)[position % size]
@@ -123,7 +125,8 @@ class PendingChunks(pl.LightningDataModule):
 
     def __init__(self, store: str, meta: dict[str, Any], transform: Any, batch_size: int, workers: int) -> None:
         super().__init__()
-        self.store, self.meta, self.transform, self.batch_size, self.workers = store, meta, transform, batch_size, workers
+        self.store, self.meta, self.transform = store, meta, transform
+        self.batch_size, self.workers = batch_size, workers
 
     def predict_dataloader(self) -> DataLoader:
         chunks = pending_chunks(Layout(self.store), self.meta, self.trainer.world_size, self.trainer.global_rank)

@@ -1,4 +1,4 @@
-"""A Hamming-distance index over packed binary codes: faiss's binary flat index, or an exact numpy scan; for large
+"""A Hamming-distance index over packed binary codes: faiss's binary flat index, an exact numpy scan, or for large
 indexes multi-index hashing (exact) or inverted lists (approximate), hashnet.retrieval.sublinear.
 
 Both backends return, for each query, the k database items nearest in Hamming distance, ordered
@@ -57,16 +57,14 @@ def faiss_available() -> bool:
 class HammingIndex:
     """Exact k-nearest-neighbour search in Hamming distance over packed codes (N, K/8) uint8.
 
-    backend: "faiss" (faiss.IndexBinaryFlat; an error if faiss is not installed), "exact" (numpy
-    XOR + popcount, chunked over queries), or "auto" (faiss when installed, else exact). Both give
-    the same results; so does "mih" (faiss multi-index hashing, rows it cannot certify scanned flat;
-    `certified`: the share of the last search's rows it answered), while "ivf" is approximate (its
-    recall, measured at build, in meta["ivf"]); options tune them (hashnet.retrieval.sublinear.build).
-    codes may be memory-mapped (a store, hashnet.retrieval.store): faiss holds the one copy in memory.
-    Optional, kept with the codes and saved with them: paths (N,) of the items'
-    images (a str array or a store's PathTable, so ``index.paths[indices]`` maps results to files), labels (N, C)
-    0/1 and meta, a JSON-able dict (hash_bit, net, dataset, checkpoint, ...; hash_bit is set from
-    the codes).
+    backend: "faiss" (faiss.IndexBinaryFlat; an error if faiss is not installed), "exact" (numpy XOR + popcount,
+    chunked over queries), or "auto" (faiss when installed, else exact), all the same results as "mih" (multi-index
+    hashing; `certified`: the share of the last search's rows it answered, the others scanned flat); "ivf" is
+    approximate (its recall in meta["ivf"]); options tune them (hashnet.retrieval.sublinear.build). codes may be
+    memory-mapped (hashnet.retrieval.store): faiss holds the one copy in memory. Optional, kept with the codes and
+    saved with them: paths (N,) of the items' images (a str array or a store's PathTable: ``index.paths[indices]``
+    maps results to files), labels (N, C) 0/1 and meta, a JSON-able dict (hash_bit, net, dataset, checkpoint, ...;
+    hash_bit is set from the codes).
     """
 
     def __init__(self, codes: np.ndarray, backend: str = "auto", *, paths: Any = None,
@@ -95,14 +93,15 @@ class HammingIndex:
             raise ValueError(f"meta hash_bit={meta['hash_bit']} but the codes have {self.bits} bits")
         self.meta = {**meta, "hash_bit": self.bits}
         self.certified, self.sublinear = 1.0, None  # sublinear: faiss's mih / ivf index (nflip, nprobe settable)
-        if self.backend == "exact":
-            self._words = packed_words(self.codes)
-        else:
+        if self.backend != "exact":
             logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
             self._faiss, self.sublinear = build(self.backend, self.codes, dict(options or {}))
+        else:
+            self._words = packed_words(self.codes)
         release_pages(codes)
-        if self.backend == "ivf":
-            self.meta["ivf"] = self.measure_recall()
+        if self.backend == "ivf":  # approximate: its recall@100 against the exact ranking, on 100 of its codes
+            self.meta["ivf"] = {**measure_recall(self.codes, self.search, HammingIndex(self.codes, "faiss").search),
+                                "nlist": self.sublinear.nlist, "nprobe": self.sublinear.nprobe}
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -192,14 +191,6 @@ class HammingIndex:
             distances[block], indices[block] = self._top_k(queries[block], self._nearest(queries[block], width), k)
         return distances, indices
 
-    def measure_recall(self, k: int = 100) -> dict[str, Any]:
-        """recall@k of this index's results against the exact ranking of a temporary flat index, on a sample of
-        its own codes as queries (hashnet.retrieval.sublinear.measure_recall), with the ivf settings measured."""
-        measured = measure_recall(self.codes, self.search, HammingIndex(self.codes, "faiss").search, k)
-        if self.backend == "ivf":
-            measured.update(nlist=self.sublinear.nlist, nprobe=self.sublinear.nprobe)
-        return measured
-
     def _rows_per_call(self, results_per_row: int) -> int:
         """Queries per faiss call: about _CALL_RESULTS results held at once, and sort keys that fit in int64."""
         return max(1, min(_CALL_RESULTS // results_per_row, (2**62) // ((self.bits + 1) * len(self))))
@@ -222,15 +213,13 @@ class HammingIndex:
             distances[rows], indices[rows], _ = self._ball(queries[rows], int(radius) + 1, k)
         return distances, indices
 
-    def _ball(self, queries: np.ndarray, radius: int, k: int,
-              searcher: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Range search (of searcher, the flat index by default): every item at distance < radius, sorted by
-        (distance, index) with one vectorised sort.
+    def _ball(self, queries: np.ndarray, radius: int, k: int, searcher: Any = None) -> tuple[np.ndarray, ...]:
+        """Range search (of searcher, else the flat index): every item at distance < radius, by (distance, index).
 
         -> (distances (F, k), indices (F, k)) of the F queries whose ball holds >= k items, full (B,) bool.
         """
         n, span = len(self), (self.bits + 1) * len(self)
-        limits, dist, found = (searcher or self._faiss).range_search(queries, radius)
+        limits, dist, found = (self._faiss if searcher is None else searcher).range_search(queries, radius)
         limits = limits.astype(np.int64)
         counts = np.diff(limits)
         row = np.repeat(np.arange(len(queries), dtype=np.int64), counts)

@@ -65,7 +65,8 @@ def verify_store(root: str | Path, mixed_devices: bool = False) -> tuple[dict[st
     return meta, records
 
 
-def write_streamed(path: Path, dtype: np.dtype, shape: tuple[int, ...], blocks: Callable[[], Iterable[np.ndarray]]) -> Path:
+def write_streamed(path: Path, dtype: np.dtype, shape: tuple[int, ...],
+                   blocks: Callable[[], Iterable[np.ndarray]]) -> Path:
     """Write a .npy of dtype and shape from blocks (rows in order) atomically, one block in memory at a time."""
     dtype = np.dtype(dtype)
 

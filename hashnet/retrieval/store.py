@@ -190,7 +190,7 @@ def open_store(root: str | Path, **expected: Any) -> CodeFile:
     meta, merged = read_json(layout.meta), read_json(layout.merged / "merged.json")
     if meta is None or merged is None:
         raise StoreError(f"{root} is not a merged code store (no store.json or merged/merged.json) -- encode with "
-                         f"scripts/encode.py images=<dir> store={root}, then python scripts/merge_codes.py store={root}")
+                         f"scripts/encode.py images=<dir> store={root}, then scripts/merge_codes.py store={root}")
     for key, value in expected.items():
         if value is not None and meta.get(key) != value:
             raise StoreError(f"store {root} holds codes with {key}={meta.get(key)!r}, expected {key}={value!r}: "
