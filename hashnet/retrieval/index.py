@@ -1,4 +1,5 @@
-"""A Hamming-distance index over packed binary codes: faiss's binary flat index, or an exact numpy scan.
+"""A Hamming-distance index over packed binary codes: faiss's binary flat index, an exact numpy scan, or for large
+indexes multi-index hashing (exact) or inverted lists (approximate), hashnet.retrieval.sublinear.
 
 Both backends return, for each query, the k database items nearest in Hamming distance, ordered
 by (distance, database index): the ranking hashnet.retrieval.metrics scores. faiss guarantees only
@@ -26,10 +27,12 @@ import numpy as np
 from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
 from hashnet.retrieval.codes import CodeFile, packed_words
 from hashnet.retrieval.metrics import hamming_distances
+from hashnet.retrieval.store import PathTable
+from hashnet.retrieval.sublinear import build, measure_recall, ranked, release_pages, search_mih
 from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write
 
-BACKENDS = ("auto", "faiss", "exact")
+BACKENDS = ("auto", "faiss", "exact", "mih", "ivf")
 FORMAT = "hashnet-index-1"  # the layout of a saved index; bumped when it changes
 _CHUNK_PAIRS = 1 << 22  # query x database distances held at once by the exact scan (4 MiB of uint8)
 _PILOT = 16  # queries answered first from faiss's nearest; their k-th distances choose how to answer the rest
@@ -54,16 +57,19 @@ def faiss_available() -> bool:
 class HammingIndex:
     """Exact k-nearest-neighbour search in Hamming distance over packed codes (N, K/8) uint8.
 
-    backend: "faiss" (faiss.IndexBinaryFlat; an error if faiss is not installed), "exact" (numpy
-    XOR + popcount, chunked over queries), or "auto" (faiss when installed, else exact). Both give
-    the same results. Optional, kept with the codes and saved with them: paths (N,) of the items'
-    images (a str array, so ``index.paths[indices]`` maps search results to files), labels (N, C)
-    0/1 and meta, a JSON-able dict (hash_bit, net, dataset, checkpoint, ...; hash_bit is set from
-    the codes).
+    backend: "faiss" (faiss.IndexBinaryFlat; an error if faiss is not installed), "exact" (numpy XOR + popcount,
+    chunked over queries), or "auto" (faiss when installed, else exact), all the same results as "mih" (multi-index
+    hashing; `certified`: the share of the last search's rows it answered, the others scanned flat); "ivf" is
+    approximate (its recall in meta["ivf"]); options tune them (hashnet.retrieval.sublinear.build). codes may be
+    memory-mapped (hashnet.retrieval.store): faiss holds the one copy in memory. Optional, kept with the codes and
+    saved with them: paths (N,) of the items' images (a str array or a store's PathTable: ``index.paths[indices]``
+    maps results to files), labels (N, C) 0/1 and meta, a JSON-able dict (hash_bit, net, dataset, checkpoint, ...;
+    hash_bit is set from the codes).
     """
 
     def __init__(self, codes: np.ndarray, backend: str = "auto", *, paths: Any = None,
-                 labels: np.ndarray | None = None, meta: dict[str, Any] | None = None) -> None:
+                 labels: np.ndarray | None = None, meta: dict[str, Any] | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         if codes.ndim != 2 or codes.dtype != np.uint8 or len(codes) == 0:
@@ -71,12 +77,12 @@ class HammingIndex:
                              f"got {codes.dtype} {codes.shape}")
         if backend == "auto":
             backend = "faiss" if faiss_available() else "exact"
-        if backend == "faiss" and not faiss_available():
-            raise ImportError("backend='faiss' needs faiss: pip install -e '.[faiss]' (or use backend='exact')")
+        if backend in ("faiss", "mih", "ivf") and not faiss_available():
+            raise ImportError(f"backend={backend!r} needs faiss: pip install -e '.[faiss]' (or use backend='exact')")
         self.backend = backend
         self.codes = np.ascontiguousarray(codes)
         self.bits = codes.shape[1] * 8
-        self.paths = None if paths is None else np.asarray(paths, dtype=str)
+        self.paths = paths if paths is None or isinstance(paths, PathTable) else np.asarray(paths, dtype=str)
         self.labels = None if labels is None else np.asarray(labels)
         if self.paths is not None and self.paths.shape != (len(codes),):
             raise ValueError(f"paths must hold one path per code, (N,) = ({len(codes)},), got shape {self.paths.shape}")
@@ -86,13 +92,16 @@ class HammingIndex:
         if meta.get("hash_bit", self.bits) != self.bits:
             raise ValueError(f"meta hash_bit={meta['hash_bit']} but the codes have {self.bits} bits")
         self.meta = {**meta, "hash_bit": self.bits}
-        if self.backend == "faiss":
+        self.certified, self.sublinear = 1.0, None  # sublinear: faiss's mih / ivf index (nflip, nprobe settable)
+        if self.backend != "exact":
             logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
-            import faiss  # optional dependency: imported only when used
-            self._faiss = faiss.IndexBinaryFlat(self.bits)
-            self._faiss.add(self.codes)
+            self._faiss, self.sublinear = build(self.backend, self.codes, dict(options or {}))
         else:
             self._words = packed_words(self.codes)
+        release_pages(codes)
+        if self.backend == "ivf":  # approximate: its recall@100 against the exact ranking, on 100 of its codes
+            self.meta["ivf"] = {**measure_recall(self.codes, self.search, HammingIndex(self.codes, "faiss").search),
+                                "nlist": self.sublinear.nlist, "nprobe": self.sublinear.nprobe}
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -122,6 +131,10 @@ class HammingIndex:
             distances = indices = np.empty((0, k), dtype=np.int64)
         elif self.backend == "faiss":
             distances, indices = self._search_faiss(queries, k)
+        elif self.backend == "mih":
+            distances, indices, self.certified = search_mih(self.sublinear, queries, k, self._ball, self._search_faiss)
+        elif self.backend == "ivf":
+            distances, indices = ranked(*self.sublinear.search(queries, k), len(self))
         else:
             distances, indices = self._search_exact(queries, k)
         return (distances, indices, self.paths[indices]) if return_paths else (distances, indices)
@@ -200,13 +213,13 @@ class HammingIndex:
             distances[rows], indices[rows], _ = self._ball(queries[rows], int(radius) + 1, k)
         return distances, indices
 
-    def _ball(self, queries: np.ndarray, radius: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Range search: every item at distance < radius, sorted by (distance, index) with one vectorised sort.
+    def _ball(self, queries: np.ndarray, radius: int, k: int, searcher: Any = None) -> tuple[np.ndarray, ...]:
+        """Range search (of searcher, else the flat index): every item at distance < radius, by (distance, index).
 
         -> (distances (F, k), indices (F, k)) of the F queries whose ball holds >= k items, full (B,) bool.
         """
         n, span = len(self), (self.bits + 1) * len(self)
-        limits, dist, found = self._faiss.range_search(queries, radius)
+        limits, dist, found = (self._faiss if searcher is None else searcher).range_search(queries, radius)
         limits = limits.astype(np.int64)
         counts = np.diff(limits)
         row = np.repeat(np.arange(len(queries), dtype=np.int64), counts)

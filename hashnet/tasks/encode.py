@@ -16,9 +16,12 @@ from hashnet.data.datamodule import SPLITS
 from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.inference.encoding import encode_images, pick_device
 from hashnet.inference.hasher import Hasher
+from hashnet.inference.predict_store import predict_into_store
+from hashnet.inference.sharded import encode_into_store, store_settings
+from hashnet.retrieval.store import prepare_store
 from hashnet.retrieval.codes import binarize, check_packable, save_codes, unpack_codes
 from hashnet.tasks.setup import build_datamodule, use_trained_input_size
-from hashnet.utils.errors import check_choice
+from hashnet.utils.errors import ConfigError, check_choice
 from hashnet.utils.files import check_writable
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,8 @@ def encode(cfg: DictConfig) -> Path:
     """Encode cfg.split of cfg.dataset (or, with cfg.images, every image below that folder) with the checkpoint
     cfg.ckpt_path; write the code file cfg.out (null: codes_<split>.npz, or codes_images.npz, in the run folder),
     image paths absolute, so that search and serve find the images from any folder."""
+    if cfg.get("store"):
+        return encode_store(cfg)
     if cfg.get("images"):
         return encode_folder(cfg)
     check_choice("split", cfg.split, SPLITS)
@@ -74,3 +79,21 @@ def encode_folder(cfg: DictConfig) -> Path:
     path = save_codes(out, codes, np.zeros((len(codes), 0), np.uint8), paths, meta, fix="pass out=<a path on another disk>")
     log.info("%d %d-bit codes of the images below %s -> %s", len(codes), hasher.hash_bit, cfg.images, path)
     return path
+
+
+def encode_store(cfg: DictConfig) -> Path:
+    """Worker cfg.shard of cfg.shards encoding the folder cfg.images into the code store cfg.store, cfg.chunk_size
+    images a chunk (hashnet.inference.sharded); scripts/merge_codes.py merges the chunks once every worker is done."""
+    if not cfg.get("images"):
+        raise ConfigError(f"store={cfg.store} stores the codes of a folder: pass images=<dir> too")
+    if cfg.get("trainer"):  # Trainer.predict on several devices (trainer=ddp / ddp_spawn trainer.devices=G)
+        hasher = Hasher.from_checkpoint(cfg.ckpt_path, device="cpu")
+        meta = prepare_store(cfg.store, cfg.images, cfg.chunk_size, store_settings(hasher))
+        options = {key: cfg.trainer[key] for key in ("accelerator", "devices", "strategy", "num_nodes")}
+        predict_into_store(hasher, cfg.store, meta, options, cfg.batch_size, cfg.num_workers)
+        return Path(cfg.store)
+    hasher = Hasher.from_checkpoint(cfg.ckpt_path, device=cfg.device)
+    done = encode_into_store(hasher, cfg.images, cfg.store, chunk_size=cfg.chunk_size, shards=cfg.shards,
+                             shard=cfg.shard, batch_size=cfg.batch_size, workers=cfg.num_workers)
+    log.info("worker %d of %d: %d chunks encoded into %s", cfg.shard, cfg.shards, len(done), cfg.store)
+    return Path(cfg.store)

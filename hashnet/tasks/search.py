@@ -12,8 +12,8 @@ from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.inference.encoding import eval_transform, images_to_codes, pick_device
 from hashnet.outputs.plots import figure_to_array, retrieval_grid_figure
 from hashnet.outputs.results import GRID_TOP, save_png, thumbnails
-from hashnet.retrieval.codes import load_codes
 from hashnet.retrieval.index import HammingIndex
+from hashnet.retrieval.store import load_database
 from hashnet.utils.errors import ConfigError, UnreadableFileError
 from hashnet.utils.files import check_writable
 
@@ -75,7 +75,7 @@ def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
     grid = check_writable(cfg.grid, "grid", "grid=results.png") if cfg.grid else None
     model = load_checkpoint(cfg.ckpt_path)
     net = model.hparams.net["backbone"]
-    database = load_codes(cfg.index, hash_bit=model.hash_bit, net=net, dataset=model.hparams.dataset)
+    database = load_database(cfg.index, hash_bit=model.hash_bit, net=net, dataset=model.hparams.dataset)
     if database.meta["checkpoint"] != str(Path(cfg.ckpt_path).resolve()):
         warnings.warn(f"{cfg.index} was encoded with {database.meta['checkpoint']}, not {cfg.ckpt_path}: "
                       "codes of different checkpoints are not comparable unless the weights are the same")

@@ -34,8 +34,9 @@ except ModuleNotFoundError as err:  # an optional extra
 
 from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.inference.encoding import eval_transform, images_to_codes, pick_device
-from hashnet.retrieval.codes import CodeFile, check_packable, load_codes
+from hashnet.retrieval.codes import CodeFile, check_packable
 from hashnet.retrieval.index import HammingIndex
+from hashnet.retrieval.store import load_database
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import ConfigError, UserError
 
@@ -253,7 +254,7 @@ def load_app(ckpt_path: str, index: str, backend: str = "auto", device: str = "a
     another code length, network or dataset (CodeFileError) and a missing file (FileNotFoundError)."""
     check_settings(0, options.get("max_upload_mb", 8), options.get("k", 20), options.get("max_decoding", 2))
     model = load_checkpoint(ckpt_path)
-    database = load_codes(index, hash_bit=model.hash_bit, net=model.hparams.net["backbone"], dataset=model.hparams.dataset)
+    database = load_database(index, hash_bit=model.hash_bit, net=model.hparams.net["backbone"], dataset=model.hparams.dataset)
     if database.meta.get("checkpoint") != str(Path(ckpt_path).resolve()):
         log.warning("%s was encoded with %s, not %s: codes of different checkpoints are not comparable unless "
                     "the weights are the same", index, database.meta.get("checkpoint"), ckpt_path)
