@@ -29,6 +29,8 @@ class HashMethod(nn.Module):
     """A hashing method: code layer (forward), loss, own state and callbacks. Subclasses set `name`."""
 
     name: ClassVar[str]
+    fitted: ClassVar[bool] = False  # fitted in closed form on features, no loss (hashnet.methods.fitted)
+    unsupervised: ClassVar[bool] = False  # never reads the training labels: it runs on a folder without labels
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -32,6 +32,7 @@ from hashnet.tasks.setup import (
 )
 from hashnet.training.callbacks import FiniteLoss, SpawnedLogging, StepSeed
 from hashnet.training.checkpoints import LAST, read_checkpoint, resume_checkpoint
+from hashnet.training.fitting import fit_method
 from hashnet.training.preemption import Preemption
 from hashnet.utils.files import atomic_write
 from hashnet.utils.runlock import LOCK, run_lock
@@ -166,7 +167,10 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
         # Lightning cannot tell that hashnet.data.sampling.ResumableSampler resumes mid-epoch exactly.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
         started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+        if model.method.fitted:  # a closed-form fit on features, no optimiser step (max_steps unused)
+            fit_method(model, datamodule.split_dataloader(model.method.fit_on), cfg.seed)
+        else:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         train_seconds = time.perf_counter() - started  # this process's fit only: a resumed run counts its last leg
     last = output_dir / LAST
     checkpoint = (trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None) or \
@@ -178,6 +182,9 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
         tester = build_trainer(cfg, strategy="auto", devices=1, num_nodes=1)
         tester.logger = trainer.logger
     tester.test(model, datamodule=datamodule, verbose=False)
+    if model.method.fitted:  # no training loop wrote it
+        checkpoint = str(last)
+        tester.save_checkpoint(checkpoint)
     results = write_results(tester, model.retrieval, run_info(model, checkpoint, steps, train_seconds), output_dir)
     log_run_hparams(tester.logger, cfg, results, steps)  # a sweep's runs side by side (HParams tab)
     if tester.is_global_zero:

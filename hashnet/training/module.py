@@ -67,6 +67,8 @@ class HashingModule(pl.LightningModule):
         self.net = build(self.hparams.net)
         self.hash_bit: int = self.net.hash_bit
         self.method: HashMethod = build_method(self.hparams.method, self.hash_bit, num_classes, multi_label)
+        if self.method.fitted:  # on pixels it replaces the backbone (hashnet.methods.fitted)
+            self.method.attach(self.net, self.hparams.net["pretrained"], self.hparams.net["image_size"])
         self.eval_codes, self.topk, self.ties, self.empty_queries = eval_codes, plain(topk), ties, empty_queries
         self.split_outputs = torch.nn.ModuleDict({split: SplitOutputs() for split in EVAL_SPLITS})
         self.retrieval: Retrieval | None = None
