@@ -32,7 +32,7 @@ from hashnet.tasks.setup import (
 )
 from hashnet.training.callbacks import FiniteLoss, SpawnedLogging, StepSeed
 from hashnet.training.checkpoints import LAST, read_checkpoint, resume_checkpoint
-from hashnet.training.fitting import fit_method
+from hashnet.training.fitting import centre_reference, fit_method
 from hashnet.training.preemption import Preemption
 from hashnet.utils.files import atomic_write
 from hashnet.utils.runlock import LOCK, run_lock
@@ -170,6 +170,7 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
         if model.method.fitted:  # a closed-form fit on features, no optimiser step (max_steps unused)
             fit_method(model, datamodule.split_dataloader(model.method.fit_on), cfg.seed)
         else:
+            centre_reference(model, datamodule.split_dataloader("train"))  # BiHalf's and GreedyHash-U's pixel mean
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         train_seconds = time.perf_counter() - started  # this process's fit only: a resumed run counts its last leg
     last = output_dir / LAST

@@ -1,5 +1,6 @@
-"""Fitting a method that is fitted, not trained (hashnet.methods.fitted): the features of its fit split, then its
-closed-form fit written into the model, with no optimiser step.
+"""What a method computes from the data without a training step: a fitted method's closed-form fit (hashnet.methods.
+fitted) on the features of its fit split, written into the model (fit_method); a reference method's pixel mean mu,
+before it trains (centre_reference, hashnet.methods.reference).
 
 fit_features runs the net's backbone (PixelFeatures on pixels) in eval mode on a loader of (images, labels, index)
 batches, the labels unread; with method.features=<checkpoint> the backbone first takes that checkpoint's weights.
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from hashnet.data.images import normalize_pixels
+from hashnet.methods.reference import ReferenceMethod
 from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import ConfigError
@@ -63,3 +65,10 @@ def fit_method(model: HashingModule, loader: DataLoader, seed: int) -> None:
     method.load_fit(model.net.hash_layer, X, seed if method.seed is None else method.seed)
     log.info("%s fitted on %d x %d features (%s, %s split) in %.1f s, no optimiser step", method.name, *X.shape,
              source, method.fit_on, time.perf_counter() - started)
+
+
+def centre_reference(model: HashingModule, loader: DataLoader) -> None:
+    """Set a reference method's mu to the mean of loader's images (the training split under the evaluation
+    transform), normalised and flattened; other methods are left alone."""
+    if isinstance(model.method, ReferenceMethod) and model.method.needs_reference_mean:
+        model.method.set_reference_mean(fit_features(nn.Flatten(), loader).mean(dim=0))
