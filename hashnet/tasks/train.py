@@ -19,7 +19,7 @@ from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 from hashnet.outputs.hparams import log_run_hparams
 from hashnet.outputs.results import clamped_note, write_results
 from hashnet.retrieval.evaluation import unscored_reason
-from hashnet.tasks.checks import check_launch, check_train_config
+from hashnet.tasks.checks import check_labels, check_launch, check_train_config
 from hashnet.tasks.setup import (
     apply_threads,
     build_datamodule,
@@ -148,6 +148,7 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
     threads = apply_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
+    check_labels(cfg, datamodule)  # a folder without labels: only the methods that need none
     resolve_method(cfg, datamodule)  # class_num=auto reads the training labels
     check_method(cfg)  # the method's own settings, before the data is touched
     datamodule.prepare_data()
@@ -192,7 +193,10 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
         if results["skipped_images"]["count"]:
             log.warning("%d unreadable images were skipped (dataset.on_bad_image=skip; named above and in %s)",
                         results["skipped_images"]["count"], output_dir / "metrics.json")
-        if results["mAP"] is None:
+        if not datamodule.labelled:
+            log.info("no evaluation: dataset=%s has no labels, which mAP needs; the checkpoint encodes and serves it",
+                     cfg.dataset.name)
+        elif results["mAP"] is None:
             log.warning("test mAP@%s: no query could be scored: %s -- check the labels of the query and database "
                         "lists (scripts/check_lists.py)", results["topk"] or "all", unscored_reason(model.retrieval))
         else:
