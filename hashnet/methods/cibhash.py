@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from hashnet.methods.base import HashMethod
 from hashnet.methods.common import check_number
-from hashnet.methods.greedyhash import sign_ste
+from hashnet.methods.straight_through import sign_ste
 from hashnet.utils.signs import sign
 
 LOG_EPS = 1e-8

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from hashnet.methods.common import check_number
-from hashnet.methods.greedyhash import sign_ste
+from hashnet.methods.straight_through import sign_ste
 from hashnet.methods.pair_cosine import pair_cos_mse
 from hashnet.methods.reference import ReferenceMethod
 
