@@ -127,3 +127,22 @@ def test_a_model_fitted_on_pixels_codes_images_as_the_functions_do(name, fit, en
     expected = encode(fit(pixels[:30], 8, seed=4) if name in ("lsh", "itq") else fit(pixels[:30], 8), pixels)
     with torch.no_grad():
         assert torch.equal(sign(model(images)).double(), expected)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_features_of_a_trained_checkpoint_are_its_backbone(tmp_path):
+    # ITQ on a supervised run's features: the fit loads that run's backbone, then fits on its pooled features.
+    torch.manual_seed(0)
+    trained = build_model(compose_config("train", ["method=dsh", "hash_bit=8"], tmp_path))
+    path = tmp_path / "run.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "hyper_parameters": dict(trained.hparams)}, path)
+    model = build_model(compose_config("train", ["method=itq", "hash_bit=8", f"method.features={path}"], tmp_path))
+    images = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    fit_method(model, [(images, torch.zeros(12, 10), torch.arange(12))], seed=0)
+    for key, value in trained.net.backbone.state_dict().items():
+        assert torch.equal(model.net.backbone.state_dict()[key], value), key
+    assert model.net.hash_layer.in_features == 512  # ResNet-18's pooled features, not pixels
+    other = build_model(compose_config("train", ["method=itq", "net=mobilenet_v3_small", f"method.features={path}"],
+                                       tmp_path))
+    with pytest.raises(ConfigError, match=f"method.features={path}: its backbone does not fit this net"):
+        fit_method(other, [(images, torch.zeros(12, 10), torch.arange(12))], seed=0)
