@@ -162,8 +162,9 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
     output_dir = Path(cfg.paths.output_dir)
     if composed is not None:
         save_run_config(output_dir, composed)  # from here on the folder is this run's
-    log.info("training %s, %s, %s, %d bits, %d steps; %d threads", cfg.method.name, cfg.dataset.name,
-             cfg.net.backbone, cfg.hash_bit, cfg.max_steps, threads)
+    steps_line = "fitted, no steps" if model.method.fitted else f"{cfg.max_steps} steps"
+    log.info("training %s, %s, %s, %d bits, %s; %d threads", cfg.method.name, cfg.dataset.name, cfg.net.backbone,
+             cfg.hash_bit, steps_line, threads)
     with warnings.catch_warnings():
         # Lightning cannot tell that hashnet.data.sampling.ResumableSampler resumes mid-epoch exactly.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
