@@ -51,7 +51,8 @@ class FittedMethod(HashMethod):
         super().__init__(hash_bit, num_classes, multi_label)
         if not (isinstance(features, str) and (features in FEATURES or features.endswith(".ckpt"))):
             raise ConfigError(f"method.features={features!r}: it must be one of {list(FEATURES)} or the path of a "
-                              "checkpoint (.ckpt) whose backbone gives the features -- pass e.g. method.features=pixels")
+                              "checkpoint (.ckpt) whose backbone gives the features -- pass e.g. "
+                              "method.features=pixels")
         check_choice("method.fit_on", fit_on, FIT_ON)
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ConfigError(f"method.seed={seed!r}: it must be an integer or null (the run's seed) -- pass e.g. "
