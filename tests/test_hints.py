@@ -21,6 +21,15 @@ def default_train(dataset: str = "digits"):
         return compose("train", [f"dataset={dataset}"])
 
 
+def method_of(key: str) -> str | None:
+    """The method (configs/method/<name>.yaml) that declares method.<key> when the default method does not, else
+    None: such a hint composes with that method."""
+    if not key.startswith("method.") or OmegaConf.select(default_train(), key, default="absent") != "absent":
+        return None
+    return next((path.stem for path in sorted((CONFIGS / "method").glob("*.yaml"))
+                 if key.split(".", 1)[1] in OmegaConf.load(path)), None)
+
+
 def builder_option(key: str) -> bool:
     """An option of one dataset's builder (dataset.builder.<option>): declared by the datasets built that way only."""
     return key.startswith("dataset.builder.")
@@ -78,7 +87,12 @@ def test_hints_compose_as_printed(dataset):
     declared = default_train(dataset)
     options = {key: value for key, value in keys.items()
                if builder_option(key) and OmegaConf.select(declared, key, default="absent") != "absent"}
-    keys = {key: value for key, value in keys.items() if not builder_option(key)}
+    methods = {key: value for key, value in keys.items() if method_of(key)}  # another method's own keys, apart
+    keys = {key: value for key, value in keys.items() if not builder_option(key) and key not in methods}
+    for key, value in sorted(methods.items()) if dataset == "digits" else []:
+        with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+            cfg = compose("train", [f"method={method_of(key)}", f"{key}={value if '<' not in value else 'null'}"])
+        assert OmegaConf.select(cfg, key, default="absent") != "absent", key
     for group in (keys, options):  # the builder's options apart: another hint replaces the whole dataset.builder
         overrides = [f"{key}={valid_value(key, value, declared if builder_option(key) else default_train())}"
                      for key, value in sorted(group.items())]

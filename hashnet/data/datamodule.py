@@ -30,6 +30,7 @@ from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
+from hashnet.data.views import Views, contrastive_transform
 from hashnet.utils.errors import DISK_FULL, NOT_PERMITTED, ConfigError, UserError
 
 __all__ = ["BadImageError", "HashDataModule", "ImageDataset", "ImageList", "ListFileError",
@@ -63,6 +64,8 @@ class HashDataModule(pl.LightningDataModule):
     and query rows with no label; exclude_queries_from_database leaves out database rows whose image
     is a query (the strict protocol). What they leave out is logged and counted in `removed`.
     seed: the training order and crops are a function of (seed, epoch, step) (hashnet.data.sampling).
+    views: training samples of that many augmented views each (count, 3, H, W) (hashnet.data.views), for a method that
+    asks for them (HashMethod.views; build_datamodule passes it); 1: the usual train transform.
     normalize_on_device: batches hold uint8 pixels that HashNet.forward normalises on the device
     (False: workers yield normalised float32). cache: decode and resize each split once into
     cache_dir (default root/cache), see :mod:`hashnet.data.cache`; built by prepare_data, which
@@ -74,7 +77,7 @@ class HashDataModule(pl.LightningDataModule):
                  path_map: dict[str, str] | None, resize_size: int, crop_size: int, crop_scale: Sequence[float],
                  hflip: bool, batch_size: int, eval_batch_size: int, num_workers: int, val: str, val_fraction: float,
                  on_bad_image: str, drop_unlabeled: bool, exclude_queries_from_database: bool,
-                 normalize_on_device: bool, cache: bool, cache_dir: str | Path | None, seed: int = 0):
+                 normalize_on_device: bool, cache: bool, cache_dir: str | Path | None, seed: int = 0, views: int = 1):
         super().__init__()
         check_arguments(topk=topk, ties=ties, empty_queries=empty_queries, builder=builder, resize_size=resize_size,
                         crop_size=crop_size, crop_scale=crop_scale, batch_size=batch_size,
@@ -97,6 +100,8 @@ class HashDataModule(pl.LightningDataModule):
         self._transforms = {train: transforms(resize_size, crop_size, crop_scale, hflip, train,
                                               normalize=not normalize_on_device)
                             for train in (True, False)}
+        if views > 1:  # a method that trains on several views of each image (hashnet.data.views)
+            self._transforms[True] = Views(contrastive_transform(resize_size, crop_size, not normalize_on_device), views)
         self._lists: dict[str, ImageList] = {}
         self.unlabeled_rows: dict[str, int] = {}  # split -> rows with no label (counted at setup, warned about)
         self._warned_unlabeled = False
@@ -176,12 +181,19 @@ class HashDataModule(pl.LightningDataModule):
                               f"{len(train)} images, less than one batch of {self.batch_size}{processes} -- {fix}")
         unlabeled = np.flatnonzero(~train.labels.any(axis=1))
         self.unlabeled_rows = {"train": len(unlabeled)}
-        if len(unlabeled) and not self._warned_unlabeled:
+        if len(unlabeled) and self.labelled and not self._warned_unlabeled:
             self._warned_unlabeled = True
             shown = ", ".join(train.where(i) for i in unlabeled[:SHOWN_MISSING])
             log.warning("%d of %d training rows have no label (%s%s): every pairwise loss takes them as dissimilar "
                         "to every image -- dataset.drop_unlabeled=true leaves them out", len(unlabeled), len(train),
                         shown, ", ..." if len(unlabeled) > SHOWN_MISSING else "")
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the training list holds any label (a folder without labels holds none: hashnet.data.builders.
+        folder); read on first use."""
+        self._load(("train",))
+        return bool(self._lists["train"].labels.any())
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""

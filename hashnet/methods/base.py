@@ -29,6 +29,9 @@ class HashMethod(nn.Module):
     """A hashing method: code layer (forward), loss, own state and callbacks. Subclasses set `name`."""
 
     name: ClassVar[str]
+    fitted: ClassVar[bool] = False  # fitted in closed form on features, no loss (hashnet.methods.fitted)
+    unsupervised: ClassVar[bool] = False  # never reads the training labels: its loss is image_loss, on images alone
+    views: ClassVar[int] = 1  # augmented views of each training image a batch holds (hashnet.data.views)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -46,6 +49,15 @@ class HashMethod(nn.Module):
     def loss(self, h: Tensor, labels: Tensor) -> Tensor:
         """Scalar loss of a training batch: h (B, K) from forward, labels (B, C) 0/1."""
         raise NotImplementedError
+
+    def image_loss(self, h: Tensor, images: Tensor, backbone: nn.Module) -> Tensor:
+        """An unsupervised method's loss: h (V*B, K) the codes of the batch's images (V*B, 3, H, W), its V views one
+        after another; backbone: the net's, for a method that compares features. The labels never reach it."""
+        raise NotImplementedError
+
+    def attach(self, net: nn.Module, pretrained: bool, image_size: int | None) -> None:
+        """Adapt to the net it sits on (HashEncoder; net.pretrained; the input size) when the model is built, before
+        weights are loaded: a fitted method on pixels replaces its backbone. Default: nothing."""
 
     @property
     def observes(self) -> bool:

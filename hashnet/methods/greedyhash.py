@@ -12,33 +12,12 @@ Default: penalty_weight = 0.1, the authors' code (ssppp/GreedyHash, cifar1.py: l
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hashnet.methods.base import HashMethod
 from hashnet.methods.common import check_number
-from hashnet.utils.signs import sign
-
-
-class _SignSTE(torch.autograd.Function):
-    """sign (sign(0) = +1) forward, identity backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        return sign(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        return grad
-
-
-def sign_ste(x: Tensor) -> Tensor:
-    """Elementwise sign of x (sign(0) = +1, exactly +-1 in x's dtype) whose gradient is the identity.
-
-    Under torch.jit.trace (exports) it is plain sign: TorchScript cannot save the autograd.Function.
-    """
-    return sign(x) if torch.jit.is_tracing() else _SignSTE.apply(x)
+from hashnet.methods.straight_through import sign_ste
 
 
 def greedyhash_loss(h: Tensor, logits: Tensor, y: Tensor,

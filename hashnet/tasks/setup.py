@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 def build_datamodule(cfg: DictConfig) -> HashDataModule:
     """The configured DataModule, built from plain containers so checkpoints hold no OmegaConf objects.
 
-    cfg.seed (0 when absent, as in evaluation) fixes the training order and crops (hashnet.data.sampling).
+    cfg.seed (0 when absent, as in evaluation) fixes the training order and crops (hashnet.data.sampling); the
+    method's `views` (training samples of several augmented views: CIBHash) reach it.
     A dataset without a root (dataset=folder until dataset.root=<dir>) is refused; num_classes=auto is resolved
     first (resolve_dataset).
     """
@@ -36,7 +37,9 @@ def build_datamodule(cfg: DictConfig) -> HashDataModule:
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.root: pass dataset.root=<dir> "
                           f"(configs/dataset/{cfg.dataset.name}.yaml says what it is)")
     resolve_dataset(cfg)
-    return build(OmegaConf.to_container(cfg.dataset, resolve=True), seed=cfg.get("seed", 0))
+    method = cfg.get("method")
+    views = METHODS[method.name].views if method and method.get("name") in METHODS else 1  # CIBHash asks for 2
+    return build(OmegaConf.to_container(cfg.dataset, resolve=True), seed=cfg.get("seed", 0), views=views)
 
 
 def resolve_dataset(cfg: DictConfig) -> None:

@@ -19,7 +19,7 @@ from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 from hashnet.outputs.hparams import log_run_hparams
 from hashnet.outputs.results import clamped_note, write_results
 from hashnet.retrieval.evaluation import unscored_reason
-from hashnet.tasks.checks import check_launch, check_train_config
+from hashnet.tasks.checks import check_labels, check_launch, check_train_config
 from hashnet.tasks.setup import (
     apply_threads,
     build_datamodule,
@@ -32,6 +32,7 @@ from hashnet.tasks.setup import (
 )
 from hashnet.training.callbacks import FiniteLoss, SpawnedLogging, StepSeed
 from hashnet.training.checkpoints import LAST, read_checkpoint, resume_checkpoint
+from hashnet.training.fitting import centre_reference, fit_method
 from hashnet.training.preemption import Preemption
 from hashnet.utils.files import atomic_write
 from hashnet.utils.runlock import LOCK, run_lock
@@ -147,6 +148,7 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
     threads = apply_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
+    check_labels(cfg, datamodule)  # a folder without labels: only the methods that need none
     resolve_method(cfg, datamodule)  # class_num=auto reads the training labels
     check_method(cfg)  # the method's own settings, before the data is touched
     datamodule.prepare_data()
@@ -160,13 +162,18 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
     output_dir = Path(cfg.paths.output_dir)
     if composed is not None:
         save_run_config(output_dir, composed)  # from here on the folder is this run's
-    log.info("training %s, %s, %s, %d bits, %d steps; %d threads", cfg.method.name, cfg.dataset.name,
-             cfg.net.backbone, cfg.hash_bit, cfg.max_steps, threads)
+    steps_line = "fitted, no steps" if model.method.fitted else f"{cfg.max_steps} steps"
+    log.info("training %s, %s, %s, %d bits, %s; %d threads", cfg.method.name, cfg.dataset.name, cfg.net.backbone,
+             cfg.hash_bit, steps_line, threads)
     with warnings.catch_warnings():
         # Lightning cannot tell that hashnet.data.sampling.ResumableSampler resumes mid-epoch exactly.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
         started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+        if model.method.fitted:  # a closed-form fit on features, no optimiser step (max_steps unused)
+            fit_method(model, datamodule.split_dataloader(model.method.fit_on), cfg.seed)
+        else:
+            centre_reference(model, datamodule.split_dataloader("train"))  # BiHalf's and GreedyHash-U's pixel mean
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         train_seconds = time.perf_counter() - started  # this process's fit only: a resumed run counts its last leg
     last = output_dir / LAST
     checkpoint = (trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None) or \
@@ -178,13 +185,19 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
         tester = build_trainer(cfg, strategy="auto", devices=1, num_nodes=1)
         tester.logger = trainer.logger
     tester.test(model, datamodule=datamodule, verbose=False)
+    if model.method.fitted:  # no training loop wrote it
+        checkpoint = str(last)
+        tester.save_checkpoint(checkpoint)
     results = write_results(tester, model.retrieval, run_info(model, checkpoint, steps, train_seconds), output_dir)
     log_run_hparams(tester.logger, cfg, results, steps)  # a sweep's runs side by side (HParams tab)
     if tester.is_global_zero:
         if results["skipped_images"]["count"]:
             log.warning("%d unreadable images were skipped (dataset.on_bad_image=skip; named above and in %s)",
                         results["skipped_images"]["count"], output_dir / "metrics.json")
-        if results["mAP"] is None:
+        if not datamodule.labelled:
+            log.info("no evaluation: dataset=%s has no labels, which mAP needs; the checkpoint encodes and serves it",
+                     cfg.dataset.name)
+        elif results["mAP"] is None:
             log.warning("test mAP@%s: no query could be scored: %s -- check the labels of the query and database "
                         "lists (scripts/check_lists.py)", results["topk"] or "all", unscored_reason(model.retrieval))
         else:

@@ -67,6 +67,7 @@ class HashingModule(pl.LightningModule):
         self.net = build(self.hparams.net)
         self.hash_bit: int = self.net.hash_bit
         self.method: HashMethod = build_method(self.hparams.method, self.hash_bit, num_classes, multi_label)
+        self.method.attach(self.net, self.hparams.net["pretrained"], self.hparams.net.get("image_size"))
         self.eval_codes, self.topk, self.ties, self.empty_queries = eval_codes, plain(topk), ties, empty_queries
         self.split_outputs = torch.nn.ModuleDict({split: SplitOutputs() for split in EVAL_SPLITS})
         self.retrieval: Retrieval | None = None
@@ -78,7 +79,14 @@ class HashingModule(pl.LightningModule):
     # ---- training ----
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels, index = batch
+        if self.method.views > 1:  # (B, V, 3, H, W) -> the first views of the batch, then the second, ...
+            images = images.transpose(0, 1).flatten(0, 1)
         codes = self(images)
+        if self.method.unsupervised:  # the labels never reach its loss
+            with torch.autocast(codes.device.type, enabled=False):
+                loss = self.method.image_loss(codes.float(), images, self.net.backbone)
+            self.log("train/loss", loss, prog_bar=True)
+            return loss
         if self.method.observes:  # e.g. a memory bank: every process's batch, so that all ranks' banks stay equal
             self.method.observe(*(self.every_rank(x) for x in (codes.detach().float(), labels, index)))
         with torch.autocast(codes.device.type, enabled=False):  # every loss in float32, even under bf16/fp16

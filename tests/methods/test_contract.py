@@ -1,7 +1,8 @@
 """What every registered method must do, so that a new one gets these checks for free: finite loss and gradients
 on huge codes and hash-layer outputs (one-hot and multi-label), float64 in -> float64 out, the training loss in
 float32 under bf16 autocast, a checkpoint round trip that gives the same codes, and the same codes when the
-evaluation runs in two processes (DistributedSampler shards, padded, gathered by sample index)."""
+evaluation runs in two processes (DistributedSampler shards, padded, gathered by sample index). A fitted method
+(hashnet.methods.fitted) has no loss: it is fitted on random pixels before its round trip instead."""
 import os
 import socket
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch.utils.data import DistributedSampler
 
 from hashnet.methods import METHODS
 from hashnet.tasks.setup import build_model
+from hashnet.training.fitting import fit_method
 from hashnet.training.module import HashingModule
 
 from conftest import compose_config
@@ -25,6 +27,8 @@ IMAGES = 7  # odd: two processes get 4 each, one padded with a repeated image
 LABELS = torch.eye(10)[torch.tensor([0, 1, 2, 0, 1, 3, 0])]
 BATCH_LABELS = torch.eye(10)[[0, 1, 2, 0, 1, 1, 3, 0]]  # one label each, for a batch of 8
 MULTI_LABELS = (BATCH_LABELS + torch.eye(10)[[5, 1, 0, 0, 3, 4, 3, 9]]).clamp(max=1)  # several 1s in most rows
+SUPERVISED = sorted(name for name, method in METHODS.items() if not method.unsupervised)  # loss(h, labels)
+TRAINED = sorted(name for name, method in METHODS.items() if not method.fitted)  # a training step
 
 
 def model_of(name: str, hash_bit: int = 16, multi_label: bool = False) -> HashingModule:
@@ -39,8 +43,16 @@ def pixels(count: int = IMAGES) -> torch.Tensor:
     return torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
 
 
+def training_batch(model: HashingModule) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """8 images (each with its mirror image as a second view where the method asks for two), labels, index."""
+    images = pixels(8)
+    if model.method.views > 1:
+        images = torch.stack([images, images.flip(-1)], dim=1)
+    return images, LABELS[[0, 1, 2, 0, 1, 3, 0, 2]], torch.arange(8)
+
+
 @pytest.mark.parametrize("multi_label, labels", [(False, BATCH_LABELS), (True, MULTI_LABELS)])
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", SUPERVISED)
 def test_huge_inputs_give_finite_loss_and_gradients(name, multi_label, labels):
     # Codes of +-1e4 (float32) straight into the loss, then hash-layer outputs of +-1e4 through the code layer.
     own = model_of(name, multi_label=multi_label).method
@@ -52,7 +64,7 @@ def test_huge_inputs_give_finite_loss_and_gradients(name, multi_label, labels):
         assert torch.isfinite(leaf.grad).all()
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", SUPERVISED)
 def test_float64_codes_give_a_float64_scalar(name):
     own = model_of(name).method.double()  # its own layers and buffers too
     codes = own(torch.randn(8, 16, generator=torch.Generator().manual_seed(0)).double())
@@ -60,10 +72,10 @@ def test_float64_codes_give_a_float64_scalar(name):
     assert loss.dim() == 0 and loss.dtype == torch.float64
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", TRAINED)
 def test_the_training_loss_is_float32_under_bf16_autocast(name):
     model = model_of(name).train()
-    batch = (pixels(8), LABELS[[0, 1, 2, 0, 1, 3, 0, 2]], torch.arange(8))
+    batch = training_batch(model)
     torch.manual_seed(3)
     exact = model.training_step(batch, 0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -75,7 +87,10 @@ def test_the_training_loss_is_float32_under_bf16_autocast(name):
 @pytest.mark.parametrize("name", METHODS)
 def test_a_checkpoint_round_trip_gives_the_same_codes(name, tmp_path):
     model = model_of(name).train()
-    model.training_step((pixels(8), LABELS[[0, 1, 2, 0, 1, 3, 0, 2]], torch.arange(8)), 0)  # BatchNorm statistics move
+    if model.method.fitted:  # fitted on 24 random images (more rows than bits)
+        fit_method(model, [(pixels(24), torch.zeros(24, 10), torch.arange(24))], seed=0)
+    else:
+        model.training_step(training_batch(model), 0)  # BatchNorm statistics move
     path = tmp_path / "model.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
     restored = HashingModule(**torch.load(path, weights_only=False)["hyper_parameters"])

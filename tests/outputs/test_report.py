@@ -277,3 +277,14 @@ def test_bits_series_for_the_methods_run_at_several_code_lengths(tmp_path):
     # classifier and dsh were run at 32 bits only: not in the figure
     assert series == {"fashion_mnist_resnet18_600steps": ("mAP@all", {"hashnet": {16: [0.5], 32: [0.6, 0.8]}})}
     assert bits_series(collect([tmp_path / "h32", tmp_path / "c32"])) == {}
+
+
+def test_methods_without_labels_have_a_table_of_their_own(methods):
+    drop = Protocol(1000, "index", "drop", False, "original")
+    for method, mean_ap in (("itq", 0.48), ("cibhash", 0.35)):
+        fake_run(methods / method, "digits", "resnet18", 48, mean_ap, 1000, protocol=drop, method=method, steps=250)
+    supervised, unsupervised = to_markdown(collect([methods])).split("## Methods without labels")
+    assert "| itq |" not in supervised and "| cibhash |" not in supervised and "| dsh |" in supervised
+    rows = [line for line in unsupervised.splitlines() if line.startswith("| digits")]
+    assert [row.split(" | ")[3] for row in rows] == ["cibhash", "itq"]  # METHODS order: their modules, sorted
+    assert "0.4800 (n=1)" in rows[1]

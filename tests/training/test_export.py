@@ -13,6 +13,7 @@ from hashnet.methods.base import HashMethod
 from hashnet.methods.greedyhash import sign_ste
 from hashnet.tasks.setup import build_model
 from hashnet.training.export import export_onnx, export_torchscript
+from hashnet.training.fitting import fit_method
 from hashnet.training.exported import (SIGN_TOLERANCE, ExportError, load_exported, onnx_available, parity, read_sidecar,
                                        sidecar_path, sign_parity)
 from hashnet.utils.errors import UserError
@@ -24,6 +25,7 @@ needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnx and onnxrunti
 FORMATS = [pytest.param("onnx", marks=needs_onnx), "torchscript"]
 EXPORT = {"onnx": export_onnx, "torchscript": export_torchscript}
 SIZE = 32  # digits' crop size: resnet18 from scratch at 32 px
+SAME_AS_DHN = ("bihalf", "greedyhash_unsup")  # code layer h = z, as dhn's: nothing new to export, CI seconds saved
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
@@ -34,6 +36,9 @@ def model_of(method: str, tmp_path: Path):
     away from (0, 1) so that eval mode (running statistics) and train mode (batch statistics) differ."""
     settled = ["method.class_num=10"] if method == "hashnet" else []  # what auto gives on the digits, without reading them
     model = build_model(compose_config("train", [f"method={method}", "hash_bit=16", *settled], tmp_path))
+    if model.method.fitted:  # fitted on random pixels (SH's cosines need its fitted frequencies)
+        pixels = torch.randint(0, 256, (24, 3, SIZE, SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+        fit_method(model, [(pixels, torch.zeros(24, 10), torch.arange(24))], seed=0)
     generator = torch.Generator().manual_seed(1)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
@@ -48,7 +53,7 @@ def images(*sizes: int, seed: int = 2) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("kind", FORMATS)
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(set(METHODS) - set(SAME_AS_DHN)))
 def test_every_method_exports_with_the_same_signs(method, kind, tmp_path):
     model = model_of(method, tmp_path)
     if method == "hashnet":
@@ -64,7 +69,8 @@ def test_every_method_exports_with_the_same_signs(method, kind, tmp_path):
     with torch.no_grad():
         eval_h, train_h = model.eval()(batch), model.train()(batch)
     exported_h = torch.from_numpy(run(batch))
-    assert torch.allclose(exported_h, eval_h, atol=1e-4) and not torch.allclose(exported_h, train_h, atol=1e-2)
+    assert torch.allclose(exported_h, eval_h, atol=1e-4)
+    assert model.method.fitted or not torch.allclose(exported_h, train_h, atol=1e-2)  # pixels have no BatchNorm
     sidecar = json.loads(sidecar_path(path).read_text())
     assert sidecar["hash_bit"] == 16 and sidecar["method"] == method and sidecar["net"] == "resnet18"
     assert sidecar["dataset"] == "digits" and sidecar["checkpoint"] == "runs/x/last.ckpt"

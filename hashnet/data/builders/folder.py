@@ -21,6 +21,12 @@ made from are written once, atomically (hashnet.data.builders.atomic), into root
 folder the walk skips; an absolute folder elsewhere for a read-only tree). Asking for another split refuses, naming
 the folder to delete; images added after the split are not in the lists, and the build warns that the tree changed.
 
+A folder without labels (labels="none", or a flat folder: images directly in the root and no class folder) is
+split without classes: its images at any depth are permuted with the seed, the first `query` of them are queries,
+`train` of the others train, and every image is in the database, so the whole folder is searchable. Their lists
+hold one label column of zeros (classes.txt is empty): the unsupervised and fitted methods train on it, the others
+are refused, and the evaluation has nothing to score.
+
 Photos train with the original HashNet's recipe (configs/dataset/folder.yaml picks configs/recipe/paper.yaml:
 ImageNet weights), not the digits' from-scratch settings of train.yaml.
 """
@@ -64,8 +70,8 @@ def count_classes(root: str | Path, lists: str = LISTS, **_: Any) -> int:
     root = Path(root)
     written = root / lists / CLASSES
     if written.is_file():
-        return len(written.read_text().splitlines())
-    return len(class_folders(root))
+        return max(1, len(written.read_text().splitlines()))  # an unlabelled folder: one column of zeros
+    return max(1, len(class_folders(root)))
 
 
 def size(value: Any, of: int) -> int:
@@ -130,15 +136,42 @@ def split_tree(root: Path, seed: int, sizes: dict[str, Any]) -> tuple[list[str],
     return classes, members, parts
 
 
+LABELS = ("folders", "none")
+
+
+def is_flat(root: Path) -> bool:
+    """Whether root holds images directly and no class folder: a folder without labels."""
+    return not class_folders(root) and any(path.is_file() and is_image_file(path.name) and not path.name.startswith(".")
+                                           for path in root.iterdir())
+
+
+def split_unlabelled(root: Path, seed: int, sizes: dict[str, Any]) -> dict[str, list[Path]]:
+    """{split: images} of a folder without labels (module docstring); FolderError if it holds fewer than 2 images."""
+    images = find_images(root)
+    if len(images) < 2:
+        raise FolderError(f"{root} holds {len(images)} image{'s' if len(images) != 1 else ''}: a folder needs at least "
+                          "2 -- pass dataset.root=<a folder of images>")
+    order = [images[i] for i in np.random.default_rng(seed).permutation(len(images))]
+    queries = min(size(sizes["query"], len(images)), len(images) - 1)
+    return {"query": order[:queries], "train": order[queries:queries + size(sizes["train"], len(images) - queries)],
+            "database": images}
+
+
 def build_folder(root: str | Path, lists: str = LISTS, seed: int = 0, query: float = 0.1,
-                 train: float = 1.0, database: float = 1.0) -> None:
+                 train: float = 1.0, database: float = 1.0, labels: str = "folders") -> None:
     """Write root/lists/{train,test,database}.txt, classes.txt and counts.json for the tree at root (module
-    docstring), unless they are there; refuse (FolderError) other sizes or seed than those they were written with."""
+    docstring), unless they are there; refuse (FolderError) other sizes or seed than those they were written with.
+    labels: "folders" (one sub-folder per class; a flat folder is taken as "none") or "none"."""
     root = Path(root)
     sizes = {"query": query, "train": train, "database": database}
     check_sizes(sizes)
+    if labels not in LABELS:
+        raise FolderError(f"dataset.builder.labels={labels!r}: it must be one of {list(LABELS)} -- pass e.g. "
+                          "dataset.builder.labels=none")
+    if labels == "folders" and root.is_dir() and is_flat(root):
+        labels = "none"
     out = root / lists
-    recipe = {"builder": "folder", "seed": seed, **sizes}
+    recipe = {"builder": "folder", "seed": seed, **sizes, **({"labels": "none"} if labels == "none" else {})}
     marker = out / MARKER
     if marker.is_file():
         written = json.loads(marker.read_text())
@@ -150,6 +183,17 @@ def build_folder(root: str | Path, lists: str = LISTS, seed: int = 0, query: flo
                               "they were written with")
         _warn_if_changed(root, out)
         return
+
+    def write_unlabelled(folder: Path) -> None:
+        parts = split_unlabelled(root, seed, sizes)
+        for list_name, key in (("train.txt", "train"), ("test.txt", "query"), ("database.txt", "database")):
+            rows = sorted(parts[key])
+            write_list(folder / list_name, [path.relative_to(root).as_posix() for path in rows],
+                       np.zeros((len(rows), 1), dtype=np.uint8))
+        (folder / CLASSES).write_text("")
+        (folder / COUNTS).write_text(json.dumps({"": len(parts["database"])}))
+        log.info("folder %s: %d images without labels -> %d queries, %d training images, all of them in the "
+                 "database; lists in %s", root, len(parts["database"]), len(parts["query"]), len(parts["train"]), out)
 
     def write(folder: Path) -> None:
         classes, members, parts = split_tree(root, seed, sizes)
@@ -165,7 +209,7 @@ def build_folder(root: str | Path, lists: str = LISTS, seed: int = 0, query: flo
                  len(parts["database"]), out)
 
     try:
-        build_atomically(out, recipe, write)
+        build_atomically(out, recipe, write_unlabelled if labels == "none" else write)
     except PermissionError as err:
         raise FolderError(f"cannot write the lists into {out} ({err}) -- make {root} writable, or write them elsewhere: "
                           "the builder's lists folder may be absolute (dataset.builder.lists, see "
@@ -176,7 +220,8 @@ def _warn_if_changed(root: Path, out: Path) -> None:
     """A warning when the tree's classes or their image counts differ from those the lists were written for."""
     try:
         written = json.loads((out / COUNTS).read_text())
-        now = {name: len(find_images(root / name)) for name in class_folders(root)}
+        now = {"": len(find_images(root))} if "" in written else \
+            {name: len(find_images(root / name)) for name in class_folders(root)}  # "": a folder without labels
     except (OSError, ValueError, FolderError):
         return
     if now != written:
