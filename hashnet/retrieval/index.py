@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
-from hashnet.retrieval.codes import CodeFile, packed_words
+from hashnet.retrieval.codes import CodeFile, archive_format, packed_words
 from hashnet.retrieval.metrics import hamming_distances
 from hashnet.utils.errors import UserError
-from hashnet.utils.files import atomic_write
+from hashnet.utils.files import atomic_write, check_writable
 
 BACKENDS = ("auto", "faiss", "exact")
 FORMAT = "hashnet-index-1"  # the layout of a saved index; bumped when it changes
@@ -232,6 +232,8 @@ class HammingIndex:
         these very codes, and building the faiss index from them costs one copy, so a file holds no
         faiss bytes and a file written with faiss loads without it, and the other way round.
         """
+        path = check_writable(path, "path", "index.save('photos.hnx')",
+                              ("an index file", lambda existing: archive_format(existing) == FORMAT))
         record = {"format": FORMAT, "size": len(self), **self.meta}
         try:
             text = json.dumps(record)
@@ -250,6 +252,8 @@ class HammingIndex:
         metadata value given (e.g. hash_bit=48, net="resnet50", dataset="coco") differs; None is not checked."""
         path = Path(path)
         fix = "build the index again and save it (HammingIndex(codes, ...).save(path))"
+        if path.is_dir():
+            raise IndexFileError(f"index file {path} is a folder -- pass the .hnx file that index.save(path) wrote")
         if not path.is_file():
             raise IndexFileError(f"index file {path} does not exist -- {fix}")
         try:
