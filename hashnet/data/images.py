@@ -94,13 +94,14 @@ def pil_pixels(image: Image.Image) -> torch.Tensor:
         image.seek(0)
     image = ImageOps.exif_transpose(image)
     if image.mode in SIXTEEN_BIT:
-        return array_pixels(np.asarray(image))
+        return array_pixels(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
 
 
 def array_pixels(array: np.ndarray) -> torch.Tensor:
-    """(3, H, W) uint8 RGB pixels of one image as a numpy array (H, W) grey or (H, W, 3|4) RGB(A): uint8, 16-bit
-    (scaled by the high byte, as read_image) or floats in [0, 1] (rounded to the uint8 they came from).
+    """(3, H, W) uint8 RGB pixels of one image as a numpy array (H, W) grey or (H, W, 3|4) RGB(A): uint8 (or 8-bit
+    values of a wider integer type), uint16 (scaled by the high byte, as read_image) or floats in [0, 1] (rounded to
+    the uint8 they came from).
     ValueError for another shape, type or range."""
     if array.ndim == 2:
         array = array[..., None].repeat(3, axis=2)
@@ -112,10 +113,13 @@ def array_pixels(array: np.ndarray) -> torch.Tensor:
             raise ValueError(f"a float image array must hold pixels in [0, 1], got values in "
                              f"[{array.min():.3g}, {array.max():.3g}]")
         array = np.rint(array * 255)
-    elif array.dtype.kind in "ui" and array.dtype.itemsize > 1:
-        array = np.clip(array.astype(np.int64) >> 8, 0, 255)
+    elif array.dtype == np.uint16:
+        array = array >> 8
+    elif array.dtype.kind in "ui" and array.size and 0 <= array.min() and array.max() <= 255:
+        pass  # 8-bit values in a wider integer type (np.array of a list gives int64)
     elif array.dtype != np.uint8:
-        raise ValueError(f"an image array must hold uint8, 16-bit or float pixels, got {array.dtype}")
+        raise ValueError(f"an image array must hold uint8 or uint16 pixels (or 8-bit values in another integer "
+                         f"type), or floats in [0, 1], got {array.dtype}")
     return torch.from_numpy(np.ascontiguousarray(array.astype(np.uint8))).permute(2, 0, 1).contiguous()
 
 

@@ -39,8 +39,18 @@ class InputError(UserError, ValueError):
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto": the GPU when there is one, else the CPU; anything else is passed to torch.device."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    """"auto": the GPU when there is one, else the CPU; "gpu" is "cuda"; anything else is passed to torch.device.
+    InputError for a CUDA device that is not here."""
+    name = {"auto": "cuda" if torch.cuda.is_available() else "cpu", "gpu": "cuda"}.get(name, name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise InputError(f"device={name!r} is not a device ({err}) -- pass device=cpu, device=cuda or "
+                         "device=auto") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"device={name!r}: {torch.cuda.device_count()} CUDA GPUs are visible here -- pass "
+                         "device=cpu, or device=auto (the GPU when there is one)")
+    return device
 
 
 def eval_transform(resize_size: int, crop_size: int) -> Transform:

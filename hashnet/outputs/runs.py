@@ -149,7 +149,8 @@ class ReportError(UserError, ValueError):
 
 def load_run(metrics_file: Path) -> Run | None:
     """The Run of one metrics.json, with its variant (and, for an old metrics.json, protocol) from the
-    Hydra files beside it; None when it has no score (mAP null: no query could be scored; NaN). ReportError names a damaged file."""
+    Hydra files beside it; None when it has no score (mAP null: no query could be scored; or NaN). ReportError
+    names a damaged file."""
     try:
         metrics = json.loads(metrics_file.read_text())
         if metrics.get("mAP", 0.0) is None or math.isnan(float(metrics.get("mAP", 0.0))):

@@ -26,6 +26,7 @@ from hashnet.utils.signs import sign
 log = logging.getLogger(__name__)
 
 FORMAT = "hashnet-codes-1"  # bumped when the layout of the file changes
+INDEX_FORMAT = "hashnet-index-1"  # hashnet.retrieval.index's saved index: told apart from a code file
 CHECKED = ("hash_bit", "net", "dataset")  # metadata that load_codes compares with the caller's
 
 
@@ -169,6 +170,9 @@ def load_codes(path: str | Path, **expected: Any) -> CodeFile:
     path = Path(path)
     if not path.is_file():
         raise CodeFileError(f"code file {path} does not exist -- write it with scripts/encode.py")
+    if archive_format(path) == INDEX_FORMAT:
+        raise CodeFileError(f"{path} is an index (HammingIndex.save), not a code file -- pass the code file of "
+                            "scripts/encode.py (out=...npz), or load the index with HammingIndex.load")
     try:
         with np.load(path, allow_pickle=False) as data:
             codes, labels, paths = data["codes"], data["labels"], data["paths"].tolist()

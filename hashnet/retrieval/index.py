@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
+from hashnet.retrieval.codes import INDEX_FORMAT
 from hashnet.retrieval.codes import CodeFile, archive_format, packed_words
 from hashnet.retrieval.metrics import hamming_distances
 from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write, check_writable
 
 BACKENDS = ("auto", "faiss", "exact")
-FORMAT = "hashnet-index-1"  # the layout of a saved index; bumped when it changes
+FORMAT = INDEX_FORMAT  # the layout of a saved index (hashnet-index-1); bumped when it changes
 _CHUNK_PAIRS = 1 << 22  # query x database distances held at once by the exact scan (4 MiB of uint8)
 _PILOT = 16  # queries answered first from faiss's nearest; their k-th distances choose how to answer the rest
 _WIDEN, _SLACK = 3, 32  # nearest items asked of faiss per query, 3k + 32: enough for the k-th distance's whole

@@ -153,8 +153,8 @@ def hydra_message(err: BaseException, script: str, config_dir: Path, config_name
 
 
 def elsewhere(config_dir: Path, group: str, leaf: str, keys: dict[str, Any]) -> str:
-    """'<group>.<leaf> is a setting of <group>=a, b only, not of <group>=c. ' when other options of the config group `group` declare `leaf` (e.g.
-    method.pairs, which csq has not), else ''."""
+    """'<group>.<leaf> is a setting of <group>=a, b only, not of <group>=c. ' when other options of the config
+    group `group` declare `leaf` (e.g. method.pairs, which csq has not), else ''."""
     if not group or "." in group or not (config_dir / group).is_dir():
         return ""
     having = sorted(path.stem for path in (config_dir / group).glob("*.yaml")

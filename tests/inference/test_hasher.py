@@ -1,6 +1,7 @@
 """The Python API (hashnet.inference.hasher): a checkpoint's codes from Hasher equal scripts/encode.py's bit for bit on the
 digits; index -> search -> save -> load round-trips; unreadable files are skipped and reported; bad inputs are
 refused with a UserError naming the input and the fix."""
+import hashlib
 import logging
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def test_import_hashnet_stays_light():
 def test_codes_equal_the_encode_scripts_bit_for_bit(hasher, encoded, checkpoint):
     assert not hasher.model.training and (hasher.resize_size, hasher.crop_size) == (36, 32)
     assert hasher.meta == {"hash_bit": 16, "net": "resnet18", "method": "hashnet", "dataset": "digits",
-                           "checkpoint": str(Path(checkpoint).resolve()), "resize_size": 36, "crop_size": 32}
+                           "checkpoint": str(Path(checkpoint).resolve()), "resize_size": 36, "crop_size": 32,
+                           "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()}
     paths = encoded.paths
     codes = hasher.encode(paths, batch_size=100)  # other batches than the task's 750: eval mode, per-image outputs
     assert codes.dtype == np.uint8 and codes.shape == (1497, 2)
@@ -165,6 +167,8 @@ def damaged_pil(folder: Path) -> Image.Image:
      "grey or \\(H, W, 3\\) RGB, got shape \\(32, 32, 5\\) -- pass e.g. np.asarray"),
     (lambda h, d: h.encode([1, 2]), "images\\[0\\] is a int: pass image paths, PIL images or numpy arrays"),
     # issue 29: a bytes path, an empty path, a damaged PIL image in a list
+    (lambda h, d: Hasher(h.model, 36, 32, device="cuda:99"), "device='cuda:99': \\d+ CUDA GPUs are visible here -- "
+     "pass device=cpu, or device=auto"),
     (lambda h, d: h.encode(b"photo.png"), "images is bytes: pass a path as a str \\(os.fsdecode\\(path\\)\\)"),
     (lambda h, d: h.encode(""), "images\\[0\\] is an empty path '' -- pass the path of an image file"),
     (lambda h, d: h.encode([np.zeros((8, 8, 3), np.uint8), damaged_pil(d)]),

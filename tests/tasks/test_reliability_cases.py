@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 
 from hashnet.retrieval.codes import save_codes
+from hashnet.retrieval.index import HammingIndex
 from hashnet.tasks.setup import build_model
 from hashnet.tasks.train import train
 
@@ -70,6 +71,9 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
                 "pytorch-lightning_version": pl.__version__}, f.bank_ckpt)
     (tmp / "bank_run" / ".hydra").mkdir()
     (tmp / "bank_run" / ".hydra" / "config.yaml").write_text("the bank run's own config\n")
+    f.trained = tmp / "trained"  # a training run's metrics.json (Hydra writes an evaluation's .hydra/ before it runs)
+    f.trained.mkdir()
+    shutil.copy(f.run / "metrics.json", f.trained / "metrics.json")
     f.moved_ckpt = tmp / "moved" / "last.ckpt"
     f.moved_ckpt.parent.mkdir()
     shutil.copy(f.ckpt, f.moved_ckpt)
@@ -77,6 +81,8 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
     save_codes(f.stale, torch.ones(2, 16), np.eye(2, 10), [str(digits_root / "images" / "0000.png")] * 2,
                {"hash_bit": 16, "net": "resnet18", "dataset": "digits", "checkpoint": str(f.ckpt),
                 "checkpoint_sha256": "0" * 64, "split": "database", "resize_size": 36, "crop_size": 32})
+    f.hnx = HammingIndex(np.zeros((2, 2), np.uint8), paths=[str(digits_root / "images" / "0000.png")] * 2,
+                         meta={"hash_bit": 16}).save(tmp / "photos.hnx")
     # lists with problems
     bad = tmp / "bad"
     bad.mkdir()
@@ -158,12 +164,13 @@ CASES: dict[str, tuple] = {
     "typo dataset.topkk": ("train", ["dataset.topkk=5"], {}, 1, "train: dataset.topkk=5: there is no setting "
                            "dataset.topkk -- did you mean dataset.topk=5? (python scripts/train.py --cfg job lists "
                            "every setting)"),
-    "a setting of other methods": ("train", ["method=csq", "method.pairs=bank"], {}, 1, "train: method.pairs=bank: there "
-                                   "is no setting method.pairs -- method.pairs is a setting of method=dch, dhn, dpsh, "
-                                   "dsh, dtsh, hashnet, idhn only, not of method=csq. (python scripts/train.py --cfg "
-                                   "job lists every setting)"),
-    "a near key of another type": ("train", ["method=csq", "method.sed=bank"], {}, 1, "train: method.sed=bank: there is "
-                                   "no setting method.sed -- (python scripts/train.py --cfg job lists every setting)"),
+    "a setting of other methods": ("train", ["method=csq", "method.pairs=bank"], {}, 1, "train: method.pairs=bank: "
+                                   "there is no setting method.pairs -- method.pairs is a setting of method=dch, "
+                                   "dhn, dpsh, dsh, dtsh, hashnet, idhn only, not of method=csq. (python "
+                                   "scripts/train.py --cfg job lists every setting)"),
+    "a near key of another type": ("train", ["method=csq", "method.sed=bank"], {}, 1, "train: method.sed=bank: there "
+                                   "is no setting method.sed -- (python scripts/train.py --cfg job lists every "
+                                   "setting)"),
     "unknown net": ("train", ["net=resnet19"], {}, 1, "train: net=resnet19: there is no such net "
                     "(configs/net/resnet19.yaml) -- did you mean net=resnet18? The options: alexnet, ..."),
     "unparsable override": ("search", ["k=["], {}, 1, "search: cannot read the override 'k=[' (no viable alternative "
@@ -210,16 +217,20 @@ CASES: dict[str, tuple] = {
                                      "resume it, ..."),
     # issue 29: nothing the user made is written over
     "train into a finished run": ("train", [*SMALL, "hydra.run.dir={run}"], {}, 1, "train: the run folder {run} "
-                                  "already holds a run (checkpoints/last.ckpt, .hydra/config.yaml, metrics.json), which "
-                                  "a new run would write over -- pass resume=true to continue it, or "
+                                  "already holds a run (checkpoints/last.ckpt, .hydra/config.yaml, metrics.json), "
+                                  "which a new run would write over -- pass resume=true to continue it, or "
                                   "hydra.run.dir=<a new folder> to start another (nothing was written)"),
     "resume a bank run without its bank": ("train", [*SMALL, "ckpt_path={bank_ckpt}", "method=dpsh", "hash_bit=16",
                                                      "method.pairs=halves"], {}, 1,
-                                           "train: ckpt_path={bank_ckpt} continues a run of method.pairs=bank, but this "
-                                           "command asks for method.pairs=halves: its saved state does not fit (3 "
+                                           "train: ckpt_path={bank_ckpt} continues a run of method.pairs=bank, but "
+                                           "this command asks for method.pairs=halves: its saved state does not fit (3 "
                                            "tensors, e.g. method.bank.codes) -- pass method.pairs=bank to resume it, "
                                            "or leave out ckpt_path / resume=true and pass hydra.run.dir=<a new "
                                            "folder> to start a new run (nothing was written)"),
+    "evaluate into a training run": ("evaluate", ["ckpt_path={ckpt}", *SMALL, "hydra.run.dir={trained}"], {}, 1,
+                                     "evaluate: hydra.run.dir={trained} holds a training run's metrics.json, which "
+                                     "this evaluation would write over -- pass hydra.run.dir=<a new folder> (or leave "
+                                     "it out)"),
     "encode out=<the checkpoint>": ("encode", ["ckpt_path={ckpt}", "out={ckpt}"], {}, 1, "encode: out={ckpt} is a "
                                     "checkpoint, not a code file: refusing to write over it -- pass another out, e.g. "
                                     "out=codes_database.npz"),
@@ -287,6 +298,10 @@ CASES: dict[str, tuple] = {
                                     {"faults": {"kill_in": "numpy.savez"}}, -9, ""),
     "encode again after the kill": ("encode", ["ckpt_path={ckpt}", *SMALL[:1], "out={killed}"], {}, 0, ""),
     # search
+    "search index=<an .hnx>": ("search", ["ckpt_path={ckpt}", "index={hnx}", SEARCH[2]], {}, 1, "search: {hnx} is an "
+                               "index (HammingIndex.save), not a code file -- pass the code file of scripts/encode.py "
+                               "(out=...npz), or load the index with HammingIndex.load"),
+    "search device=<a GPU not here>": ("search", [*SEARCH, "device=cuda:99"], {}, 1, "search: device='cuda:99': ..."),
     "search with a moved checkpoint": ("search", ["ckpt_path={moved_ckpt}", *SEARCH[1:]], {}, 0, ""),  # same bytes
     "search k=0": ("search", [*SEARCH, "k=0"], {}, 1, "search: k=0: it must be a positive integer, the neighbours "
                    "listed per query -- pass e.g. k=10"),
@@ -391,12 +406,13 @@ def test_refused_runs_leave_no_folder(results, files):
 
 def test_refused_resume_leaves_the_run_as_it_was(results, files):
     for name in ("resume as another method", "resume with another hash_bit", "train into a finished run",
-                 "encode out=<the checkpoint>", "export out=<the checkpoint>", "search grid=<the checkpoint>"):
+                 "encode out=<the checkpoint>", "export out=<the checkpoint>", "search grid=<the checkpoint>",
+                 "evaluate into a training run"):
         assert results[name].code == 1
     assert (files.run / ".hydra" / "config.yaml").read_bytes() == files.hydra_config
     assert files.ckpt.read_bytes() == files.moved_ckpt.read_bytes()  # the copy made before every case
     assert (files.bank_ckpt.parent.parent / ".hydra" / "config.yaml").read_text() == "the bank run's own config\n"
-    assert (files.run / "metrics.json").read_bytes() == files.metrics
+    assert (files.run / "metrics.json").read_bytes() == (files.trained / "metrics.json").read_bytes() == files.metrics
     assert not (files.run / ".lock").exists()
 
 
