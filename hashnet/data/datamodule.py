@@ -27,7 +27,7 @@ from hashnet.data.builders.atomic import MARKER, built_recipe
 from hashnet.data.cache import ImageCache, fingerprint
 from hashnet.data.dataset import BadImageError, ImageDataset, Unreadable, collate_readable
 from hashnet.data.heldout import heldout_rows
-from hashnet.data.images import normalize_pixels, read_image, resize_steps, transforms
+from hashnet.data.images import DECODER, normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
 from hashnet.data.views import Views, contrastive_transform
@@ -145,7 +145,7 @@ class HashDataModule(pl.LightningDataModule):
         """The cache of split's resized images, built first if it is missing or stale."""
         self._load((split,))
         image_list = self._lists[split]
-        settings = {"resize_size": self.resize_size, "torchvision": torchvision.__version__}
+        settings = {"resize_size": self.resize_size, "torchvision": torchvision.__version__, "decoder": DECODER}
         cache = ImageCache(self.cache_dir, split, fingerprint(self.list_path(split), image_list.paths, settings))
         if not cache.exists():
             resized = ImageDataset(image_list, v2.Compose([*resize_steps(self.resize_size), v2.ToPureTensor()]),

@@ -20,12 +20,13 @@ from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from hashnet.data.cache import ImageCache
-from hashnet.data.images import read_image
+from hashnet.data.images import read_image, to_pixels
 from hashnet.data.lists import ImageList
 from hashnet.utils.errors import UserError, check_choice
 
 BAD_IMAGE_MODES = ("error", "skip")  # dataset.on_bad_image; the Python API reports unreadable images itself
 ON_BAD_IMAGE = (*BAD_IMAGE_MODES, "report")
+IN_MEMORY = (Image.Image, np.ndarray, torch.Tensor)  # images handed over decoded, not as files
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +46,20 @@ class ImageDataset(Dataset):
     """Samples ``(transform(image), labels (C,) float32, index int)``; index = position in images.
 
     images: a parsed list (labels and the line of each image for messages; ``image_list``), or image paths and PIL
-    images (no labels: C = 0; a PIL image is transformed as it is, in RGB). Files are decoded by :func:`read_image`,
+    images, numpy arrays or (3, H, W) tensors (no labels: C = 0; read by :func:`to_pixels` to the pixels their file
+    would give). Files are decoded by :func:`read_image`,
     or read from cache (an ImageCache of the resized images of a list) when given. An unreadable image raises
     BadImageError naming it (on_bad_image="error"), or yields Unreadable: "skip" logs it once and records it in
     shared memory, so that skipped_images includes samples read in workers; "report" leaves both to the caller.
     """
 
-    def __init__(self, images: ImageList | Sequence[str | Path | Image.Image],
+    def __init__(self, images: ImageList | Sequence[str | Path | Image.Image | np.ndarray | torch.Tensor],
                  transform: Callable[[torch.Tensor], torch.Tensor], on_bad_image: str = "error",
                  cache: ImageCache | None = None) -> None:
         check_choice("dataset.on_bad_image", on_bad_image, ON_BAD_IMAGE)
         listed = isinstance(images, ImageList)
         self.image_list = images if listed else None
-        self.items = images.paths if listed else [item if isinstance(item, Image.Image) else str(item)
-                                                  for item in images]
+        self.items = images.paths if listed else [item if isinstance(item, IN_MEMORY) else str(item) for item in images]
         labels = images.labels if listed else np.zeros((len(self.items), 0), np.uint8)
         self.labels = torch.from_numpy(labels.astype(np.float32))
         self.transform, self.on_bad_image, self.cache = transform, on_bad_image, cache
@@ -77,8 +78,8 @@ class ImageDataset(Dataset):
     def _read(self, index: int) -> torch.Tensor | Image.Image:
         """The uint8 pixels (3, H, W) of image index (a picture: the RGB image)."""
         item = self.items[index]
-        if isinstance(item, Image.Image):
-            return item.convert("RGB")
+        if isinstance(item, IN_MEMORY):
+            return to_pixels(item)
         if self.cache is None:
             return read_image(item)
         image = self.cache.read(index)

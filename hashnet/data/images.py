@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
@@ -22,6 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # formats PIL always identifies when whole: a header it cannot read is damaged
+DECODER = 2  # bumped when read_image's pixels change, so caches of resized images are rebuilt (2: EXIF, 16-bit grey)
+IMAGE_FORMATS = ("JPEG", "PNG", "WebP", "GIF", "TIFF", "BMP", "PPM/PGM")
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF"}
 
 
@@ -47,25 +51,92 @@ def check_pixels(data: bytes, path: str) -> None:
                       "a decompression bomb, or an image to shrink first")
 
 
-def read_image(path: str) -> torch.Tensor:
-    """The (3, H, W) uint8 RGB pixels of an image file.
+def read_image(source: str | Path | bytes) -> torch.Tensor:
+    """The (3, H, W) uint8 RGB pixels of an image file (a path) or of its bytes (an upload): the one decoder of
+    every way in (files, lists, folders, uploads, search queries; PIL images and arrays: to_pixels, to the same
+    pixels).
 
-    JPEG/PNG/WebP/GIF are decoded by torchvision.io (libjpeg-turbo, libpng), without a PIL image
-    in between; other formats, and files torchvision rejects, go through PIL, which raises the
-    OSError (or SyntaxError/ValueError) that names what is wrong with a corrupt file. 16-bit PNGs
-    are scaled to 8 bits (the high byte), as PIL reads 16-bit RGB. An image over PIL's pixel limit
-    is refused from its header (OSError), before decoding. scripts/check_lists.py decodes with this too.
+    JPEG/PNG/WebP/GIF are decoded by torchvision.io (libjpeg-turbo, libpng), without a PIL image in between;
+    other formats (TIFF, BMP, ...), and files torchvision rejects, go through PIL (pil_pixels), which raises the
+    OSError (or SyntaxError/ValueError) that names what is wrong with a corrupt file. Either way: the EXIF
+    orientation is applied, an animated file gives its first frame, alpha is dropped, palette, grey and CMYK
+    become RGB, and 16-bit samples are scaled to 8 bits (the high byte, as PIL reads 16-bit RGB). An image over
+    PIL's pixel limit is refused from its header (OSError), before decoding. scripts/check_lists.py decodes with
+    this too.
     """
-    data = read_file(path)
-    check_pixels(data.numpy().tobytes(), path)
+    data = torch.frombuffer(bytearray(source), dtype=torch.uint8) if isinstance(source, bytes) else \
+        read_file(str(source))
+    check_pixels(data.numpy().tobytes(), str(source) if not isinstance(source, bytes) else "upload")
     try:
-        image = decode_image(data, mode=ImageReadMode.RGB)
+        image = decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=True)
     except RuntimeError:
-        with Image.open(path) as pil:
-            return v2.functional.pil_to_tensor(pil.convert("RGB"))
+        try:
+            with Image.open(io.BytesIO(data.numpy().tobytes())) as pil:
+                return pil_pixels(pil)
+        except Image.UnidentifiedImageError:
+            raise OSError(f"not an image file: neither torchvision nor PIL reads its format (read: "
+                          f"{', '.join(IMAGE_FORMATS)})") from None
+    if image.ndim == 4:  # an animated GIF / WebP: its frames (F, 3, H, W)
+        image = image[0]
     if image.dtype != torch.uint8:  # 16-bit PNG: torchvision keeps the 16 bits
         image = v2.functional.to_dtype(image, torch.uint8, scale=True)
     return image
+
+
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # PIL's modes of 16-bit grey (and 32-bit "I", read alike)
+
+
+def pil_pixels(image: Image.Image) -> torch.Tensor:
+    """The (3, H, W) uint8 RGB pixels of a PIL image, as read_image reads its file: the first frame, the EXIF
+    orientation applied, 16-bit grey scaled to 8 bits by its high byte (PIL's convert("RGB") would clip it to
+    white), alpha dropped, palette and CMYK converted by PIL."""
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+    image = ImageOps.exif_transpose(image)
+    if image.mode in SIXTEEN_BIT:
+        return array_pixels(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+
+
+def array_pixels(array: np.ndarray) -> torch.Tensor:
+    """(3, H, W) uint8 RGB pixels of one image as a numpy array (H, W) grey or (H, W, 3|4) RGB(A): uint8 (or 8-bit
+    values of a wider integer type), uint16 (scaled by the high byte, as read_image) or floats in [0, 1] (rounded to
+    the uint8 they came from).
+    ValueError for another shape, type or range."""
+    if array.ndim == 2:
+        array = array[..., None].repeat(3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"an image array must be (H, W) grey or (H, W, 3) RGB, got shape {array.shape}")
+    array = array[..., :3]
+    if array.dtype.kind == "f":
+        if array.size and not (array.min() >= 0 and array.max() <= 1):
+            raise ValueError(f"a float image array must hold pixels in [0, 1], got values in "
+                             f"[{array.min():.3g}, {array.max():.3g}]")
+        array = np.rint(array * 255)
+    elif array.dtype == np.uint16:
+        array = array >> 8
+    elif array.dtype.kind in "ui" and array.size and 0 <= array.min() and array.max() <= 255:
+        pass  # 8-bit values in a wider integer type (np.array of a list gives int64)
+    elif array.dtype != np.uint8:
+        raise ValueError(f"an image array must hold uint8 or uint16 pixels (or 8-bit values in another integer "
+                         f"type), or floats in [0, 1], got {array.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(array.astype(np.uint8))).permute(2, 0, 1).contiguous()
+
+
+def float_to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 1] -> the uint8 pixels they came from (x * 255, rounded): a float tensor of an image
+    then gives the same code as its uint8 pixels."""
+    return pixels.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def to_pixels(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(3, H, W) uint8 RGB pixels of an image given in memory: a PIL image (pil_pixels), a numpy array
+    (array_pixels) or a tensor (3, H, W) of uint8 or [0, 1] float pixels."""
+    if isinstance(image, Image.Image):
+        return pil_pixels(image)
+    if isinstance(image, np.ndarray):
+        return array_pixels(image)
+    return image if image.dtype == torch.uint8 else float_to_uint8(image)
 
 
 def normalize_pixels(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -2,6 +2,7 @@
 with the eval input size it was trained with."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hashnet.methods import METHODS
@@ -23,9 +24,16 @@ def load_checkpoint(path: str | Path, dataset: str | None = None, hash_bit: int 
     replace saved hyper-parameters (e.g. eval_codes="continuous"). The model's `trained_steps` is the
     checkpoint's global step (None when it has none).
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise CheckpointError(f"checkpoint {path!r}: pass the path of a checkpoint file written by scripts/train.py, "
+                              "e.g. outputs/<run>/checkpoints/last.ckpt")
     path = Path(path)
     checkpoint = read_checkpoint(path)
     saved = checkpoint.get("hyper_parameters", {})
+    if not saved.get("net"):
+        raise CheckpointError(f"checkpoint {path} records no hashnet settings (no hyper_parameters['net']): it was "
+                              "not written by scripts/train.py -- pass a checkpoint of a hashnet run "
+                              "(outputs/<run>/checkpoints/last.ckpt)")
     if "method" not in saved:
         raise CheckpointError(
             f"checkpoint {path} comes from hashnet's first layout (0.1, before hashnet/methods/), which this version "

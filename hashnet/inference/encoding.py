@@ -19,9 +19,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from hashnet.data.dataset import ImageDataset, split_readable
+from hashnet.data.dataset import IN_MEMORY, ImageDataset, split_readable
 from hashnet.data.image_files import IMAGE_SUFFIXES
-from hashnet.data.images import normalize_pixels, transforms
+from hashnet.data.images import array_pixels, float_to_uint8, transforms
 from hashnet.retrieval.codes import binarize, pack_codes
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import UserError
@@ -29,7 +29,7 @@ from hashnet.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
-Images = str | Path | Image.Image | Tensor | Sequence[str | Path | Image.Image]
+Images = str | Path | Image.Image | np.ndarray | Tensor | Sequence[str | Path | Image.Image | np.ndarray]
 Transform = Callable[[Tensor], Tensor]
 FORMATS = ", ".join(IMAGE_SUFFIXES)
 
@@ -39,8 +39,18 @@ class InputError(UserError, ValueError):
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto": the GPU when there is one, else the CPU; anything else is passed to torch.device."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    """"auto": the GPU when there is one, else the CPU; "gpu" is "cuda"; anything else is passed to torch.device.
+    InputError for a CUDA device that is not here."""
+    name = {"auto": "cuda" if torch.cuda.is_available() else "cpu", "gpu": "cuda"}.get(name, name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise InputError(f"device={name!r} is not a device ({err}) -- pass device=cpu, device=cuda or "
+                         "device=auto") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"device={name!r}: {torch.cuda.device_count()} CUDA GPUs are visible here -- pass "
+                         "device=cpu, or device=auto (the GPU when there is one)")
+    return device
 
 
 def eval_transform(resize_size: int, crop_size: int) -> Transform:
@@ -65,8 +75,9 @@ def images_to_codes(model: HashingModule, images: Images, transform: Transform, 
                     batch_size: int = 256, workers: int = 0) -> np.ndarray:
     """Packed codes (N, K/8) uint8 of images, one row per image in the order given.
 
-    images: an image path or a PIL image (N = 1), a list of paths and PIL images, or a tensor batch
-    (N, 3, H, W) of RGB pixels, uint8 in [0, 255] or float in [0, 1]; any H, W (they get the transform).
+    images: an image path, a PIL image or a numpy array (H, W[, 3]) (N = 1), a list of them, a numpy batch
+    (N, H, W, 3), or a tensor batch (N, 3, H, W) of RGB pixels, uint8 in [0, 255] or float in [0, 1]; any H, W
+    (they get the transform). Each gives the code of the same picture read from its file (hashnet.data.images).
     Encoded batch_size images at a time (workers: DataLoader processes decoding the files). A missing or
     unreadable file, a folder, or a tensor of another shape raises InputError naming it.
     """
@@ -76,19 +87,32 @@ def images_to_codes(model: HashingModule, images: Images, transform: Transform, 
     if isinstance(images, Tensor):
         check_pixels(images)
         return packed_codes(model, tensor_batches(images, transform, batch_size), device) if len(images) else empty
-    if isinstance(images, np.ndarray):
-        raise InputError(f"images as a numpy array {images.dtype} {images.shape}: pass a torch tensor batch "
-                         "(N, 3, H, W), e.g. torch.from_numpy(array).permute(0, 3, 1, 2) for (N, H, W, 3) pixels")
-    items = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
+    if isinstance(images, (bytes, bytearray)):
+        raise InputError("images is bytes: pass a path as a str (os.fsdecode(path)), or the file's bytes as "
+                         "PIL.Image.open(io.BytesIO(data))")
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        items: list = list(images)  # a batch of (H, W, 3) arrays
+    else:
+        items = [images] if isinstance(images, (str, Path, *IN_MEMORY)) else list(images)
     for position, item in enumerate(items):
-        if not isinstance(item, (str, Path, Image.Image)):
-            raise InputError(f"images[{position}] is a {type(item).__name__}: pass image paths or PIL images "
-                             "(or one tensor batch (N, 3, H, W))")
-    check_files([item for item in items if not isinstance(item, Image.Image)])
+        if not isinstance(item, (str, Path, *IN_MEMORY)) or isinstance(item, Tensor) and item.ndim != 3:
+            raise InputError(f"images[{position}] is a {type(item).__name__}: pass image paths, PIL images or numpy "
+                             "arrays (H, W, 3) (or one tensor batch (N, 3, H, W))")
+        if isinstance(item, str) and not item.strip():
+            raise InputError(f"images[{position}] is an empty path {item!r} -- pass the path of an image file")
+        if isinstance(item, np.ndarray):
+            try:
+                array_pixels(item)
+            except ValueError as err:
+                raise InputError(f"images[{position}]: {err} -- pass e.g. np.asarray(PIL.Image.open(path)."
+                                 "convert('RGB'))") from err
+    check_files([item for item in items if isinstance(item, (str, Path))])
     codes, _, failed = readable_codes(model, ImageDataset(items, transform, "report"), device, batch_size, workers)
     if failed:
         position, why = failed[0]
-        raise InputError(f"image {items[position]} cannot be read ({why}) -- pass a readable image file "
+        named = items[position] if isinstance(items[position], (str, Path)) else \
+            f"images[{position}] (a {type(items[position]).__name__})"
+        raise InputError(f"image {named} cannot be read ({why}) -- pass a readable image file "
                          f"({FORMATS}); hasher.index() skips and reports unreadable files instead")
     return codes
 
@@ -112,10 +136,11 @@ def readable_codes(model: HashingModule, dataset: ImageDataset, device: torch.de
 
 
 def tensor_batches(images: Tensor, transform: Transform, batch_size: int) -> Iterator[Tensor]:
-    """A checked tensor batch of pixels (check_pixels) in transformed slices of batch_size, uint8 or normalised."""
+    """A checked tensor batch of pixels (check_pixels) in transformed uint8 slices of batch_size: float pixels are
+    taken back to the uint8 they came from first, so that both give the same code."""
     for start in range(0, len(images), batch_size):
-        batch = transform(images[start:start + batch_size].cpu())
-        yield batch if batch.dtype == torch.uint8 else normalize_pixels(batch)
+        pixels = images[start:start + batch_size].cpu()
+        yield transform(pixels if pixels.dtype == torch.uint8 else float_to_uint8(pixels))
 
 
 def check_pixels(images: Tensor) -> None:

@@ -38,9 +38,10 @@ from hashnet.inference.encoding import (
     pick_device,
     readable_codes,
 )
-from hashnet.retrieval.codes import check_packable
-from hashnet.retrieval.index import HammingIndex
+from hashnet.retrieval.codes import check_packable, checkpoint_mismatch
+from hashnet.retrieval.index import HammingIndex, IndexFileError
 from hashnet.training.module import HashingModule
+from hashnet.utils.files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ class Hasher:
 
     model: the network (built by from_checkpoint, or any HashingModule); resize_size, crop_size: its eval
     transform (resize to (resize_size, resize_size), centre crop crop_size); device: "cpu", "cuda", "cuda:1" or
-    "auto" (the GPU when there is one); checkpoint: the file it came from, recorded in an index's metadata and
-    checked by load_index. hash_bit K must be a multiple of 8 (codes are packed whole bytes).
+    "auto" (the GPU when there is one); checkpoint: the file it came from, recorded in an index's metadata (its
+    path and content hash, sha256) and checked by load_index (the content: a moved checkpoint matches, one rewritten
+    in place does not). hash_bit K must be a multiple of 8 (codes are packed whole bytes).
     """
 
     def __init__(self, model: HashingModule, resize_size: int, crop_size: int, device: str | torch.device = "cpu",
@@ -66,6 +68,7 @@ class Hasher:
         self.resize_size, self.crop_size = resize_size, crop_size
         self.transform = eval_transform(resize_size, crop_size)
         self.checkpoint = None if checkpoint is None else str(Path(checkpoint).resolve())
+        self.checkpoint_sha256 = None if checkpoint is None else file_sha256(checkpoint)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Hasher:
@@ -88,6 +91,7 @@ class Hasher:
         the eval transform's resize_size / crop_size."""
         return {"hash_bit": self.hash_bit, "net": self.model.hparams.net["backbone"], "method": self.model.method.name,
                 "dataset": self.model.hparams.dataset, "checkpoint": self.checkpoint,
+                "checkpoint_sha256": self.checkpoint_sha256,
                 "resize_size": self.resize_size, "crop_size": self.crop_size}
 
     def __repr__(self) -> str:
@@ -99,8 +103,9 @@ class Hasher:
     def encode(self, images: Images, batch_size: int = 256, workers: int = 0) -> np.ndarray:
         """Packed codes (N, K/8) uint8 of images, one row per image in the order given.
 
-        images: an image path or a PIL image (N = 1), a list of paths and PIL images, or a tensor batch
-        (N, 3, H, W) of RGB pixels, uint8 in [0, 255] or float in [0, 1]; any H, W (they get the eval transform).
+        images: an image path, a PIL image or a numpy array (H, W[, 3]) (N = 1), a list of them, a numpy batch
+        (N, H, W, 3), or a tensor batch (N, 3, H, W) of RGB pixels, uint8 in [0, 255] or float in [0, 1]; any H, W
+        (they get the eval transform). The same picture gives the same code whichever way it comes in.
         Encoded batch_size images at a time (workers: DataLoader processes decoding the files). A missing or
         unreadable file, a folder, or a tensor of another shape raises InputError naming it.
         """
@@ -164,9 +169,15 @@ class Hasher:
 
     def load_index(self, path: str | Path, backend: str = "auto") -> HammingIndex:
         """The index saved at path (HammingIndex.save), refused (IndexFileError) unless its codes are this
-        Hasher's: the same hash_bit, net and dataset, and checkpoint when both know theirs."""
-        return HammingIndex.load(path, backend, hash_bit=self.hash_bit, net=self.meta["net"],
-                                 dataset=self.meta["dataset"], checkpoint=self.checkpoint)
+        Hasher's: the same hash_bit, net and dataset, and the same checkpoint content (sha256) when both know it."""
+        index = HammingIndex.load(path, backend, hash_bit=self.hash_bit, net=self.meta["net"],
+                                  dataset=self.meta["dataset"])
+        mismatch = checkpoint_mismatch(index.meta, self.checkpoint_sha256, self.checkpoint)
+        if mismatch:
+            raise IndexFileError(f"index {path}: {mismatch} -- build it again with this "
+                                 "checkpoint (hasher.index(folder).save(path)), or load the checkpoint it was built "
+                                 "with")
+        return index
 
 
 def _named(images: Any) -> str:

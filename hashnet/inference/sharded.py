@@ -19,8 +19,8 @@ import torch
 from hashnet.data.dataset import ImageDataset
 from hashnet.inference.encoding import check_count, readable_codes
 from hashnet.inference.hasher import Hasher
-from hashnet.retrieval.store import Layout, chunk_span, file_sha256, pending_chunks, prepare_store, read_manifest, \
-    write_chunk
+from hashnet.retrieval.store import Layout, chunk_span, pending_chunks, prepare_store, read_manifest, write_chunk
+from hashnet.utils.files import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,8 @@ class Classifier(HashMethod):
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool) -> None:
         if hash_bit < num_classes:
             raise ConfigError(f"method=classifier needs a bit per class: hash_bit={hash_bit} is less than the "
-                              f"{num_classes} classes -- pass hash_bit={num_classes} (or more)")
+                              f"{num_classes} classes -- pass hash_bit={-(-num_classes // 8) * 8} (or more; codes "
+                              "are whole bytes, a multiple of 8 bits)")
         super().__init__(hash_bit, num_classes, multi_label)
 
     def forward(self, z: Tensor) -> Tensor:

@@ -91,6 +91,15 @@ def skipped_images(datamodule: pl.LightningDataModule | None) -> dict:
     return {"count": len(names), "names": names[:SHOWN_SKIPPED]}
 
 
+def is_png(path: Path) -> bool:
+    """Whether the file at path is a PNG image (what save_png may write over)."""
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+PNG_FILE = ("a PNG image", is_png)  # for hashnet.utils.files.check_writable(..., replaces=PNG_FILE)
+
+
 def save_png(image: np.ndarray, path: Path) -> Path:
     """Write an (H, W, 3) uint8 image (a figure: plots.figure_to_array) as a PNG, atomically."""
     return atomic_write(path, lambda f: Image.fromarray(image).save(f, format="png"))

@@ -13,6 +13,8 @@ seed: it is left out (with a note), as is a run where no query could be scored (
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -147,10 +149,11 @@ class ReportError(UserError, ValueError):
 
 def load_run(metrics_file: Path) -> Run | None:
     """The Run of one metrics.json, with its variant (and, for an old metrics.json, protocol) from the
-    Hydra files beside it; None when no query could be scored (mAP null). ReportError names a damaged file."""
+    Hydra files beside it; None when it has no score (mAP null: no query could be scored; or NaN). ReportError
+    names a damaged file."""
     try:
         metrics = json.loads(metrics_file.read_text())
-        if metrics.get("mAP", 0.0) is None:
+        if metrics.get("mAP", 0.0) is None or math.isnan(float(metrics.get("mAP", 0.0))):
             return None
         return Run(dataset=metrics["dataset"], net=metrics["net"], method=metrics.get("method", "hashnet"),
                    variant=_variant(metrics, metrics_file.parent), protocol=_protocol(metrics, metrics_file.parent),
@@ -166,6 +169,23 @@ def load_run(metrics_file: Path) -> Run | None:
                           f"(scripts/evaluate.py), or leave its folder out") from err
 
 
+def metrics_files(path: Path) -> list[Path]:
+    """The metrics.json files below the folder path, at any depth, following symbolic links to run folders (a
+    folder reached twice is walked once); path itself when it is a metrics.json."""
+    if path.is_file():
+        return [path] if path.name == "metrics.json" else []
+    found, seen = [], set()
+    for top, folders, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders.sort()
+        found += [Path(top, "metrics.json")] if "metrics.json" in files else []
+    return found
+
+
 def collect(run_dirs: Iterable[str | Path], notes: list[str] | None = None) -> list[Run]:
     """Every run under run_dirs (a run folder, or a sweep folder holding several), sorted by cell; re-scores of a
     model already in the report and runs without a score are left out, each with a line appended to notes."""
@@ -174,7 +194,7 @@ def collect(run_dirs: Iterable[str | Path], notes: list[str] | None = None) -> l
     if absent:
         raise ReportError(f"no such folder: {', '.join(absent)} -- pass run or multirun folders (outputs/..., "
                           "multirun/...)")
-    files = sorted({f for d in run_dirs for f in d.rglob("metrics.json")})
+    files = sorted({f for d in run_dirs for f in metrics_files(d)})
     if not files:
         raise ReportError(f"no metrics.json under {[str(d) for d in run_dirs]}: pass run or multirun folders "
                           "(outputs/..., multirun/...) of finished runs")
@@ -183,7 +203,8 @@ def collect(run_dirs: Iterable[str | Path], notes: list[str] | None = None) -> l
     loaded = [(f, load_run(f)) for f in files]
     for file, run in sorted(loaded, key=lambda pair: pair[1] is None or not pair[1].training):  # training runs first
         if run is None:
-            notes.append(f"left out {file.parent}: no query could be scored (mAP null in its metrics.json)")
+            notes.append(f"left out {file.parent}: no score (its metrics.json's mAP is null -- no query could be "
+                         "scored -- or NaN)")
             continue
         same = kept.get((run.model, run.protocol))
         if same is not None:

@@ -3,12 +3,13 @@
 A code file (``.npz``, written atomically) holds one split's codes packed 8 bits a byte (bit j of
 an item is bit 7 - j % 8 of byte j // 8: numpy's big-endian ``packbits`` order, which faiss's
 binary indexes also read), its labels, its image paths and a JSON metadata record (hash_bit, net,
-dataset, checkpoint, split and the eval transform's sizes). Loading checks the metadata against
+dataset, checkpoint and its sha256, split and the eval transform's sizes). Loading checks the metadata against
 what the caller expects, so codes of another network, length or dataset are never mixed.
 """
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,13 @@ import torch
 from torch import Tensor
 
 from hashnet.utils.errors import UserError
-from hashnet.utils.files import atomic_write
+from hashnet.utils.files import atomic_write, file_sha256
 from hashnet.utils.signs import sign
 
+log = logging.getLogger(__name__)
+
 FORMAT = "hashnet-codes-1"  # bumped when the layout of the file changes
+INDEX_FORMAT = "hashnet-index-1"  # hashnet.retrieval.index's saved index: told apart from a code file
 CHECKED = ("hash_bit", "net", "dataset")  # metadata that load_codes compares with the caller's
 
 
@@ -116,12 +120,59 @@ def save_codes(path: str | Path, codes: np.ndarray | Tensor, labels: np.ndarray 
     return atomic_write(path, lambda f: np.savez(f, **arrays), fix)
 
 
+def archive_format(path: str | Path) -> str | None:
+    """The "format" of the metadata record of a hashnet archive (a code file, an index), else None (not one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["meta"])).get("format")
+    except (OSError, ValueError, KeyError, EOFError, AttributeError, zipfile.BadZipFile):
+        return None
+
+
+def is_code_file(path: str | Path) -> bool:
+    """Whether path is a code file (what an encode may write over)."""
+    return archive_format(path) == FORMAT
+
+
+CODE_FILE = ("a code file", is_code_file)  # for hashnet.utils.files.check_writable(..., replaces=CODE_FILE)
+
+
+def checkpoint_mismatch(meta: dict[str, Any], sha256: str | None, checkpoint: str | Path) -> str | None:
+    """Why codes recorded with meta were not made by the checkpoint file whose content hash is sha256 (at
+    checkpoint), or None when they were, or when either side does not know its checkpoint (files of earlier
+    versions record its path only): the content is compared, not the path, so a copied or moved checkpoint
+    matches and one rewritten at the same path does not."""
+    recorded = meta.get("checkpoint_sha256")
+    if recorded is None or sha256 is None or recorded == sha256:
+        return None
+    return (f"its codes come from another checkpoint than {checkpoint} (recorded: sha256 {recorded[:12]}..., "
+            f"{meta.get('checkpoint')}; this one: sha256 {sha256[:12]}...)")
+
+
+def check_codes_checkpoint(meta: dict[str, Any], ckpt_path: str | Path, file: str | Path) -> None:
+    """CodeFileError when the code file at file (metadata meta) was encoded with another checkpoint than the one at
+    ckpt_path (checkpoint_mismatch: by content); a warning when the file records only a path (earlier versions)
+    and it is another one."""
+    mismatch = checkpoint_mismatch(meta, file_sha256(ckpt_path), ckpt_path)
+    if mismatch:
+        source = f"images={meta['images']}" if meta.get("split") == "images" and meta.get("images") else \
+            f"dataset={meta.get('dataset')} split={meta.get('split')}"
+        raise CodeFileError(f"code file {file}: {mismatch}; codes of two checkpoints are not comparable -- encode "
+                            f"again: python scripts/encode.py ckpt_path={ckpt_path} {source} out={file}")
+    if "checkpoint_sha256" not in meta and meta.get("checkpoint") != str(Path(ckpt_path).resolve()):
+        log.warning("%s was encoded with %s, not %s: codes of different checkpoints are not comparable unless the "
+                    "weights are the same", file, meta.get("checkpoint"), ckpt_path)
+
+
 def load_codes(path: str | Path, **expected: Any) -> CodeFile:
     """Read a code file; CodeFileError if it is not one, or if a metadata value (e.g. hash_bit=48,
     net="resnet50", dataset="coco") differs from the one given. None values are not checked."""
     path = Path(path)
     if not path.is_file():
         raise CodeFileError(f"code file {path} does not exist -- write it with scripts/encode.py")
+    if archive_format(path) == INDEX_FORMAT:
+        raise CodeFileError(f"{path} is an index (HammingIndex.save), not a code file -- pass the code file of "
+                            "scripts/encode.py (out=...npz), or load the index with HammingIndex.load")
     try:
         with np.load(path, allow_pickle=False) as data:
             codes, labels, paths = data["codes"], data["labels"], data["paths"].tolist()

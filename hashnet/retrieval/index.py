@@ -25,15 +25,16 @@ from typing import Any
 import numpy as np
 
 from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
-from hashnet.retrieval.codes import CodeFile, packed_words
+from hashnet.retrieval.codes import INDEX_FORMAT
+from hashnet.retrieval.codes import CodeFile, archive_format, packed_words
 from hashnet.retrieval.metrics import hamming_distances
 from hashnet.retrieval.store import PathTable
 from hashnet.retrieval.sublinear import build, measure_recall, ranked, release_pages, search_mih
 from hashnet.utils.errors import UserError
-from hashnet.utils.files import atomic_write
+from hashnet.utils.files import atomic_write, check_writable
 
 BACKENDS = ("auto", "faiss", "exact", "mih", "ivf")
-FORMAT = "hashnet-index-1"  # the layout of a saved index; bumped when it changes
+FORMAT = INDEX_FORMAT  # the layout of a saved index (hashnet-index-1); bumped when it changes
 _CHUNK_PAIRS = 1 << 22  # query x database distances held at once by the exact scan (4 MiB of uint8)
 _PILOT = 16  # queries answered first from faiss's nearest; their k-th distances choose how to answer the rest
 _WIDEN, _SLACK = 3, 32  # nearest items asked of faiss per query, 3k + 32: enough for the k-th distance's whole
@@ -245,6 +246,8 @@ class HammingIndex:
         these very codes, and building the faiss index from them costs one copy, so a file holds no
         faiss bytes and a file written with faiss loads without it, and the other way round.
         """
+        path = check_writable(path, "path", "index.save('photos.hnx')",
+                              ("an index file", lambda existing: archive_format(existing) == FORMAT))
         record = {"format": FORMAT, "size": len(self), **self.meta}
         try:
             text = json.dumps(record)
@@ -263,6 +266,8 @@ class HammingIndex:
         metadata value given (e.g. hash_bit=48, net="resnet50", dataset="coco") differs; None is not checked."""
         path = Path(path)
         fix = "build the index again and save it (HammingIndex(codes, ...).save(path))"
+        if path.is_dir():
+            raise IndexFileError(f"index file {path} is a folder -- pass the .hnx file that index.save(path) wrote")
         if not path.is_file():
             raise IndexFileError(f"index file {path} does not exist -- {fix}")
         try:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from hashnet.retrieval.store import FORMAT, Layout, StoreError, chunk_span, file_sha256, read_json, read_manifest
-from hashnet.utils.files import atomic_write
+from hashnet.retrieval.store import FORMAT, Layout, StoreError, chunk_span, read_json, read_manifest
+from hashnet.utils.files import atomic_write, file_sha256
 
 SHOWN = 5  # chunk numbers named in an error line
 

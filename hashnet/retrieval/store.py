@@ -28,7 +28,7 @@ import numpy as np
 from hashnet.data.image_walk import walk_images
 from hashnet.retrieval.codes import CodeFile, load_codes
 from hashnet.utils.errors import UserError
-from hashnet.utils.files import atomic_write, atomic_write_json
+from hashnet.utils.files import atomic_write, atomic_write_json, file_sha256
 
 FORMAT = "hashnet-store-1"
 CHECKED = ("checkpoint_sha256", "hash_bit", "resize_size", "crop_size", "precision", "chunk_size", "images")
@@ -36,15 +36,6 @@ CHECKED = ("checkpoint_sha256", "hash_bit", "resize_size", "crop_size", "precisi
 
 class StoreError(UserError, ValueError):
     """A code store that cannot be used as asked: another checkpoint's, unfinished, or damaged."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 (hex) of a file's bytes, read 8 MiB at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 23):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Layout:

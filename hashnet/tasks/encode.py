@@ -18,11 +18,11 @@ from hashnet.inference.encoding import encode_images, pick_device
 from hashnet.inference.hasher import Hasher
 from hashnet.inference.predict_store import predict_into_store
 from hashnet.inference.sharded import encode_into_store, store_settings
+from hashnet.retrieval.codes import CODE_FILE, binarize, check_packable, save_codes, unpack_codes
 from hashnet.retrieval.store import prepare_store
-from hashnet.retrieval.codes import binarize, check_packable, save_codes, unpack_codes
 from hashnet.tasks.setup import build_datamodule, use_trained_input_size
 from hashnet.utils.errors import ConfigError, check_choice
-from hashnet.utils.files import check_writable
+from hashnet.utils.files import check_writable, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def encode(cfg: DictConfig) -> Path:
     if cfg.get("images"):
         return encode_folder(cfg)
     check_choice("split", cfg.split, SPLITS)
-    out = check_writable(out_path(cfg, cfg.split), "out", f"out=codes_{cfg.split}.npz")  # before any image is encoded
+    out = check_writable(out_path(cfg, cfg.split), "out", f"out=codes_{cfg.split}.npz", CODE_FILE)  # before encoding
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name)
     check_packable(model.hash_bit)
     use_trained_input_size(cfg)
@@ -53,7 +53,8 @@ def encode(cfg: DictConfig) -> Path:
     index = torch.cat(order).tolist()
     meta = {"hash_bit": model.hash_bit, "net": model.hparams.net["backbone"], "method": model.method.name,
             "dataset": cfg.dataset.name,
-            "checkpoint": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split,
+            "checkpoint": str(Path(cfg.ckpt_path).resolve()), "checkpoint_sha256": file_sha256(cfg.ckpt_path),
+            "split": cfg.split,
             "resize_size": datamodule.hparams.resize_size, "crop_size": datamodule.hparams.crop_size}
     paths = [os.path.abspath(image_list.paths[i]) for i in index]
     path = save_codes(out, codes, image_list.labels[index], paths, meta, fix="pass out=<a path on another disk>")
@@ -70,7 +71,7 @@ def encode_folder(cfg: DictConfig) -> Path:
     """Every image below the folder cfg.images (hashnet.data.image_files), encoded by the checkpoint's own eval
     transform and network (hashnet.inference.hasher), into a code file with no labels (N, 0); unreadable files are
     skipped, named in the log and listed in the file's metadata ("skipped")."""
-    out = check_writable(out_path(cfg, "images"), "out", "out=codes_images.npz")  # before any image is encoded
+    out = check_writable(out_path(cfg, "images"), "out", "out=codes_images.npz", CODE_FILE)  # before encoding
     hasher = Hasher.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     index = hasher.index(cfg.images, workers=cfg.num_workers, batch_size=cfg.batch_size)
     codes = unpack_codes(index.codes)

@@ -1,6 +1,7 @@
 """evaluate(cfg): the paper's retrieval protocol on a trained checkpoint."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,9 +11,21 @@ from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.outputs.results import clamped_note, write_results
 from hashnet.retrieval.evaluation import EVAL_CODES, unscored_reason
 from hashnet.tasks.setup import apply_threads, build_datamodule, build_trainer, run_info, use_trained_input_size
-from hashnet.utils.errors import check_choice
+from hashnet.utils.errors import ConfigError, check_choice
 
 log = logging.getLogger(__name__)
+
+
+def check_not_a_training_run(output_dir: Path) -> None:
+    """ConfigError when output_dir holds a training run's metrics.json, which an evaluation there would replace."""
+    metrics = output_dir / "metrics.json"
+    try:
+        kind = json.loads(metrics.read_text()).get("kind", "training") if metrics.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        kind = "unreadable"
+    if kind is not None and kind != "evaluation":
+        raise ConfigError(f"hydra.run.dir={output_dir} holds a {kind} run's metrics.json, which this evaluation would "
+                          "write over -- pass hydra.run.dir=<a new folder> (or leave it out)")
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -20,6 +33,7 @@ def evaluate(cfg: DictConfig) -> dict:
     otherwise), write metrics.json."""
     logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach evaluate.log too
     check_choice("eval_codes", cfg.get("eval_codes"), (None, *EVAL_CODES))
+    check_not_a_training_run(Path(cfg.paths.output_dir))
     threads = apply_threads(cfg.get("threads"))
     net, method = cfg.get("net"), cfg.get("method")  # set by net=<backbone> / +method=<name>, as checks
     use_trained_input_size(cfg)

@@ -20,12 +20,13 @@ from hashnet.training.export import export_onnx, export_torchscript
 from hashnet.training.exported import FORMATS, ExportError, Parity, parity, read_sidecar, sidecar_path
 from hashnet.training.module import HashingModule
 from hashnet.utils.errors import ConfigError, UserError, check_choice
-from hashnet.utils.files import atomic_write_json, check_writable
+from hashnet.utils.files import atomic_write_json, check_writable, file_sha256
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 PARITY_SPLITS = ("query", "database")
+EXPORT = ("an earlier export (a file with its .json sidecar)", lambda path: sidecar_path(path).is_file())
 
 
 def export(cfg: DictConfig) -> Path:
@@ -40,10 +41,11 @@ def export(cfg: DictConfig) -> Path:
                           "dynamic_batch=false, or export format=onnx for a fixed batch")
     checkpoint = Path(cfg.ckpt_path)
     default = checkpoint.with_name(checkpoint.stem + SUFFIXES[cfg.format])
-    out = check_writable(Path(cfg.out) if cfg.out else default, "out", f"out={Path(cfg.out or '.') / default.name}")
+    out = Path(cfg.out) if cfg.out else default
+    out = check_writable(out, "out", f"out={(out if out.is_dir() else out.parent) / default.name}", EXPORT)
     model = load_checkpoint(cfg.ckpt_path)
     resize_size, crop_size = trained_input_size(cfg.ckpt_path)
-    meta = {"checkpoint": str(checkpoint.resolve())}
+    meta = {"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint)}
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent) as staging:
         staged = Path(staging) / out.name  # the sidecar names the model file: stage it under its own name

@@ -12,8 +12,8 @@ from hashnet.inference.encoding import check_count
 from hashnet.inference.hasher import Hasher
 from hashnet.inference.sharded import device_kind
 from hashnet.retrieval.merge import merge_store
-from hashnet.retrieval.store import Layout, PathTable, StoreError, file_sha256, read_json
-from hashnet.utils.files import atomic_write_json
+from hashnet.retrieval.store import Layout, PathTable, StoreError, read_json
+from hashnet.utils.files import atomic_write_json, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
-from PIL import Image
+from torch import Tensor
 
+from hashnet.data.images import read_image
 from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.inference.encoding import eval_transform, images_to_codes, pick_device
 from hashnet.outputs.plots import figure_to_array, retrieval_grid_figure
-from hashnet.outputs.results import GRID_TOP, save_png, thumbnails
+from hashnet.outputs.results import GRID_TOP, PNG_FILE, save_png, thumbnails
+from hashnet.retrieval.codes import check_codes_checkpoint
 from hashnet.retrieval.index import HammingIndex
 from hashnet.retrieval.store import load_database
 from hashnet.utils.errors import ConfigError, UnreadableFileError
@@ -55,12 +56,12 @@ def indexed_thumbnails(paths: list[str], index: str) -> list:
     return thumbnails(paths)
 
 
-def read_query(path: Path) -> Image.Image:
-    """The RGB image at path; QueryImageError naming the file when it cannot be decoded."""
+def read_query(path: Path) -> Tensor:
+    """The (3, H, W) uint8 RGB pixels of the image at path, decoded as training reads its images (read_image);
+    QueryImageError naming the file when it cannot be decoded."""
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as err:  # PIL reports corrupt files as any of these
+        return read_image(path)
+    except (OSError, SyntaxError, ValueError, RuntimeError) as err:  # PIL reports corrupt files as any of these
         raise QueryImageError(f"query image {path} cannot be read as an image ({err}) -- "
                               "pass a JPEG, PNG or WebP file: image=PATH") from err
 
@@ -72,13 +73,11 @@ def search(cfg: DictConfig) -> list[list[tuple[str, int]]]:
     """
     k = check_k(cfg.k)
     queries = query_paths(cfg.image)  # every setting is checked before the checkpoint loads
-    grid = check_writable(cfg.grid, "grid", "grid=results.png") if cfg.grid else None
+    grid = check_writable(cfg.grid, "grid", "grid=results.png", PNG_FILE) if cfg.grid else None
     model = load_checkpoint(cfg.ckpt_path)
     net = model.hparams.net["backbone"]
     database = load_database(cfg.index, hash_bit=model.hash_bit, net=net, dataset=model.hparams.dataset)
-    if database.meta["checkpoint"] != str(Path(cfg.ckpt_path).resolve()):
-        warnings.warn(f"{cfg.index} was encoded with {database.meta['checkpoint']}, not {cfg.ckpt_path}: "
-                      "codes of different checkpoints are not comparable unless the weights are the same")
+    check_codes_checkpoint(database.meta, cfg.ckpt_path, cfg.index)
     transform = eval_transform(database.meta["resize_size"], database.meta["crop_size"])
     codes = images_to_codes(model, [read_query(path) for path in queries], transform, pick_device(cfg.device))
     distances, indices = HammingIndex(database.codes, cfg.backend).search(codes, k)

@@ -17,8 +17,6 @@ import shlex
 import socket
 import threading
 import time
-import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,9 +30,10 @@ try:
 except ModuleNotFoundError as err:  # an optional extra
     raise ModuleNotFoundError(f"the search server needs Flask ({err}): pip install -e '.[serve]'") from err
 
+from hashnet.data.images import read_image
 from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.inference.encoding import eval_transform, images_to_codes, pick_device
-from hashnet.retrieval.codes import CodeFile, check_packable
+from hashnet.retrieval.codes import CodeFile, check_codes_checkpoint, check_packable
 from hashnet.retrieval.index import HammingIndex
 from hashnet.retrieval.store import load_database
 from hashnet.training.module import HashingModule
@@ -82,16 +81,15 @@ def labels_of(row: np.ndarray) -> list[int]:
 
 
 def decode_upload(data: bytes) -> Image.Image:
-    """Uploaded bytes -> an RGB PIL image, fully decoded; ValueError saying why the bytes are not a usable image."""
+    """Uploaded bytes -> an RGB PIL image of the pixels read_image decodes from them (so the same code as the file
+    encoded any other way); ValueError saying why the bytes are not a usable image."""
     if not data:
         raise ValueError("the uploaded file is empty")
-    try:
-        with warnings.catch_warnings():  # over Image.MAX_IMAGE_PIXELS: refused from the header, before decoding
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                return image.convert("RGB")  # decodes every pixel: a truncated file fails here
-    except (OSError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+    try:  # as training reads a file (read_image): over Image.MAX_IMAGE_PIXELS refused from the header
+        pixels = read_image(data)
+    except (OSError, SyntaxError, ValueError, RuntimeError) as err:
         raise ValueError(f"the uploaded file is not a readable image ({err})") from err
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
 
 def thumbnail_uri(image: Image.Image) -> str:
@@ -255,9 +253,7 @@ def load_app(ckpt_path: str, index: str, backend: str = "auto", device: str = "a
     check_settings(0, options.get("max_upload_mb", 8), options.get("k", 20), options.get("max_decoding", 2))
     model = load_checkpoint(ckpt_path)
     database = load_database(index, hash_bit=model.hash_bit, net=model.hparams.net["backbone"], dataset=model.hparams.dataset)
-    if database.meta.get("checkpoint") != str(Path(ckpt_path).resolve()):
-        log.warning("%s was encoded with %s, not %s: codes of different checkpoints are not comparable unless "
-                    "the weights are the same", index, database.meta.get("checkpoint"), ckpt_path)
+    check_codes_checkpoint(database.meta, ckpt_path, index)
     return create_app(model, database, checkpoint=str(ckpt_path), backend=backend, device=pick_device(device), **options)
 
 

@@ -24,6 +24,8 @@ from hashnet.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+NEW_RUN = "leave out ckpt_path / resume=true and pass hydra.run.dir=<a new folder> to start a new run"
+
 
 def build_datamodule(cfg: DictConfig) -> HashDataModule:
     """The configured DataModule, built from plain containers so checkpoints hold no OmegaConf objects.
@@ -139,8 +141,34 @@ def check_resumable(path: str | Path, cfg: DictConfig, how: str) -> None:
         ours = " ".join(f"{key}={asked[key]}" for key in differ)
         raise CheckpointError(
             f"{how} continues a run of {theirs}, but this command asks for {ours}: a run continues with its own "
-            f"settings -- pass {theirs} to resume it, or leave out ckpt_path / resume=true to start a new run "
-            "(nothing was written)")
+            f"settings -- pass {theirs} to resume it, or {NEW_RUN} (nothing was written)")
+
+
+def typed(value: Any) -> str:
+    """A setting's value as it is typed on the command line: true, null, [a,b], 0.1."""
+    if isinstance(value, (list, tuple)):
+        return f"[{','.join(typed(item) for item in value)}]"
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_state_fits(model: HashingModule, path: str | Path, how: str) -> None:
+    """CheckpointError naming the method settings that differ when the checkpoint at path holds a state that model
+    (built from this command's settings) cannot take, e.g. a memory bank (method.pairs=bank) resumed without one:
+    checked before the run's config is written, so a refused resume leaves its run as it was."""
+    checkpoint = read_checkpoint(path)
+    theirs, ours = checkpoint.get("state_dict", {}), model.state_dict()
+    differ = sorted(set(theirs) ^ set(ours)) + sorted(
+        key for key in set(theirs) & set(ours) if tuple(theirs[key].shape) != tuple(ours[key].shape))
+    if not differ:
+        return
+    saved, asked = checkpoint.get("hyper_parameters", {}).get("method") or {}, dict(model.hparams.method)
+    settings = [key for key in saved if key in asked and saved[key] != asked[key]]
+    was = " ".join(f"method.{key}={typed(saved[key])}" for key in settings)
+    now = " ".join(f"method.{key}={typed(asked[key])}" for key in settings)
+    what = f"a run of {was}, but this command asks for {now}" if settings else "a run of other settings"
+    raise CheckpointError(
+        f"{how} continues {what}: its saved state does not fit ({len(differ)} tensors, e.g. {differ[0]}) -- pass "
+        f"{was or 'the settings of its .hydra/config.yaml'} to resume it, or {NEW_RUN} (nothing was written)")
 
 
 def use_trained_input_size(cfg: DictConfig) -> None:

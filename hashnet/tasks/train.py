@@ -27,6 +27,7 @@ from hashnet.tasks.setup import (
     build_trainer,
     check_method,
     check_resumable,
+    check_state_fits,
     resolve_method,
     run_info,
 )
@@ -34,6 +35,7 @@ from hashnet.training.callbacks import FiniteLoss, SpawnedLogging, StepSeed
 from hashnet.training.checkpoints import LAST, read_checkpoint, resume_checkpoint
 from hashnet.training.fitting import centre_reference, fit_method
 from hashnet.training.preemption import Preemption
+from hashnet.utils.errors import ConfigError
 from hashnet.utils.files import atomic_write
 from hashnet.utils.runlock import LOCK, run_lock
 
@@ -46,8 +48,9 @@ def train(cfg: DictConfig) -> dict:
     """Fit the configured method (continuing ckpt_path, or with resume=true the run folder's last.ckpt),
     test the final weights, write metrics.json; returns the metrics.
 
-    Everything that can be checked before training is, before anything is written: the settings, the
-    checkpoint a resumed run continues (its method, hash_bit, net and dataset must be this command's), the
+    Everything that can be checked before training is, before anything is written: the settings, a run folder
+    that already holds a run (only a resume continues it), the checkpoint a resumed run continues (its method,
+    hash_bit, net, dataset and saved state must fit this command's), the
     dataset's lists and images, the network's weights. Only then are the run's .hydra/ files written (Hydra's
     own writing is off: configs/train.yaml), so a refused resume leaves its run's config as it was, and a new
     run folder that never got that far is removed. The run folder is locked for this process (global rank 0)
@@ -61,11 +64,27 @@ def train(cfg: DictConfig) -> dict:
         check_launch(cfg)
         check_train_config(cfg)
         resume_from = resume_checkpoint(cfg.get("ckpt_path"), cfg.get("resume", False), output_dir)
+        if leader and not resume_from:
+            check_new_run_folder(output_dir)
+        how = None  # what picked the checkpoint a resumed run continues, for messages
         if resume_from:
             how = f"ckpt_path={resume_from}" if cfg.get("ckpt_path") else f"resume=true ({resume_from})"
             check_resumable(resume_from, cfg, how)
         with run_lock(output_dir, take=leader):
-            return _train(cfg, resume_from, composed if leader else None)
+            return _train(cfg, resume_from, how, composed if leader else None)
+
+
+def check_new_run_folder(output_dir: Path) -> None:
+    """ConfigError when output_dir already holds a run (its checkpoints, config or metrics.json) that a new run
+    would write over: only a resume continues a run in its own folder."""
+    found = [min(output_dir.glob(pattern), key=lambda path: (path != output_dir / LAST, path.name))
+             .relative_to(output_dir).as_posix()
+             for pattern in (str(LAST.parent / "*.ckpt"), f"{HYDRA_FILES}/config.yaml", "metrics.json")
+             if any(output_dir.glob(pattern))]
+    if found:
+        raise ConfigError(f"the run folder {output_dir} already holds a run ({', '.join(found)}), which a new run "
+                          "would write over -- pass resume=true to continue it, or hydra.run.dir=<a new folder> to "
+                          "start another (nothing was written)")
 
 
 def global_rank_from_env() -> int:
@@ -144,7 +163,7 @@ def score_line(results: dict, requested: object) -> str:
     return f"mAP@{results['topk'] or 'all'} = {results['mAP']:.4f}" + (f" ({note})" if note else "")
 
 
-def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> dict:
+def _train(cfg: DictConfig, resume_from: str | None, how: str | None, composed: str | None) -> dict:
     threads = apply_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -154,6 +173,8 @@ def _train(cfg: DictConfig, resume_from: str | None, composed: str | None) -> di
     datamodule.prepare_data()
     datamodule.setup("fit")  # the lists and their images are checked before the model (its weights) is built
     model = build_model(cfg)
+    if resume_from:
+        check_state_fits(model, resume_from, how)  # before the run's config is rewritten
     if cfg.get("compile"):
         model.net.compile()  # in place: the state dict keeps its keys, so checkpoints load either way
     extra = [*model.method.callbacks(), StepSeed(cfg.seed), FiniteLoss(), Preemption(overrides=hydra_overrides()),

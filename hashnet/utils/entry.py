@@ -17,33 +17,65 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hashnet.utils.errors import FORCED_HYDRA_ERRORS, debugging, describe
 
+TYPO = 0.75  # difflib ratio from which a word is taken for a typo of another (hashbit / hash_bit: 0.94)
 RUN_FOLDER_FIX = "make that folder writable, or pass hydra.run.dir=<a folder you can write>"
 
 
-def _flatten(node: Any, prefix: str = "") -> list[str]:
-    """Every dotted key of a nested dict (inner nodes too)."""
-    keys = []
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key of a nested dict (inner nodes too) -> its value."""
+    keys: dict[str, Any] = {}
     if isinstance(node, dict):
         for key, value in node.items():
             full = f"{prefix}{key}"
-            keys.append(full)
-            keys += _flatten(value, f"{full}.")
+            keys[full] = value
+            keys.update(_flatten(value, f"{full}."))
     return keys
 
 
-def declared_keys(config_dir: Path, config_name: str, overrides: list[str]) -> list[str]:
-    """The dotted keys of config_name composed with overrides (with none, if those fail too)."""
+def suggestion(word: str, candidates: Iterable[str], accept: Callable[[str], bool] = lambda _: True) -> str | None:
+    """The one source of "did you mean": the candidate (all of which exist) nearest to word in spelling, if it is a
+    likely typo of it (difflib ratio >= TYPO) and accept(candidate) (e.g. the value given passes its check), else
+    None -- a guess that names another real setting would change it silently if typed."""
+    for near in difflib.get_close_matches(word, list(candidates), n=3, cutoff=TYPO):
+        if accept(near):
+            return near
+    return None
+
+
+def value_fits(value: str, default: Any) -> bool:
+    """Whether the override value (as typed) has the type of a setting's default: an int for an int, a number for a
+    float, true/false for a bool, a list for a list; anything for a string, null or a ??? setting."""
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return False
+    if default is None or default == "???" or isinstance(default, str) and default.startswith("${"):
+        return True
+    if isinstance(default, bool):
+        return isinstance(parsed, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(parsed, (int, float)) and not isinstance(parsed, bool) and (
+            isinstance(default, float) or isinstance(parsed, int))
+    if isinstance(default, (list, dict)):
+        return isinstance(parsed, type(default))
+    return True
+
+
+def declared_keys(config_dir: Path, config_name: str, overrides: list[str]) -> dict[str, Any]:
+    """The dotted keys of config_name composed with overrides (with none, if those fail too) -> their values."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    def compose_keys(attempt: list[str]) -> list[str] | None:
+    def compose_keys(attempt: list[str]) -> dict[str, Any] | None:
         GlobalHydra.instance().clear()
         try:
             with initialize_config_dir(str(config_dir), version_base="1.3"):
@@ -53,7 +85,7 @@ def declared_keys(config_dir: Path, config_name: str, overrides: list[str]) -> l
         finally:
             GlobalHydra.instance().clear()
 
-    return compose_keys(overrides) or compose_keys([]) or []
+    return compose_keys(overrides) or compose_keys([]) or {}
 
 
 def _overrides(argv: list[str]) -> list[str]:
@@ -87,8 +119,8 @@ def hydra_message(err: BaseException, script: str, config_dir: Path, config_name
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and "/" in err.missing_cfg_file:
         group, option = err.missing_cfg_file.rsplit("/", 1)
         options = sorted(err.options or [])
-        near = difflib.get_close_matches(option, options, n=1)
-        guess = f" -- did you mean {group}={near[0]}?" if near else ""
+        near = suggestion(option, options)
+        guess = f" -- did you mean {group}={near}?" if near else ""
         return (f"{group}={option}: there is no such {group} (configs/{group}/{option}.yaml){guess} "
                 f"The options: {', '.join(options)}")
     if isinstance(err, OverrideParseException):
@@ -106,9 +138,11 @@ def hydra_message(err: BaseException, script: str, config_dir: Path, config_name
         given = next((o for o in overrides if _key(o) == key), key)
         value = given.split("=", 1)[1] if "=" in given else "<value>"
         keys = declared_keys(config_dir, config_name, [o for o in overrides if _key(o) != key])
-        scope = key.rsplit(".", 1)[0] + "." if "." in key else ""
-        near = difflib.get_close_matches(key, [k for k in keys if k.startswith(scope)] or keys, n=1, cutoff=0.6)
-        guess = f"did you mean {near[0]}={value}? " if near else ""
+        scope, leaf = key.rsplit(".", 1) if "." in key else ("", key)
+        siblings = {k.rsplit(".", 1)[-1]: k for k in keys if k.startswith(f"{scope}.") and k.count(".") == key.count(
+            ".")} if scope else {k: k for k in keys if "." not in k}
+        near = suggestion(leaf, siblings, lambda name: value_fits(value, keys[siblings[name]]))
+        guess = f"did you mean {siblings[near]}={value}? " if near else elsewhere(config_dir, scope, leaf, keys)
         return f"{given}: there is no setting {key} -- {guess}({listing})"
     appended = re.match(r"Could not append to config\. An item is already at '([^']+)'", text)
     if appended:
@@ -116,6 +150,20 @@ def hydra_message(err: BaseException, script: str, config_dir: Path, config_name
         return f"{given}: {appended.group(1)} already exists: drop the '+' ({given.lstrip('+')})"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return f"{' '.join(lines[:2])} ({shlex.join(overrides)})"
+
+
+def elsewhere(config_dir: Path, group: str, leaf: str, keys: dict[str, Any]) -> str:
+    """'<group>.<leaf> is a setting of <group>=a, b only, not of <group>=c. ' when other options of the config
+    group `group` declare `leaf` (e.g. method.pairs, which csq has not), else ''."""
+    if not group or "." in group or not (config_dir / group).is_dir():
+        return ""
+    having = sorted(path.stem for path in (config_dir / group).glob("*.yaml")
+                    if leaf in (yaml.safe_load(path.read_text()) or {}))
+    chosen = keys.get(f"{group}.name")
+    if not having:
+        return ""
+    return (f"{group}.{leaf} is a setting of {group}={', '.join(having)} only"
+            f"{f', not of {group}={chosen}' if chosen else ''}. ")
 
 
 def launcher_message(err: BaseException) -> str | None:

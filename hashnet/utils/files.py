@@ -7,11 +7,13 @@ a FileWriteError naming the file (the old file is left as it was).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import socket
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
@@ -35,7 +37,8 @@ def _umask() -> int:
     return mask
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process pid of this host is running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +54,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     removed = []
     for stray in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
         match = pattern.match(stray.name)
-        if match and match.group(2) == socket.gethostname() and not _alive(int(match.group(1))):
+        if match and match.group(2) == socket.gethostname() and not process_alive(int(match.group(1))):
             stray.unlink(missing_ok=True)
             removed.append(stray)
     return removed
@@ -109,13 +112,64 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode() + b"\n"))
 
 
-def check_writable(path: str | Path, key: str, example: str) -> Path:
-    """path, after checking that a file can be written there: ConfigError naming key when path is a folder,
-    FileWriteError when its folder (or the nearest existing one above it) cannot be written. Writes nothing
-    but a probe file it removes at once. example: a value of key to suggest, e.g. "out=codes.npz"."""
+# what a writer may replace: (what it writes, in words, e.g. "a code file"; whether an existing file is one)
+Replaceable = tuple[str, Callable[[Path], bool]]
+
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
+
+
+def refuse_overwrite(path: str | Path, key: str, example: str, replaces: Replaceable) -> None:
+    """The one guard against writing over something the user made: ConfigError naming key when path is an existing
+    file that is not of the kind this writer writes (replaces: its name and a test), e.g. a checkpoint given as a
+    code file's out=. Nothing is written or removed."""
+    path = Path(path)
+    kind, is_kind = replaces
+    if path.is_file() and not is_kind(path):
+        raise ConfigError(f"{key}={path} is {what_is(path)}, not {kind}: refusing to write over it -- pass another "
+                          f"{key}, e.g. {example}")
+
+
+def what_is(path: Path) -> str:
+    """An existing file in a few words, for refuse_overwrite: a checkpoint (by suffix or a torch archive), else its
+    size."""
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        return "a checkpoint"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if any(name.endswith("/data.pkl") for name in archive.namelist()):
+                return "a checkpoint (a torch archive)"
+    except (OSError, zipfile.BadZipFile):
+        pass
+    return f"an existing file ({path.stat().st_size:,} bytes)"
+
+
+_SHA256: dict[tuple, str] = {}  # (real path, inode, size, mtime) -> digest: a file is read once per process
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of the file at path: what identifies a checkpoint in the files derived from it (code
+    files, indexes, exports' sidecars), wherever it is copied or moved, and whatever was rewritten at its path."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
+
+
+def check_writable(path: str | Path, key: str, example: str, replaces: Replaceable | None = None) -> Path:
+    """path, after checking that a file can be written there: ConfigError naming key when path is a folder or an
+    existing file that replaces does not accept (refuse_overwrite), FileWriteError when its folder (or the nearest
+    existing one above it) cannot be written. Writes nothing but a probe file it removes at once. example: a value
+    of key to suggest, e.g. "out=codes.npz"."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{key}={path} is a folder: give the path of a file to write, e.g. {example}")
+    if replaces is not None:
+        refuse_overwrite(path, key, example, replaces)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

@@ -1,6 +1,7 @@
 """The Python API (hashnet.inference.hasher): a checkpoint's codes from Hasher equal scripts/encode.py's bit for bit on the
 digits; index -> search -> save -> load round-trips; unreadable files are skipped and reported; bad inputs are
 refused with a UserError naming the input and the fix."""
+import hashlib
 import logging
 import subprocess
 import sys
@@ -11,14 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
+from hashnet.data.dataset import ImageDataset
 from hashnet.data.images import read_image
 from hashnet.retrieval.codes import load_codes
 from hashnet.retrieval.index import HammingIndex, IndexFileError, SearchError
 from hashnet.tasks.encode import encode
 from hashnet.inference.hasher import Hasher, InputError
+from hashnet.tasks.serve import decode_upload
 from hashnet.utils.errors import UserError
 
 from conftest import compose_config
+from small_data import png_16bit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +61,8 @@ def test_import_hashnet_stays_light():
 def test_codes_equal_the_encode_scripts_bit_for_bit(hasher, encoded, checkpoint):
     assert not hasher.model.training and (hasher.resize_size, hasher.crop_size) == (36, 32)
     assert hasher.meta == {"hash_bit": 16, "net": "resnet18", "method": "hashnet", "dataset": "digits",
-                           "checkpoint": str(Path(checkpoint).resolve()), "resize_size": 36, "crop_size": 32}
+                           "checkpoint": str(Path(checkpoint).resolve()), "resize_size": 36, "crop_size": 32,
+                           "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()}
     paths = encoded.paths
     codes = hasher.encode(paths, batch_size=100)  # other batches than the task's 750: eval mode, per-image outputs
     assert codes.dtype == np.uint8 and codes.shape == (1497, 2)
@@ -138,6 +143,13 @@ def test_unreadable_files_are_skipped_and_reported(hasher, digits_root, tmp_path
     assert written.meta["images"] == str(folder.resolve()) and written.meta["checkpoint"] == hasher.checkpoint
 
 
+def damaged_pil(folder: Path) -> Image.Image:
+    """A PIL image of a PNG cut short: opened from its header, failing when its pixels are decoded."""
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8) + 7).save(folder / "whole.png")
+    (folder / "cut.png").write_bytes((folder / "whole.png").read_bytes()[:70])
+    return Image.open(folder / "cut.png")
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda h, d: h.index(d / "empty"), "image folder .*empty holds no image files \\(.jpg, .jpeg, .png"),
     (lambda h, d: h.index(d / "nowhere"), "image folder .*nowhere does not exist -- pass an existing folder"),
@@ -151,8 +163,16 @@ def test_unreadable_files_are_skipped_and_reported(hasher, digits_root, tmp_path
     (lambda h, d: h.encode(torch.zeros(2, 1, 32, 32, dtype=torch.uint8)), "got shape \\(2, 1, 32, 32\\)"),
     (lambda h, d: h.encode(torch.randn(2, 3, 32, 32)), "float image tensor must hold pixels in \\[0, 1\\]"),
     (lambda h, d: h.encode(torch.zeros(2, 3, 32, 32, dtype=torch.int32)), "uint8 pixels .* or floats"),
-    (lambda h, d: h.encode(np.zeros((2, 32, 32, 3), np.uint8)), "numpy array .* pass a torch tensor batch"),
-    (lambda h, d: h.encode([1, 2]), "images\\[0\\] is a int: pass image paths or PIL images"),
+    (lambda h, d: h.encode(np.zeros((2, 32, 32, 5), np.uint8)), "images\\[0\\]: an image array must be \\(H, W\\) "
+     "grey or \\(H, W, 3\\) RGB, got shape \\(32, 32, 5\\) -- pass e.g. np.asarray"),
+    (lambda h, d: h.encode([1, 2]), "images\\[0\\] is a int: pass image paths, PIL images or numpy arrays"),
+    # issue 29: a bytes path, an empty path, a damaged PIL image in a list
+    (lambda h, d: Hasher(h.model, 36, 32, device="cuda:99"), "device='cuda:99': \\d+ CUDA GPUs are visible here -- "
+     "pass device=cpu, or device=auto"),
+    (lambda h, d: h.encode(b"photo.png"), "images is bytes: pass a path as a str \\(os.fsdecode\\(path\\)\\)"),
+    (lambda h, d: h.encode(""), "images\\[0\\] is an empty path '' -- pass the path of an image file"),
+    (lambda h, d: h.encode([np.zeros((8, 8, 3), np.uint8), damaged_pil(d)]),
+     "image images\\[1\\] \\(a PngImageFile\\) cannot be read \\(OSError: "),
     (lambda h, d: h.encode(["a.png"], batch_size=0), "batch_size must be a whole number >= 1, got 0"),
     (lambda h, d: h.index(d, workers=-1), "workers must be a whole number >= 0"),
 ])
@@ -162,3 +182,67 @@ def test_bad_inputs_name_the_input_and_the_fix(hasher, tmp_path, call, message):
     with pytest.raises(InputError, match=message) as caught:
         call(hasher, tmp_path)
     assert isinstance(caught.value, UserError) and isinstance(caught.value, ValueError)
+
+
+# ---- the same picture gives the same code every way in ----
+def _picture(name: str, folder: Path) -> tuple[Path, np.ndarray]:
+    """An image file of a picture in one format, and the uint8 (H, W, 3) pixels it shows (None: as PIL decodes a
+    lossy file)."""
+    rng = np.random.default_rng(len(name))
+    rgb = rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)
+    deep = rng.integers(0, 65536, (20, 28), dtype=np.uint16)
+    path = folder / name
+    if name == "rgb.png":
+        Image.fromarray(rgb).save(path)
+    elif name == "grey.png":
+        Image.fromarray(rgb[..., 0]).save(path)
+        return path, rgb[..., :1].repeat(3, axis=2)
+    elif name in ("grey16.png", "grey16.tif"):
+        Image.fromarray(deep).save(path)  # PIL writes 16-bit grey: its high byte is the 8-bit picture
+        return path, (deep >> 8).astype(np.uint8)[..., None].repeat(3, axis=2)
+    elif name == "rgb16.png":
+        return png_16bit(path, 20), None
+    elif name in ("palette.png", "palette.gif"):
+        Image.fromarray(rgb).convert("P").save(path)
+        return path, np.asarray(Image.fromarray(rgb).convert("P").convert("RGB"))
+    elif name == "rgba.png":
+        Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(path)
+    elif name == "cmyk.jpg":
+        Image.fromarray(rgb).convert("CMYK").save(path, quality=95)
+        return path, None
+    elif name == "exif_rotated.png":
+        image = Image.fromarray(rgb)
+        exif = image.getexif()
+        exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+        image.save(path, exif=exif)
+        return path, np.rot90(rgb, -1)
+    elif name == "animated.gif":
+        frames = [Image.fromarray(rgb).convert("P"), Image.fromarray(255 - rgb).convert("P")]
+        frames[0].save(path, save_all=True, append_images=frames[1:])
+        return path, np.asarray(frames[0].convert("RGB"))  # the first frame
+    return path, rgb
+
+
+@pytest.mark.parametrize("name", ["rgb.png", "grey.png", "grey16.png", "grey16.tif", "rgb16.png", "palette.png",
+                                  "palette.gif", "rgba.png", "cmyk.jpg", "exif_rotated.png", "animated.gif"])
+def test_the_same_picture_gives_the_same_code_every_way_in(hasher, tmp_path, name):
+    path, pixels = _picture(name, tmp_path)
+    if pixels is None:  # a lossy or 16-bit RGB file: the pixels PIL decodes (scaled to 8 bits) are the picture
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    with Image.open(path) as image:
+        ways = {"path": path, "str": str(path), "PIL": image, "numpy": pixels,
+                "tensor": torch.from_numpy(pixels.copy()).permute(2, 0, 1)}
+        seen = [sample[0] for sample in ImageDataset(list(ways.values()), hasher.transform, "error")]
+        for way, network_input in zip(ways, seen):  # the very pixels the network gets
+            assert torch.equal(network_input, seen[-1]), way
+        codes = dict(zip(ways, hasher.encode(list(ways.values()))))
+    batch = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None]
+    codes["uint8 batch"], codes["float batch"] = hasher.encode(batch)[0], hasher.encode(batch / 255)[0]
+    codes["upload"] = hasher.encode(decode_upload(path.read_bytes()))[0]  # a page upload, as serve decodes it
+    codes["folder"] = hasher.index(tmp_path, progress=False).codes[0]
+    if name.startswith("grey16"):
+        with Image.open(path) as image:
+            codes["16-bit numpy"] = hasher.encode(np.asarray(image))[0]  # uint16 (H, W)
+    for way, code in codes.items():
+        assert np.array_equal(code, codes["tensor"]), f"{name} by {way}: {code} != {codes['tensor']}"

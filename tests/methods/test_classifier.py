@@ -19,7 +19,8 @@ Z = torch.tensor([[0.5, 2.0, -1.0, 1.9, 7.0, -3.0],
 
 
 def test_k_below_c_is_refused_naming_the_smallest_k():
-    with pytest.raises(ConfigError, match="hash_bit=8 is less than the 10 classes -- pass hash_bit=10"):
+    with pytest.raises(ConfigError, match="hash_bit=8 is less than the 10 classes -- pass hash_bit=16 \\(or more; "
+                                          "codes are whole bytes"):
         Classifier(8, 10, False)
     assert Classifier(10, 10, False).hash_bit == 10
 

@@ -131,7 +131,7 @@ def test_dpn_codes_are_the_outputs_and_its_targets_are_saved():
 def test_classifier_codes_and_its_refusal_of_fewer_bits_than_classes():
     model = method("classifier", dataset="digits_multi")
     assert model.method.multi_label is True  # from the dataset config: BCE and a threshold at probability 0.5
-    with pytest.raises(ConfigError, match="pass hash_bit=10"):
+    with pytest.raises(ConfigError, match="pass hash_bit=16 "):
         method("classifier", "hash_bit=8")
 
 

@@ -240,3 +240,17 @@ def test_evaluate_command_line_checks_net(digits_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="trained with net=resnet18, not net=vgg16"):
         evaluate(cfg)
     assert "net" not in compose_config("evaluate", [f"ckpt_path={digits_checkpoint}"], tmp_path)
+
+
+@pytest.mark.parametrize("content, message", [  # issue 29: named for what they are
+    ({"state_dict": {}}, "records no hashnet settings \\(no hyper_parameters\\['net'\\]\\): it was not written by "
+                         "scripts/train.py -- pass a checkpoint of a hashnet run"),
+    (None, "checkpoint None: pass the path of a checkpoint file written by scripts/train.py"),
+])
+def test_a_file_that_is_not_a_hashnet_checkpoint_is_named(tmp_path, content, message):
+    path = None
+    if content is not None:
+        path = tmp_path / "plain.ckpt"
+        torch.save(content, path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)

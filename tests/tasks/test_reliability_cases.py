@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -18,10 +19,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from hashnet.retrieval.codes import save_codes
+from hashnet.retrieval.index import HammingIndex
 from hashnet.tasks.setup import build_model
 from hashnet.tasks.train import train
 
-from conftest import compose_config
+from conftest import compose_config, resolved_model
 from script_runner import Case, Result, run_scripts
 from small_data import digits_rows, label_row, png_16bit, png_bomb, small_lists, write_list
 
@@ -57,6 +60,29 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
     f.ckpt12 = tmp / "bits12.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "global_step": 0,
                 "pytorch-lightning_version": pl.__version__}, f.ckpt12)
+    # issue 29: a dpsh run with a memory bank (method.pairs=bank), as its checkpoint and config (no training needed:
+    # the resume is refused before Lightning reads more), a copy of the checkpoint, a code file of another one
+    cfg = compose_config("train", ["method=dpsh", "method.pairs=bank", "hash_bit=16", f"paths.data_dir={f.data_dir}",
+                                   f"dataset.root={f.small}"], tmp / "cfgbank")
+    bank = resolved_model(cfg)
+    f.bank_ckpt = tmp / "bank_run" / "checkpoints" / "last.ckpt"
+    f.bank_ckpt.parent.mkdir(parents=True)
+    torch.save({"state_dict": bank.state_dict(), "hyper_parameters": dict(bank.hparams), "global_step": 2,
+                "pytorch-lightning_version": pl.__version__}, f.bank_ckpt)
+    (tmp / "bank_run" / ".hydra").mkdir()
+    (tmp / "bank_run" / ".hydra" / "config.yaml").write_text("the bank run's own config\n")
+    f.trained = tmp / "trained"  # a training run's metrics.json (Hydra writes an evaluation's .hydra/ before it runs)
+    f.trained.mkdir()
+    shutil.copy(f.run / "metrics.json", f.trained / "metrics.json")
+    f.moved_ckpt = tmp / "moved" / "last.ckpt"
+    f.moved_ckpt.parent.mkdir()
+    shutil.copy(f.ckpt, f.moved_ckpt)
+    f.stale = tmp / "stale.npz"
+    save_codes(f.stale, torch.ones(2, 16), np.eye(2, 10), [str(digits_root / "images" / "0000.png")] * 2,
+               {"hash_bit": 16, "net": "resnet18", "dataset": "digits", "checkpoint": str(f.ckpt),
+                "checkpoint_sha256": "0" * 64, "split": "database", "resize_size": 36, "crop_size": 32})
+    f.hnx = HammingIndex(np.zeros((2, 2), np.uint8), paths=[str(digits_root / "images" / "0000.png")] * 2,
+                         meta={"hash_bit": 16}).save(tmp / "photos.hnx")
     # lists with problems
     bad = tmp / "bad"
     bad.mkdir()
@@ -108,7 +134,8 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
     f.codes = tmp / "codes" / "codes_database.npz"
     f.full = tmp / "full" / "codes.npz"
     f.full.parent.mkdir()
-    f.full.write_bytes(b"the codes of an earlier encode")
+    shutil.copy(f.stale, f.full)  # the codes of an earlier encode
+    f.full_bytes = f.full.read_bytes()
     f.killed = tmp / "killed" / "codes.npz"
     f.report_empty = tmp / "report_empty"
     f.report_empty.mkdir()
@@ -137,6 +164,13 @@ CASES: dict[str, tuple] = {
     "typo dataset.topkk": ("train", ["dataset.topkk=5"], {}, 1, "train: dataset.topkk=5: there is no setting "
                            "dataset.topkk -- did you mean dataset.topk=5? (python scripts/train.py --cfg job lists "
                            "every setting)"),
+    "a setting of other methods": ("train", ["method=csq", "method.pairs=bank"], {}, 1, "train: method.pairs=bank: "
+                                   "there is no setting method.pairs -- method.pairs is a setting of method=dch, "
+                                   "dhn, dpsh, dsh, dtsh, hashnet, idhn only, not of method=csq. (python "
+                                   "scripts/train.py --cfg job lists every setting)"),
+    "a near key of another type": ("train", ["method=csq", "method.sed=bank"], {}, 1, "train: method.sed=bank: there "
+                                   "is no setting method.sed -- (python scripts/train.py --cfg job lists every "
+                                   "setting)"),
     "unknown net": ("train", ["net=resnet19"], {}, 1, "train: net=resnet19: there is no such net "
                     "(configs/net/resnet19.yaml) -- did you mean net=resnet18? The options: alexnet, ..."),
     "unparsable override": ("search", ["k=["], {}, 1, "search: cannot read the override 'k=[' (no viable alternative "
@@ -175,11 +209,40 @@ CASES: dict[str, tuple] = {
     "resume as another method": ("train", [*SMALL, "ckpt_path={ckpt}", "method=dhn", "hash_bit=16"], {}, 1,
                                  "train: ckpt_path={ckpt} continues a run of method=hashnet, but this command asks for "
                                  "method=dhn: a run continues with its own settings -- pass method=hashnet to resume "
-                                 "it, or leave out ckpt_path / resume=true to start a new run (nothing was written)"),
+                                 "it, or leave out ckpt_path / resume=true and pass hydra.run.dir=<a new folder> to "
+                                 "start a new run (nothing was written)"),
     "resume with another hash_bit": ("train", [*SMALL, "ckpt_path={ckpt}", "hash_bit=32"], {}, 1,
                                      "train: ckpt_path={ckpt} continues a run of hash_bit=16, but this command asks "
                                      "for hash_bit=32: a run continues with its own settings -- pass hash_bit=16 to "
                                      "resume it, ..."),
+    # issue 29: nothing the user made is written over
+    "train into a finished run": ("train", [*SMALL, "hydra.run.dir={run}"], {}, 1, "train: the run folder {run} "
+                                  "already holds a run (checkpoints/last.ckpt, .hydra/config.yaml, metrics.json), "
+                                  "which a new run would write over -- pass resume=true to continue it, or "
+                                  "hydra.run.dir=<a new folder> to start another (nothing was written)"),
+    "resume a bank run without its bank": ("train", [*SMALL, "ckpt_path={bank_ckpt}", "method=dpsh", "hash_bit=16",
+                                                     "method.pairs=halves"], {}, 1,
+                                           "train: ckpt_path={bank_ckpt} continues a run of method.pairs=bank, but "
+                                           "this command asks for method.pairs=halves: its saved state does not fit (3 "
+                                           "tensors, e.g. method.bank.codes) -- pass method.pairs=bank to resume it, "
+                                           "or leave out ckpt_path / resume=true and pass hydra.run.dir=<a new "
+                                           "folder> to start a new run (nothing was written)"),
+    "evaluate into a training run": ("evaluate", ["ckpt_path={ckpt}", *SMALL, "hydra.run.dir={trained}"], {}, 1,
+                                     "evaluate: hydra.run.dir={trained} holds a training run's metrics.json, which "
+                                     "this evaluation would write over -- pass hydra.run.dir=<a new folder> (or leave "
+                                     "it out)"),
+    "encode out=<the checkpoint>": ("encode", ["ckpt_path={ckpt}", "out={ckpt}"], {}, 1, "encode: out={ckpt} is a "
+                                    "checkpoint, not a code file: refusing to write over it -- pass another out, e.g. "
+                                    "out=codes_database.npz"),
+    "export out=<the checkpoint>": ("export", ["ckpt_path={ckpt}", "out={ckpt}"], {}, 1, "export: out={ckpt} is a "
+                                    "checkpoint, not an earlier export (a file with its .json sidecar): refusing to "
+                                    "write over it -- pass another out, e.g. out={run}/checkpoints/last.onnx"),
+    "search grid=<the checkpoint>": ("search", [*SEARCH, "grid={ckpt}"], {}, 1, "search: grid={ckpt} is a "
+                                     "checkpoint, not a PNG image: refusing to write over it -- pass another grid, "
+                                     "e.g. grid=results.png"),
+    "search codes of another checkpoint": ("search", ["ckpt_path={ckpt}", "index={stale}", SEARCH[2]], {}, 1,
+                                           "search: code file {stale}: its codes come from another checkpoint than "
+                                           "{ckpt} (recorded: sha256 000000000000..., {ckpt}; this one: sha256 ..."),
     "evaluate +method of another": ("evaluate", ["ckpt_path={ckpt}", "+method=dhn", *SMALL[:1]], {}, 1,
                                     "evaluate: checkpoint {ckpt} was trained with method=hashnet, not method=dhn: drop "
                                     "+method=... (the checkpoint's method is used), or pass a dhn checkpoint"),
@@ -235,6 +298,11 @@ CASES: dict[str, tuple] = {
                                     {"faults": {"kill_in": "numpy.savez"}}, -9, ""),
     "encode again after the kill": ("encode", ["ckpt_path={ckpt}", *SMALL[:1], "out={killed}"], {}, 0, ""),
     # search
+    "search index=<an .hnx>": ("search", ["ckpt_path={ckpt}", "index={hnx}", SEARCH[2]], {}, 1, "search: {hnx} is an "
+                               "index (HammingIndex.save), not a code file -- pass the code file of scripts/encode.py "
+                               "(out=...npz), or load the index with HammingIndex.load"),
+    "search device=<a GPU not here>": ("search", [*SEARCH, "device=cuda:99"], {}, 1, "search: device='cuda:99': ..."),
+    "search with a moved checkpoint": ("search", ["ckpt_path={moved_ckpt}", *SEARCH[1:]], {}, 0, ""),  # same bytes
     "search k=0": ("search", [*SEARCH, "k=0"], {}, 1, "search: k=0: it must be a positive integer, the neighbours "
                    "listed per query -- pass e.g. k=10"),
     "search k=-1": ("search", [*SEARCH, "k=-1"], {}, 1, "search: k=-1: it must be a positive integer, ..."),
@@ -321,7 +389,8 @@ def test_command_ends_in_one_line(name: str, results: dict[str, Result], files: 
     assert "Traceback" not in stderr, stderr
     if code == 1 and expected:
         assert len(stderr.splitlines()) == 1, stderr
-        assert stderr.startswith(expected[:-3]) if expected.endswith("...") else stderr == expected
+        assert stderr.startswith(expected[:-3]) if expected.endswith("...") else stderr == expected, \
+            f"{name}:\n{stderr}\n, expected\n{expected}"
 
 
 # ---- what the commands left behind ----
@@ -336,10 +405,14 @@ def test_refused_runs_leave_no_folder(results, files):
 
 
 def test_refused_resume_leaves_the_run_as_it_was(results, files):
-    for name in ("resume as another method", "resume with another hash_bit"):
+    for name in ("resume as another method", "resume with another hash_bit", "train into a finished run",
+                 "encode out=<the checkpoint>", "export out=<the checkpoint>", "search grid=<the checkpoint>",
+                 "evaluate into a training run"):
         assert results[name].code == 1
     assert (files.run / ".hydra" / "config.yaml").read_bytes() == files.hydra_config
-    assert (files.run / "metrics.json").read_bytes() == files.metrics
+    assert files.ckpt.read_bytes() == files.moved_ckpt.read_bytes()  # the copy made before every case
+    assert (files.bank_ckpt.parent.parent / ".hydra" / "config.yaml").read_text() == "the bank run's own config\n"
+    assert (files.run / "metrics.json").read_bytes() == (files.trained / "metrics.json").read_bytes() == files.metrics
     assert not (files.run / ".lock").exists()
 
 
@@ -350,7 +423,7 @@ def test_paper_run_checks_the_lists_before_the_weights_and_warns_about_unlabeled
 
 
 def test_a_full_disk_or_a_kill_leaves_the_old_file_and_no_temporary(results, files):
-    assert files.full.read_bytes() == b"the codes of an earlier encode"
+    assert files.full.read_bytes() == files.full_bytes
     assert list(files.full.parent.iterdir()) == [files.full]
     assert results["encode killed while writing"].code == -9
     assert results["encode again after the kill"].code == 0, results["encode again after the kill"].stderr

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 
+from hashnet.data.builders.atomic import build_atomically
 from hashnet.data.images import read_image, transforms
 from hashnet.outputs.report import to_markdown
 from hashnet.outputs.runs import collect
@@ -79,6 +80,13 @@ def test_temporaries_of_dead_writers_on_this_host_are_removed(tmp_path):
         stray.write_bytes(b"half")
     atomic_write(tmp_path / "codes.npz", lambda f: f.write(b"whole"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["codes.npz", alive.name, remote.name])
+    # a killed dataset build's folder (issue 29: 22,746 PNGs left forever) goes with the next build
+    builds = [tmp_path / f".images.building-{pid}@{where}-0a1b" for pid, where in ((gone, host), (os.getpid(), host))]
+    for folder in builds:
+        (folder / "images").mkdir(parents=True)
+        (folder / "images" / "0000.png").write_bytes(b"png")
+    build_atomically(tmp_path / "images", {"builder": "test"}, lambda folder: (folder / "a.txt").write_text("a"))
+    assert not builds[0].exists() and builds[1].exists() and (tmp_path / "images" / "a.txt").is_file()
 
 
 def test_check_writable_names_the_key(tmp_path):
@@ -207,11 +215,18 @@ def test_report_counts_a_checkpoint_once_and_shows_steps(tmp_path):
     run_folder(tmp_path / "eval" / "rescore", 0.6, 250, "evaluation", seed0 / "checkpoints" / "last.ckpt")
     run_folder(tmp_path / "eval" / "step", 0.6, 250, "evaluation", seed0 / "checkpoints" / "step000250.ckpt")
     run_folder(tmp_path / "eval" / "empty", None, 250, "evaluation", seed0 / "checkpoints" / "last.ckpt")
+    run_folder(tmp_path / "elsewhere" / "nan", float("nan"), 250)
+    outside = run_folder(tmp_path.with_name(tmp_path.name + "_outside") / "seed2", 0.7, 250)
+    (tmp_path / "train" / "linked").symlink_to(outside)  # a run folder linked in: counted
+    (tmp_path / "train" / "loop").symlink_to(tmp_path / "train")  # a link back up: walked once
     notes: list[str] = []
     runs = collect([tmp_path], notes)
-    assert sorted(Path(run.run_dir).name for run in runs) == ["seed0", "seed1", "short"]
+    assert sorted(Path(run.run_dir).name for run in runs) == ["linked", "seed0", "seed1", "short"]
+    assert [run.mAP for run in collect([tmp_path / "train" / "seed1" / "metrics.json"])] == [0.8]
+    no_score = "no score (its metrics.json's mAP is null -- no query could be scored -- or NaN)"
     assert sorted(notes) == sorted([
-        f"left out {tmp_path / 'eval' / 'empty'}: no query could be scored (mAP null in its metrics.json)",
+        f"left out {tmp_path / 'eval' / 'empty'}: {no_score}",
+        f"left out {tmp_path / 'elsewhere' / 'nan'}: {no_score}",
         f"left out {tmp_path / 'eval' / 'rescore'}: it scores the same checkpoint as {seed0} (a re-score by "
         "scripts/evaluate.py, not another seed)",
         f"left out {tmp_path / 'eval' / 'step'}: it scores the same checkpoint as {seed0} (a re-score by "
@@ -219,7 +234,7 @@ def test_report_counts_a_checkpoint_once_and_shows_steps(tmp_path):
     table = to_markdown(runs)
     protocol = "mAP@1000 ties=index empty=drop queries-in-database=no split=original"
     assert f"| digits | resnet18 | 16 | dsh | 20 | mAP@1000 | 0.3000 (n=1) |  |  | {protocol} |" in table
-    assert f"| digits | resnet18 | 16 | dsh | 250 | mAP@1000 | 0.7000 ± 0.1414 (n=2) |  |  | {protocol} |" in table
+    assert f"| digits | resnet18 | 16 | dsh | 250 | mAP@1000 | 0.7000 ± 0.1000 (n=3) |  |  | {protocol} |" in table
     # an evaluation under another protocol is another measurement: kept, in its own row
     run_folder(tmp_path / "eval" / "r100", 0.5, 250, "evaluation", seed0 / "checkpoints" / "last.ckpt", topk=100)
-    assert len(collect([tmp_path])) == 4
+    assert len(collect([tmp_path])) == 5

@@ -2,14 +2,17 @@
 
 A build writes everything into a temporary sibling folder, writes a marker file holding its
 recipe (a JSON dict: builder name and settings) last, and renames the folder into place. So
-an interrupted build leaves nothing behind and is redone, two processes racing on the same
+an interrupted build leaves nothing behind and is redone (a killed one leaves its temporary folder, which the
+next build on that host removes), two processes racing on the same
 folder both end with one complete copy, and a folder built with other settings is refused.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from hashnet.utils.errors import UserError
+from hashnet.utils.files import glob_escape, process_alive
 
 MARKER = ".complete"  # written last; its presence means the folder is a finished build
 
@@ -66,7 +70,8 @@ def build_atomically(root: str | Path, recipe: dict, write: Callable[[Path], Non
                                f"{', '.join(present[:5])}{', ...' if len(present) > 5 else ''}) -- point dataset.root "
                                "at a new folder or delete this one")
     root.parent.mkdir(parents=True, exist_ok=True)
-    building = root.parent / f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_dead_builds(root)
+    building = root.parent / f".{root.name}.building-{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     building.mkdir()
     try:
         write(building)
@@ -82,6 +87,19 @@ def build_atomically(root: str | Path, recipe: dict, write: Callable[[Path], Non
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
+
+
+def remove_dead_builds(root: Path) -> list[Path]:
+    """Delete the temporary folders beside root of builds whose process, on this host, is gone (a killed build);
+    those of live processes and of other hosts stay. Returns what was deleted."""
+    pattern = re.compile(rf"^\.{re.escape(root.name)}\.building-(\d+)@(.+)-[0-9a-f]+$")
+    removed = []
+    for stray in root.parent.glob(f".{glob_escape(root.name)}.building-*"):
+        match = pattern.match(stray.name)
+        if match and match.group(2) == socket.gethostname() and not process_alive(int(match.group(1))):
+            shutil.rmtree(stray, ignore_errors=True)
+            removed.append(stray)
+    return removed
 
 
 def save_pngs(folder: Path, names: list[str], images: np.ndarray) -> None:
