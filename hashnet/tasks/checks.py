@@ -7,8 +7,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from hashnet.data.datamodule import HashDataModule
-from hashnet.methods import METHODS
 from hashnet.nets.backbones import check_input_size
 from hashnet.utils.errors import ConfigError
 
@@ -70,15 +68,3 @@ def check_launch(cfg: DictConfig) -> None:
         raise ConfigError("trainer.strategy=ddp inside a -m sweep re-launches the sweep in every child rank -- use "
                           "trainer=ddp_spawn for sweeps on one node, or the SLURM launcher (hydra/launcher=slurm)")
 
-
-def check_labels(cfg: DictConfig, datamodule: HashDataModule) -> None:
-    """Refuse a method that learns from labels on a dataset without any (a folder without labels), naming those that
-    need none; the training list is read (built first) only for such a method."""
-    if METHODS[cfg.method.name].unsupervised:
-        return
-    datamodule.prepare_data()
-    if datamodule.labelled:
-        return
-    others = ", ".join(sorted(name for name, method in METHODS.items() if method.unsupervised and name != "itq"))
-    raise ConfigError(f"dataset={cfg.dataset.name} has no labels, and method={cfg.method.name} learns from labels -- "
-                      f"pass method=itq, or another method that needs none: {others}")

@@ -64,12 +64,26 @@ def resolve_method(cfg: DictConfig, datamodule: HashDataModule) -> None:
     """
     def train_labels():
         datamodule.prepare_data()
+        check_labels(cfg, datamodule)
         return datamodule.read_split("train").labels
 
     resolved = METHODS[cfg.method.name].resolve(dict(cfg.method), train_labels)
     with open_dict(cfg):
         for key, value in resolved.items():
             cfg.method[key] = value
+
+
+def check_labels(cfg: DictConfig, datamodule: HashDataModule) -> None:
+    """Refuse a method that learns from labels on a dataset without any (a folder without labels), naming those that
+    need none; the training list is read (built first) only for such a method."""
+    if METHODS[cfg.method.name].unsupervised:
+        return
+    datamodule.prepare_data()
+    if datamodule.labelled:
+        return
+    others = ", ".join(sorted(name for name, method in METHODS.items() if method.unsupervised and name != "itq"))
+    raise ConfigError(f"dataset={cfg.dataset.name} has no labels, and method={cfg.method.name} learns from labels -- "
+                      f"pass method=itq, or another method that needs none: {others}")
 
 
 def check_method(cfg: DictConfig) -> None:

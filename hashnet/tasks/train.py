@@ -19,12 +19,13 @@ from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 from hashnet.outputs.hparams import log_run_hparams
 from hashnet.outputs.results import clamped_note, write_results
 from hashnet.retrieval.evaluation import unscored_reason
-from hashnet.tasks.checks import check_labels, check_launch, check_train_config
+from hashnet.tasks.checks import check_launch, check_train_config
 from hashnet.tasks.setup import (
     apply_threads,
     build_datamodule,
     build_model,
     build_trainer,
+    check_labels,
     check_method,
     check_resumable,
     check_state_fits,
@@ -167,9 +168,9 @@ def _train(cfg: DictConfig, resume_from: str | None, how: str | None, composed: 
     threads = apply_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    check_labels(cfg, datamodule)  # a folder without labels: only the methods that need none
-    resolve_method(cfg, datamodule)  # class_num=auto reads the training labels
+    resolve_method(cfg, datamodule)  # class_num=auto reads the training labels (refused where there are none)
     check_method(cfg)  # the method's own settings, before the data is touched
+    check_labels(cfg, datamodule)  # a folder without labels: only the methods that need none
     datamodule.prepare_data()
     datamodule.setup("fit")  # the lists and their images are checked before the model (its weights) is built
     model = build_model(cfg)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from hashnet.data.builders.folder import build_folder, count_classes
 from hashnet.data.lists import read_list
-from hashnet.tasks.checks import check_labels
+from hashnet.tasks.setup import check_labels
 from hashnet.tasks.setup import build_datamodule
 from hashnet.tasks.train import train
 from hashnet.utils.errors import ConfigError
