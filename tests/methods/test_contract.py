@@ -19,7 +19,7 @@ from hashnet.methods import METHODS, HashMethod, PairwiseMethod
 from hashnet.tasks.setup import build_model
 from hashnet.training.module import HashingModule
 
-from conftest import compose_config
+from conftest import SETTLED, compose_config
 
 pytestmark = [pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`"),  # steps outside a Trainer
               pytest.mark.usefixtures("one_thread")]
@@ -27,17 +27,13 @@ IMAGES = 7  # odd: two processes get 4 each, one padded with a repeated image
 LABELS = torch.eye(10)[torch.tensor([0, 1, 2, 0, 1, 3, 0])]
 BATCH_LABELS = torch.eye(10)[[0, 1, 2, 0, 1, 1, 3, 0]]  # one label each, for a batch of 8
 OBSERVES = (HashMethod.observes, PairwiseMethod.observes)  # nothing, or a memory bank only with pairs=bank
-# what auto gives on the digits, or a size of the 8 images used here
-SETTLED = {"hashnet": ["method.class_num=10"],
-           "dsdh": ["method.quantization_weight=0.264"], "adsh": ["method.soft_constraint=0.111", "+method.bank_size=8"]}
 MULTI_LABELS = (BATCH_LABELS + torch.eye(10)[[5, 1, 0, 0, 3, 4, 3, 9]]).clamp(max=1)  # several 1s in most rows
 
 
 def model_of(name: str, hash_bit: int = 16, multi_label: bool = False) -> HashingModule:
     """method name on resnet18 from scratch at the digits' 32 px, seeded; data-dependent settings given as numbers."""
-    settled = SETTLED.get(name, [])
     torch.manual_seed(0)
-    overrides = [f"method={name}", f"hash_bit={hash_bit}", f"dataset.multi_label={multi_label}", *settled]
+    overrides = [f"method={name}", f"hash_bit={hash_bit}", f"dataset.multi_label={multi_label}", *SETTLED.get(name, [])]
     return build_model(compose_config("train", overrides, Path("/tmp")))
 
 
