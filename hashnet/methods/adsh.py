@@ -97,7 +97,8 @@ class ADSH(HashMethod):
         check_number("gamma", gamma, example=200)
         check_number("soft_constraint", soft_constraint, example=0.111)
         check_number("epochs_per_update", epochs_per_update, minimum=1, example=1)
-        check_number("bank_size", bank_size, minimum=1, example=1000)
+        if bank_size is None:  # train() and the tests' resolved models call resolve() first
+            raise ValueError("ADSH needs bank_size, the number of training images, which ADSH.resolve() fills in")
         self.gamma, self.r, self.epochs_per_update = gamma, float(soft_constraint), int(epochs_per_update)
         self.bank = MemoryBank(bank_size, hash_bit, num_classes)
         self.register_buffer("v", torch.zeros(bank_size, hash_bit))
@@ -135,5 +136,5 @@ class ADSH(HashMethod):
         config = {**super().resolve(config, train_labels), "bank_size": len(labels)}
         if config.get("soft_constraint") == "auto":
             config["soft_constraint"] = adsh_ratio(labels)
-            log.info("method.soft_constraint=auto: r of the training labels = %.4f", config["soft_constraint"])
+            log.info("ADSH soft_constraint auto: r of the training labels = %.4f", config["soft_constraint"])
         return config

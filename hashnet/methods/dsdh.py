@@ -25,7 +25,6 @@ from torch import Tensor
 
 from hashnet.methods.base import PairwiseMethod
 from hashnet.methods.common import check_number, pairwise_likelihood
-from hashnet.utils.errors import ConfigError
 from hashnet.utils.signs import sign
 
 
@@ -77,10 +76,9 @@ class DSDH(PairwiseMethod):
         check_number("nu", nu, strict=True, example=0.1)
         check_number("dcc_passes", dcc_passes, minimum=1, example=10)
         if quantization_weight == "auto":
-            if train_size is None:
-                raise ConfigError("method.quantization_weight=auto needs the training set's size, filled in by "
-                                  "resolve() before training -- pass a number instead, e.g. "
-                                  "method.quantization_weight=0.26")
+            if train_size is None:  # train() and the tests' resolved models call resolve() first
+                raise ValueError("DSDH: quantization_weight 'auto' needs train_size, the number of training images, "
+                                 "which DSDH.resolve() fills in; or give quantization_weight as a number")
             quantization_weight = eta * hash_bit / (2 * train_size)
         check_number("quantization_weight", quantization_weight, example=0.26)
         super().__init__(hash_bit, num_classes, multi_label, pairs, bank_size, scale=scale,
