@@ -93,7 +93,7 @@ class DSDH(PairwiseMethod):
     def observe(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
         if self.bank is not None:
             super().observe(h, labels, index)
-        self.w = dsdh_regression(sign(h.detach()), labels, self.nu).to(self.w.dtype)
+        self.w.copy_(dsdh_regression(sign(h.detach()), labels, self.nu))
 
     def loss(self, h: Tensor, labels: Tensor) -> Tensor:
         """The loss of a batch seen alone (no observe()): W is the regression on this batch."""
