@@ -80,7 +80,7 @@ def test_config_holds_the_losss_defaults(name, loss, tmp_path):
 
 
 @pytest.mark.parametrize("name, functions, own", [  # own: the settings that are no function's default
-    ("dbdh", [dbdh_loss], {}), ("mihash", [mihash_codes, mihash_loss], {}), ("jmlh", [jmlh_loss], {"stochastic": True}),
+    ("dbdh", [dbdh_loss], {}), ("mihash", [mihash_codes, mihash_loss], {"sharpness": 10.0}), ("jmlh", [jmlh_loss], {"stochastic": True}),
     ("dfh", [dfh_codes, dfh_update_centres, dfh_loss], {}),
     ("dsdh", [dsdh_codes, dsdh_loss], {"dcc_passes": 10, "quantization_weight": "auto"}),  # passes; auto: eta K / 2N
     ("adsh", [adsh_loss, adsh_update_codes], {"soft_constraint": "auto", "epochs_per_update": 1})])
