@@ -80,7 +80,7 @@ def lightning_steps_per_second(cfg, model: HashingModule, batch: tuple, warmup: 
 def bare_steps_per_second(model: HashingModule, batch: tuple, precision: str, warmup: int, steps: int) -> float:
     """The same step as training_step in a plain loop; steps/s after the warm-up."""
     device = next(model.parameters()).device
-    images, labels, _ = (t.to(device) for t in batch)
+    images, labels, index = (t.to(device) for t in batch)
     optimizer, scheduler = (lambda c: (c["optimizer"], c["lr_scheduler"]["scheduler"]))(model.configure_optimizers())
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
     autocast = (torch.autocast(device.type, dtype=AUTOCAST[precision]) if precision in AUTOCAST else nullcontext())
@@ -90,7 +90,7 @@ def bare_steps_per_second(model: HashingModule, batch: tuple, precision: str, wa
             synchronize(device)
             start = time.perf_counter()
         with autocast:
-            loss = model.method.loss(model.method(model.net(images)), labels)
+            loss = model.method.training_loss(model.method(model.net(images)), labels, index)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()

@@ -48,6 +48,13 @@ def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# Data-dependent method settings (auto, filled by the method's resolve()) given as numbers, so that a model builds
+# without reading data: what auto gives on the digits (HashNet's class_num, ADSH's r, DSDH's weight at 48 bits), and an
+# ADSH database of 8 images (the batches of the method tests).
+SETTLED = {"hashnet": ["method.class_num=10"], "dsdh": ["method.quantization_weight=1.32"],
+           "adsh": ["method.soft_constraint=0.111", "+method.bank_size=8"]}
+
+
 def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
     """Compose configs/<name>.yaml with overrides, as @hydra.main would, writing into output_dir.
 

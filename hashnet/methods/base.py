@@ -50,6 +50,11 @@ class HashMethod(nn.Module):
         """Scalar loss of a training batch: h (B, K) from forward, labels (B, C) 0/1."""
         raise NotImplementedError
 
+    def training_loss(self, h: Tensor, labels: Tensor, index: Tensor) -> Tensor:
+        """The loss a training step minimises, given also the batch's dataset positions index (B,) (this process's
+        rows): loss(h, labels), unless a method with per-image state (ADSH's own database codes) overrides it."""
+        return self.loss(h, labels)
+
     def image_loss(self, h: Tensor, images: Tensor, backbone: nn.Module) -> Tensor:
         """An unsupervised method's loss: h (V*B, K) the codes of the batch's images (V*B, 3, H, W), its V views one
         after another; backbone: the net's, for a method that compares features. The labels never reach it."""
@@ -66,10 +71,12 @@ class HashMethod(nn.Module):
 
     def observe(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
         """See the codes h (B, K), labels (B, C) and dataset positions index (B,) of a training step, every process's
-        (called before loss() when observes is true; default: nothing)."""
+        (called before training_loss() when observes is true; default: nothing). State updated here from the
+        gathered batch (a memory bank, DSDH's W, DFH's centres) is the same on every process."""
 
     def callbacks(self) -> list[pl.Callback]:
-        """Callbacks the method needs during training (e.g. a schedule); none by default."""
+        """Callbacks the method needs during training (e.g. a schedule, ADSH's epoch-end update of its database
+        codes); none by default."""
         return []
 
     @classmethod
@@ -114,6 +121,16 @@ class PairwiseMethod(HashMethod):
         bank_codes, bank_labels = self.bank.read()
         extra = {"regularize_u2": False} if self.regularizes else {}
         return type(self).pair_loss(h, bank_codes.to(h.dtype), labels, bank_labels, **self.settings, **extra)
+
+    def coded_pair_loss(self, h: Tensor, labels: Tensor, b: Tensor) -> Tensor:
+        """pair_loss(u1, u2, y1, y2, b1, b2, **settings) for a loss with a discrete target b (B, K) per row (DSDH,
+        DFH): b split as h is; against the bank b2 is None (the bank's rows have no target)."""
+        if self.bank is None:
+            u1, u2, y1, y2 = split_pairs(h, labels, self.pairs)
+            b1, b2, _, _ = split_pairs(b, labels, self.pairs)
+            return type(self).pair_loss(u1, u2, y1, y2, b1, b2, **self.settings)
+        bank_codes, bank_labels = self.bank.read()
+        return type(self).pair_loss(h, bank_codes.to(h.dtype), labels, bank_labels, b, None, **self.settings)
 
     @classmethod
     def resolve(cls, config: dict, train_labels: Callable[[], np.ndarray]) -> dict:

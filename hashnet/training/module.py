@@ -90,13 +90,15 @@ class HashingModule(pl.LightningModule):
         if self.method.observes:  # e.g. a memory bank: every process's batch, so that all ranks' banks stay equal
             self.method.observe(*(self.every_rank(x) for x in (codes.detach().float(), labels, index)))
         with torch.autocast(codes.device.type, enabled=False):  # every loss in float32, even under bf16/fp16
-            loss = self.method.loss(codes.float(), labels)
+            loss = self.method.training_loss(codes.float(), labels, index)
         self.log("train/loss", loss, prog_bar=True)  # lr: LearningRateMonitor; a method logs its own schedule
         return loss
 
     def every_rank(self, x: Tensor) -> Tensor:
-        """x (B, ...) of this process -> (world * B, ...) of every process (x itself in one process)."""
-        return self.all_gather(x).flatten(0, 1) if self.trainer.world_size > 1 else x
+        """x (B, ...) of this process -> (world * B, ...) of every process (x itself in one process or without a
+        Trainer)."""
+        distributed = self._trainer is not None and self.trainer.world_size > 1
+        return self.all_gather(x).flatten(0, 1) if distributed else x
 
     def configure_optimizers(self) -> dict:
         groups = param_groups(self.net.backbone, [self.net.hash_layer, self.method], self.hparams.optim["lr"],

@@ -27,8 +27,8 @@ def settings(name: str) -> dict:
 
 def banked(name: str, size: int = 10, hash_bit: int = 4) -> PairwiseMethod:
     config = settings(name)
-    if config.get("class_num") == "auto":
-        config["class_num"] = 10.0
+    auto = {"class_num": 10.0, "quantization_weight": 0.26}  # numbers in place of HashNet's and DSDH's auto
+    config = {key: auto[key] if value == "auto" else value for key, value in config.items()}
     return METHODS[name](hash_bit=hash_bit, num_classes=3, multi_label=False, pairs="bank", bank_size=size, **config)
 
 

@@ -3,9 +3,11 @@ on huge codes and hash-layer outputs (one-hot and multi-label), float64 in -> fl
 float32 under bf16 autocast, a checkpoint round trip that gives the same codes, and the same codes when the
 evaluation runs in two processes (DistributedSampler shards, padded, gathered by sample index). A fitted method
 (hashnet.methods.fitted) has no loss: it is fitted on random pixels before its round trip instead."""
+import copy
 import os
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,18 +16,19 @@ import torch.multiprocessing as mp
 from method_inputs import huge_codes
 from torch.utils.data import DistributedSampler
 
-from hashnet.methods import METHODS
+from hashnet.methods import METHODS, HashMethod, PairwiseMethod
 from hashnet.tasks.setup import build_model
 from hashnet.training.fitting import fit_method
 from hashnet.training.module import HashingModule
 
-from conftest import compose_config
+from conftest import SETTLED, compose_config
 
 pytestmark = [pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`"),  # steps outside a Trainer
               pytest.mark.usefixtures("one_thread")]
 IMAGES = 7  # odd: two processes get 4 each, one padded with a repeated image
 LABELS = torch.eye(10)[torch.tensor([0, 1, 2, 0, 1, 3, 0])]
 BATCH_LABELS = torch.eye(10)[[0, 1, 2, 0, 1, 1, 3, 0]]  # one label each, for a batch of 8
+OBSERVES = (HashMethod.observes, PairwiseMethod.observes)  # nothing, or a memory bank only with pairs=bank
 MULTI_LABELS = (BATCH_LABELS + torch.eye(10)[[5, 1, 0, 0, 3, 4, 3, 9]]).clamp(max=1)  # several 1s in most rows
 SUPERVISED = sorted(name for name, method in METHODS.items() if not method.unsupervised)  # loss(h, labels)
 TRAINED = sorted(name for name, method in METHODS.items() if not method.fitted)  # a training step
@@ -33,9 +36,8 @@ TRAINED = sorted(name for name, method in METHODS.items() if not method.fitted) 
 
 def model_of(name: str, hash_bit: int = 16, multi_label: bool = False) -> HashingModule:
     """method name on resnet18 from scratch at the digits' 32 px, seeded; data-dependent settings given as numbers."""
-    settled = ["method.class_num=10"] if name == "hashnet" else []  # what auto gives on the digits
     torch.manual_seed(0)
-    overrides = [f"method={name}", f"hash_bit={hash_bit}", f"dataset.multi_label={multi_label}", *settled]
+    overrides = [f"method={name}", f"hash_bit={hash_bit}", f"dataset.multi_label={multi_label}", *SETTLED.get(name, [])]
     return build_model(compose_config("train", overrides, Path("/tmp")))
 
 
@@ -58,7 +60,7 @@ def test_huge_inputs_give_finite_loss_and_gradients(name, multi_label, labels):
     own = model_of(name, multi_label=multi_label).method
     h, z = huge_codes(), huge_codes()
     for leaf, codes in ((h, h), (z, own(z))):
-        loss = own.loss(codes, labels)
+        loss = own.training_loss(codes, labels, torch.arange(8))
         loss.backward()
         assert loss.dim() == 0 and loss.dtype == torch.float32 and torch.isfinite(loss)
         assert torch.isfinite(leaf.grad).all()
@@ -68,7 +70,7 @@ def test_huge_inputs_give_finite_loss_and_gradients(name, multi_label, labels):
 def test_float64_codes_give_a_float64_scalar(name):
     own = model_of(name).method.double()  # its own layers and buffers too
     codes = own(torch.randn(8, 16, generator=torch.Generator().manual_seed(0)).double())
-    loss = own.loss(codes, BATCH_LABELS)
+    loss = own.training_loss(codes, BATCH_LABELS, torch.arange(8))
     assert loss.dim() == 0 and loss.dtype == torch.float64
 
 
@@ -139,3 +141,29 @@ def test_two_processes_collect_the_codes_of_one(tmp_path):
         assert index.tolist() == list(range(IMAGES)), name  # the padded repeat counted once, in dataset order
         assert torch.equal(labels, LABELS), name
         torch.testing.assert_close(outputs, one, msg=name)  # the same network on the same images
+
+
+STATEFUL = sorted(name for name, method in METHODS.items() if method.observes not in OBSERVES)
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_state_from_the_gathered_batch_is_the_same_in_two_processes(name):
+    # Under DDP every process's observe() gets the gathered batch and its training_loss() its own rows; its epoch-end
+    # callbacks then run on every process. The state (W, centres, V, bank) must not depend on which rows were local.
+    # (The methods whose observes is PairwiseMethod's only write a bank there.)
+    epoch_end = SimpleNamespace(current_epoch=0, global_step=1)
+    one = model_of(name).method
+    start = copy.deepcopy(one.state_dict())
+    two = [copy.deepcopy(one) for _ in range(2)]
+    index = torch.tensor([5, 0, 7, 2, 1, 6, 3, 4])
+    for step in range(2):  # e.g. DFH's second step uses the centres the first one set
+        codes = one(torch.randn(8, 16, generator=torch.Generator().manual_seed(step)))
+        for method, rows in ((one, slice(0, 8)), (two[0], slice(0, 4)), (two[1], slice(4, 8))):
+            method.observe(codes, BATCH_LABELS, index)
+            method.training_loss(codes[rows], BATCH_LABELS[rows], index[rows])
+            for callback in method.callbacks():
+                callback.on_train_epoch_end(epoch_end, None)
+    state = one.state_dict()
+    assert any(not torch.equal(value, start[key]) for key, value in state.items())  # the steps did change it
+    for key, value in state.items():
+        assert torch.equal(value, two[0].state_dict()[key]) and torch.equal(value, two[1].state_dict()[key]), key

@@ -8,16 +8,22 @@ import torch
 import torch.nn.functional as F
 
 from hashnet.methods import METHODS
+from hashnet.methods.adsh import adsh_loss, adsh_update_codes
 from hashnet.methods.common import split_pairs
 from hashnet.methods.csq import csq_loss, hash_centers
+from hashnet.methods.dbdh import dbdh_loss
 from hashnet.methods.dch import dch_loss
+from hashnet.methods.dfh import dfh_codes, dfh_loss, dfh_update_centres
 from hashnet.methods.dhn import dhn_loss
 from hashnet.methods.dpn import dpn_loss, dpn_targets
 from hashnet.methods.dpsh import dpsh_loss
+from hashnet.methods.dsdh import dsdh_codes, dsdh_loss
 from hashnet.methods.dsh import dsh_loss
 from hashnet.methods.dtsh import dtsh_loss
 from hashnet.methods.greedyhash import greedyhash_loss, sign_ste
 from hashnet.methods.idhn import idhn_loss
+from hashnet.methods.jmlh import jmlh_loss
+from hashnet.methods.mihash import mihash_codes, mihash_loss
 from hashnet.methods.orthohash import orthohash_codebook, orthohash_loss
 from hashnet.utils.errors import ConfigError
 
@@ -71,6 +77,19 @@ def test_config_holds_the_losss_defaults(name, loss, tmp_path):
     defaults = {key: parameter.default for key, parameter in inspect.signature(loss).parameters.items()
                 if parameter.default is not inspect.Parameter.empty and key not in NOT_SETTINGS}
     assert {key: value for key, value in config.items() if key not in ("name", "pairs", "seed")} == defaults
+
+
+@pytest.mark.parametrize("name, functions, own", [  # own: the settings that are no function's default
+    ("dbdh", [dbdh_loss], {}), ("mihash", [mihash_codes, mihash_loss], {"sharpness": 10.0}), ("jmlh", [jmlh_loss], {"stochastic": True}),
+    ("dfh", [dfh_codes, dfh_update_centres, dfh_loss], {}),
+    ("dsdh", [dsdh_codes, dsdh_loss], {"dcc_passes": 10, "quantization_weight": "auto"}),  # passes; auto: eta K / 2N
+    ("adsh", [adsh_loss, adsh_update_codes], {"soft_constraint": "auto", "epochs_per_update": 1})])
+def test_config_holds_the_functions_defaults(name, functions, own, tmp_path):
+    config = compose_config("train", [f"method={name}"], tmp_path).method
+    defaults = {key: parameter.default for function in functions
+                for key, parameter in inspect.signature(function).parameters.items()
+                if parameter.default is not inspect.Parameter.empty and key not in NOT_SETTINGS | {"b2", "passes", "w"}}
+    assert {key: value for key, value in config.items() if key not in ("name", "pairs")} == {**defaults, **own}
 
 
 @pytest.mark.parametrize("name, loss, code_layer, pairs", [  # code_layer None: h = z

@@ -18,7 +18,7 @@ from hashnet.training.exported import (SIGN_TOLERANCE, ExportError, load_exporte
                                        sidecar_path, sign_parity)
 from hashnet.utils.errors import UserError
 
-from conftest import compose_config
+from conftest import SETTLED, compose_config
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnx and onnxruntime are not installed "
                                                              "(pip install -e '.[export]'): ONNX export is not tested")
@@ -34,8 +34,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 def model_of(method: str, tmp_path: Path):
     """A 16-bit HashingModule of method on resnet18 from scratch, in train mode, its BatchNorm statistics moved
     away from (0, 1) so that eval mode (running statistics) and train mode (batch statistics) differ."""
-    settled = ["method.class_num=10"] if method == "hashnet" else []  # what auto gives on the digits, without reading them
-    model = build_model(compose_config("train", [f"method={method}", "hash_bit=16", *settled], tmp_path))
+    overrides = [f"method={method}", "hash_bit=16", *SETTLED.get(method, [])]  # auto settings as numbers
+    model = build_model(compose_config("train", overrides, tmp_path))
     if model.method.fitted:  # fitted on random pixels (SH's cosines need its fitted frequencies)
         pixels = torch.randint(0, 256, (24, 3, SIZE, SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
         fit_method(model, [(pixels, torch.zeros(24, 10), torch.arange(24))], seed=0)
