@@ -165,9 +165,9 @@ CASES: dict[str, tuple] = {
                            "dataset.topkk -- did you mean dataset.topk=5? (python scripts/train.py --cfg job lists "
                            "every setting)"),
     "a setting of other methods": ("train", ["method=csq", "method.pairs=bank"], {}, 1, "train: method.pairs=bank: "
-                                   "there is no setting method.pairs -- method.pairs is a setting of method=dch, "
-                                   "dhn, dpsh, dsh, dtsh, hashnet, idhn only, not of method=csq. (python "
-                                   "scripts/train.py --cfg job lists every setting)"),
+                                   "there is no setting method.pairs -- method.pairs is a setting of method=dbdh, "
+                                   "dch, dfh, dhn, dpsh, dsdh, dsh, dtsh, hashnet, idhn only, not of method=csq. "
+                                   "(python scripts/train.py --cfg job lists every setting)"),
     "a near key of another type": ("train", ["method=csq", "method.sed=bank"], {}, 1, "train: method.sed=bank: there "
                                    "is no setting method.sed -- (python scripts/train.py --cfg job lists every "
                                    "setting)"),
