@@ -4,6 +4,7 @@ float32 under bf16 autocast, a checkpoint round trip that gives the same codes, 
 evaluation runs in two processes (DistributedSampler shards, padded, gathered by sample index). A fitted method
 (hashnet.methods.fitted) has no loss: it is fitted on random pixels before its round trip instead."""
 import copy
+import functools
 import os
 import socket
 from pathlib import Path
@@ -14,12 +15,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from method_inputs import huge_codes
+from omegaconf import OmegaConf
 from torch.utils.data import DistributedSampler
 
 from hashnet.methods import METHODS, HashMethod, PairwiseMethod
-from hashnet.tasks.setup import build_model
 from hashnet.training.fitting import fit_method
-from hashnet.training.module import HashingModule
+from hashnet.training.module import HashingModule, build
 
 from conftest import SETTLED, compose_config
 
@@ -34,11 +35,20 @@ SUPERVISED = sorted(name for name, method in METHODS.items() if not method.unsup
 TRAINED = sorted(name for name, method in METHODS.items() if not method.fitted)  # a training step
 
 
-def model_of(name: str, hash_bit: int = 16, multi_label: bool = False) -> HashingModule:
-    """method name on resnet18 from scratch at the digits' 32 px, seeded; data-dependent settings given as numbers."""
-    torch.manual_seed(0)
+@functools.lru_cache(maxsize=None)
+def model_config(name: str, hash_bit: int = 16, multi_label: bool = False) -> dict:
+    """The model section of the composed training config of method name (composed once: a composition costs more
+    than the model); data-dependent settings given as numbers."""
     overrides = [f"method={name}", f"hash_bit={hash_bit}", f"dataset.multi_label={multi_label}", *SETTLED.get(name, [])]
-    return build_model(compose_config("train", overrides, Path("/tmp")))
+    config = OmegaConf.to_container(compose_config("train", overrides, Path("/tmp")).model, resolve=True)
+    config.pop("_recursive_", None)
+    return config
+
+
+def model_of(name: str, hash_bit: int = 16, multi_label: bool = False, config: dict | None = None) -> HashingModule:
+    """method name on resnet18 from scratch at the digits' 32 px, seeded (config: its model_config, given)."""
+    torch.manual_seed(0)
+    return build(copy.deepcopy(config or model_config(name, hash_bit, multi_label)))
 
 
 def pixels(count: int = IMAGES) -> torch.Tensor:
@@ -109,15 +119,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def encode_in_two_processes(rank: int, port: int, names: list[str], out: str) -> None:
-    """Each rank encodes its DistributedSampler share of the images with every method's model, collects them with
-    the model's SplitOutputs (torchmetrics gathers both ranks), and rank 0 saves what it collected."""
+def encode_in_two_processes(rank: int, port: int, configs: dict[str, dict], out: str) -> None:
+    """Each rank encodes its DistributedSampler share of the images with every method's model (configs: name ->
+    model_config), collects them with the model's SplitOutputs (torchmetrics gathers both ranks), and rank 0 saves
+    what it collected."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
     collected = {}
-    for name in names:
-        model = model_of(name).eval()
+    for name, config in configs.items():
+        model = model_of(name, config=config).eval()
         share = list(DistributedSampler(range(IMAGES), num_replicas=2, rank=rank, shuffle=False))
         index = torch.tensor(share)
         with torch.inference_mode():
@@ -131,7 +142,8 @@ def encode_in_two_processes(rank: int, port: int, names: list[str], out: str) ->
 @pytest.mark.slow
 def test_two_processes_collect_the_codes_of_one(tmp_path):
     names = list(METHODS)
-    mp.spawn(encode_in_two_processes, args=(free_port(), names, str(tmp_path / "two.pt")), nprocs=2)
+    configs = {name: model_config(name) for name in names}
+    mp.spawn(encode_in_two_processes, args=(free_port(), configs, str(tmp_path / "two.pt")), nprocs=2)
     two = torch.load(tmp_path / "two.pt")
     for name in names:
         model = model_of(name).eval()

@@ -31,11 +31,21 @@ SAME_AS_DHN = ("bihalf", "greedyhash_unsup")  # code layer h = z, as dhn's: noth
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
-def model_of(method: str, tmp_path: Path):
-    """A 16-bit HashingModule of method on resnet18 from scratch, in train mode, its BatchNorm statistics moved
-    away from (0, 1) so that eval mode (running statistics) and train mode (batch statistics) differ."""
+def small_backbone(width: int) -> nn.Module:
+    """A convolution, a BatchNorm and a linear layer to width features, in place of ResNet-18 where a test exports a
+    method's code layer (ResNet-18's own export: the tests below and tests/tasks/test_export_script.py)."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(32, width))
+
+
+def model_of(method: str, tmp_path: Path, small: bool = False):
+    """A 16-bit HashingModule of method on resnet18 from scratch (small: on small_backbone, unless fitted on pixels),
+    in train mode, its BatchNorm statistics moved away from (0, 1) so that eval mode (running statistics) and train
+    mode (batch statistics) differ."""
     overrides = [f"method={method}", "hash_bit=16", *SETTLED.get(method, [])]  # auto settings as numbers
     model = build_model(compose_config("train", overrides, tmp_path))
+    if small and not model.method.fitted:
+        model.net.backbone = small_backbone(model.net.hash_layer.in_features)
     if model.method.fitted:  # fitted on random pixels (SH's cosines need its fitted frequencies)
         pixels = torch.randint(0, 256, (24, 3, SIZE, SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
         fit_method(model, [(pixels, torch.zeros(24, 10), torch.arange(24))], seed=0)
@@ -55,7 +65,7 @@ def images(*sizes: int, seed: int = 2) -> list[torch.Tensor]:
 @pytest.mark.parametrize("kind", FORMATS)
 @pytest.mark.parametrize("method", sorted(set(METHODS) - set(SAME_AS_DHN)))
 def test_every_method_exports_with_the_same_signs(method, kind, tmp_path):
-    model = model_of(method, tmp_path)
+    model = model_of(method, tmp_path, small=True)
     if method == "hashnet":
         model.method.beta.fill_(3.7)  # beta is frozen at its value at export
     path = EXPORT[kind](model, tmp_path / "out" / f"model.{kind}", input_size=SIZE, resize_size=36,
