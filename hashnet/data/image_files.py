@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hashnet.utils.files import walk_once
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 
 
@@ -23,13 +25,7 @@ def find_images(folder: str | Path) -> list[Path]:
     """Every image file below folder, at any depth, sorted by path (component by component; see the module
     docstring for what is left out)."""
     found: list[Path] = []
-    seen: set[str] = set()  # real paths of the folders walked: a link back up the tree is walked once
-    for top, folders, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(top)
-        if real in seen:
-            folders[:] = []
-            continue
-        seen.add(real)
+    for top, folders, files in walk_once(folder):  # a link back up the tree is walked once
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         found += [Path(top, name) for name in sorted(files) if not name.startswith(".") and is_image_file(name)]
     return sorted(found)  # by path components: a/deeper/two.png before a/one.png

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,6 +23,7 @@ import yaml
 from hashnet.data.protocol import Protocol, split_of
 from hashnet.methods import METHODS as REGISTERED
 from hashnet.utils.errors import UserError
+from hashnet.utils.files import walk_once
 
 BITS = (16, 32, 48, 64)
 # HashNet's published mAP (Cao et al., ICCV 2017, Table 1; AlexNet): dataset -> (R of mAP@R, mAP per BITS).
@@ -174,13 +174,8 @@ def metrics_files(path: Path) -> list[Path]:
     folder reached twice is walked once); path itself when it is a metrics.json."""
     if path.is_file():
         return [path] if path.name == "metrics.json" else []
-    found, seen = [], set()
-    for top, folders, files in os.walk(path, followlinks=True):
-        real = os.path.realpath(top)
-        if real in seen:
-            folders[:] = []
-            continue
-        seen.add(real)
+    found = []
+    for top, folders, files in walk_once(path):
         folders.sort()
         found += [Path(top, "metrics.json")] if "metrics.json" in files else []
     return found

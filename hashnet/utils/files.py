@@ -15,7 +15,7 @@ import socket
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from hashnet.utils.errors import DISK_FULL, NOT_PERMITTED, ConfigError, UserError, chain
 
@@ -183,3 +183,16 @@ def check_writable(path: str | Path, key: str, example: str, replaces: Replaceab
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+def walk_once(folder: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk(folder) following symbolic links, each real folder walked once (a link back up the tree ends there);
+    the caller may prune or sort the folders list in place, as with os.walk."""
+    seen: set[str] = set()
+    for top, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        yield top, folders, files
