@@ -1,22 +1,29 @@
 """Run scripts/*.py command lines as separate processes, each forked from one interpreter that imported the
-project once: a refused command costs a fork, not the ~10 s of importing torch, Lightning and Hydra again.
+project once: a command costs a fork, not the ~7 s of importing torch, Lightning and Hydra again.
 
-    results = run_scripts([Case("search", ["k=0", ...]), ...])   # in a test: one `python tests/script_runner.py`
+    results = run_scripts([Case("search", ["k=0", ...]), ...])
 
+The interpreter (`python tests/script_runner.py`, started by the first call) stays up for the test session and
+serves every later call of the same pytest process, so a test pays for its cases, not for the imports.
 Each case runs as `python scripts/<script>.py <args>` would: its own process (forked before any tensor exists),
-sys.argv, working folder and environment, stdout and stderr captured, the exit code as Python's (sys.exit("msg")
-prints msg and exits 1; an uncaught exception prints its traceback and exits 1), atexit handlers run. `faults`
+sys.argv, working folder and environment (the caller's at the call, with the call's and the case's env added),
+stdout and stderr captured, the exit code as Python's (sys.exit("msg") prints msg and exits 1; an uncaught
+exception prints its traceback and exits 1; a signal -N), atexit handlers run. `faults`
 inject what cannot be arranged as root on a real disk: {"readonly": [folder, ...]} refuses every write below
 those folders (EACCES), {"disk_full": ["torch.save" | "numpy.savez"]} has that function write a few bytes then
 fail with ENOSPC, {"kill_in": "numpy.savez"} SIGKILLs the process half-way through it, {"offline": true} fails
 every download, {"raise": ["module:function", "message"]} replaces a function with one raising RuntimeError,
 {"compose_only": true} has scripts/train.py check each composed config (hashnet.tasks.checks) instead of training it:
-a sweep of many runs costs one composition each. A script is scripts/<name>.py, or any file given by its absolute path.
+a sweep of many runs costs one composition each, and jobs that differ in their seed alone are composed once.
+A script is scripts/<name>.py, or any file given by its absolute path.
 With placeholders=True, a path in the args (or in a string literal of the script) holding `<time>` or `...`, as the
 documentation writes them, becomes the newest match in the working folder when the case runs: after the cases before it.
+A case with `until` (a text of its output, or "file:<path>" for a file that appears) is sent `stop` (SIGKILL by
+default) as soon as that happens, then waited for.
 """
 from __future__ import annotations
 
+import atexit
 import builtins
 import errno
 import glob
@@ -25,6 +32,7 @@ import io
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -49,7 +57,8 @@ class Case:
     faults: dict = field(default_factory=dict)
     timeout: float = 300
     placeholders: bool = False
-    until: str | None = None  # a server: stopped (SIGKILL) as soon as its output holds this text
+    until: str | None = None  # a text of the output or "file:<path>": then the process is sent `stop`
+    stop: int = signal.SIGKILL
 
 
 @dataclass
@@ -60,17 +69,52 @@ class Result:
     seconds: float
 
 
-def run_scripts(cases: list[Case], env: dict[str, str] | None = None, timeout: float = 1800) -> list[Result]:
-    """Run every case (in order) in processes forked from one fresh interpreter; their results in the same order."""
-    environment = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
+DEBUGGING = ("HASHNET_DEBUG", "HYDRA_FULL_ERROR", "HASHNET_FORCED_HYDRA_FULL_ERROR")  # would change the messages
+_server: subprocess.Popen | None = None
+
+
+def _start() -> subprocess.Popen:
+    """The interpreter that imports the project once and forks every case of this pytest process."""
+    global _server
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen([sys.executable, __file__], cwd=ROOT, env=_environment({}), stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=tempfile.TemporaryFile(), text=True,
+                                   start_new_session=True)
+        atexit.register(_stop, _server)
+    return _server
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGKILL)  # the interpreter and any case still running
+        server.wait()
+
+
+def _environment(env: dict[str, str]) -> dict[str, str]:
+    environment = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    for name in ("HASHNET_DEBUG", "HYDRA_FULL_ERROR", "HASHNET_FORCED_HYDRA_FULL_ERROR"):
+    for name in DEBUGGING:
         environment.pop(name, None)
-    done = subprocess.run([sys.executable, __file__], input=json.dumps([asdict(case) for case in cases]), cwd=ROOT,
-                          env=environment, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the script runner failed ({done.returncode}):\n{done.stderr[-5000:]}")
-    return [Result(**result) for result in json.loads(done.stdout)]
+    return environment
+
+
+def run_scripts(cases: list[Case], env: dict[str, str] | None = None, timeout: float = 1800) -> list[Result]:
+    """Run every case (in order), each in a process forked from the project's interpreter; their results in the
+    same order."""
+    global _server
+    server = _start()
+    environment = _environment(env or {})
+    server.stdin.write(json.dumps([{**asdict(case), "env": {**environment, **case.env}} for case in cases]) + "\n")
+    server.stdin.flush()
+    replied = select.select([server.stdout], [], [], timeout)[0]
+    reply = server.stdout.readline() if replied else ""
+    if not reply:
+        _stop(server)
+        _server = None
+        server.stderr.seek(0)
+        why = f"timed out after {timeout} s" if not replied else f"exited {server.returncode}"
+        raise RuntimeError(f"the script runner {why}:\n{server.stderr.read()[-5000:].decode(errors='replace')}")
+    return [Result(**result) for result in json.loads(reply)]
 
 
 def newest(pattern: str, folder: str | Path = ".") -> str:
@@ -167,12 +211,24 @@ def _apply(faults: dict) -> None:
         urllib.request.urlopen = offline
         torch.hub.download_url_to_file = offline
     if faults.get("compose_only"):
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.plugins.sweeper import Sweeper
 
         from hashnet.tasks import checks, train
         # Hydra's sweeper composes every job once to validate the batch, then the launcher composes it again to run it:
         # here the second composition (each job's config, checked) is the whole run, so the first is skipped
         Sweeper.validate_batch_is_legal = lambda self, batch: None
+        # the seed reaches the random generators alone: the first seed of each setting stands for the others
+        split = BasicSweeper.split_arguments
+
+        def one_seed(overrides, max_batch_size):
+            seen: set[tuple[str, ...]] = set()
+            batches = []
+            for batch in split(overrides, max_batch_size):
+                settings = [tuple(o for o in job if not o.startswith("seed=")) for job in batch]
+                batches.append([job for job, setting in zip(batch, settings) if not (setting in seen or seen.add(setting))])
+            return [batch for batch in batches if batch]
+        BasicSweeper.split_arguments = staticmethod(one_seed)
 
         def check(cfg):
             checks.check_train_config(cfg)
@@ -199,11 +255,9 @@ def _child(case: dict, out: int, err: int) -> None:
     code = 1
     try:
         os.chdir(case["cwd"] or ROOT)
-        for name, value in case["env"].items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        environment = {name: value for name, value in case["env"].items() if value is not None}
+        os.environ.clear()
+        os.environ.update(environment)
         _apply(case["faults"])
         script = case["script"] if os.path.isabs(case["script"]) else str(ROOT / "scripts" / f"{case['script']}.py")
         if case["placeholders"]:
@@ -228,45 +282,52 @@ def _child(case: dict, out: int, err: int) -> None:
         os._exit(code)
 
 
+def _stopped(case: dict, pid: int, out, err) -> bool:
+    """Whether the case's `until` has happened: a text in its output or a file that exists."""
+    until = case["until"]
+    if until.startswith("file:"):
+        return os.path.exists(os.path.join(case["cwd"] or ROOT, until[5:]))
+    return any(until.encode() in Path(f"/proc/self/fd/{stream.fileno()}").read_bytes() for stream in (out, err))
+
+
+def _run(case: dict) -> dict:
+    """One case in a forked process: its exit code, output and seconds."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _child(case, out.fileno(), err.fileno())
+        deadline, signalled = started + case["timeout"], False
+        while not (status := os.waitpid(pid, os.WNOHANG))[0]:
+            if case["until"] and not signalled and _stopped(case, pid, out, err):
+                os.kill(pid, case["stop"])
+                signalled = True
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                status = os.waitpid(pid, 0)
+                err.write(f"\n[script_runner] timed out after {case['timeout']} s".encode())
+                break
+            time.sleep(0.05)
+        outputs = []
+        for stream in (out, err):
+            stream.seek(0)
+            outputs.append(stream.read().decode(errors="replace"))
+        return {"code": os.waitstatus_to_exitcode(status[1]), "stdout": outputs[0], "stderr": outputs[1],
+                "seconds": time.monotonic() - started}
+
+
 def _serve() -> None:
-    cases = json.load(sys.stdin)
-    for module in PRELOADED:  # what every script imports, once: the forked children start with it
+    """Import what every script imports, then run each request (a line: a JSON list of cases) and answer it on the
+    original stdout with a line of results; stray prints go to stderr."""
+    reply = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    for module in PRELOADED:  # once: the forked children start with it
         importlib.import_module(module)
-    results = []
-    for case in cases:
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            started = time.monotonic()
-            pid = os.fork()
-            if pid == 0:
-                _child(case, out.fileno(), err.fileno())
-            deadline = started + case["timeout"]
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    code = os.waitstatus_to_exitcode(status)
-                    break
-                if case["until"] and any(case["until"].encode() in Path(f"/proc/self/fd/{stream.fileno()}").read_bytes()
-                                         for stream in (out, err)):
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    code = -signal.SIGKILL
-                    break
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    code = -signal.SIGKILL
-                    err.write(f"\n[script_runner] timed out after {case['timeout']} s".encode())
-                    break
-                time.sleep(0.05)
-            outputs = []
-            for stream in (out, err):
-                stream.seek(0)
-                outputs.append(stream.read().decode(errors="replace"))
-            results.append({"code": code, "stdout": outputs[0], "stderr": outputs[1],
-                            "seconds": time.monotonic() - started})
-    json.dump(results, sys.stdout)
+    for request in sys.stdin:
+        reply.write(json.dumps([_run(case) for case in json.loads(request)]) + "\n")
+        reply.flush()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,5 @@
 """scripts/check_lists.py and hashnet.data.check_lists on fake copies of the original lists."""
-import os
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +9,7 @@ from hashnet.tasks.check_lists import dataset_widths
 
 from conftest import compose_config, datamodule
 from original_lists import write_lists, write_original
-
-ROOT = Path(__file__).resolve().parents[2]
+from script_runner import Case, run_scripts
 
 
 def module(fake, num_classes=None, path_map=None) -> HashDataModule:
@@ -91,14 +86,14 @@ def test_missing_list_file_is_an_error(tmp_path):
 @pytest.mark.slow
 def test_script_exit_code_and_fix(tmp_path):
     fake = write_original(tmp_path, "coco", queries_in_database=2)
-    env = {**os.environ, "HASHNET_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "scripts/check_lists.py", "dataset=coco", f"hydra.run.dir={tmp_path / 'out'}"]
-    failed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert failed.returncode == 1, failed.stderr[-2000:]
+    env = {"HASHNET_DATA_DIR": str(tmp_path)}
+    command = ["dataset=coco", f"hydra.run.dir={tmp_path / 'out'}"]
+    (failed,) = run_scripts([Case("check_lists", command, env=env)])
+    assert failed.code == 1, failed.stderr[-2000:]
     fix = f"dataset.path_map='{{/home/author/dataset/coco/: {fake.root}/}}'"
     assert fix in failed.stdout and "coco: FAILED (3 errors, 0 warnings)" in failed.stdout
-    passed = subprocess.run([*command, *shlex.split(fix)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert passed.returncode == 0, passed.stdout[-2000:] + passed.stderr[-2000:]
+    (passed,) = run_scripts([Case("check_lists", [*command, *shlex.split(fix)], env=env)])
+    assert passed.code == 0, passed.stdout[-2000:] + passed.stderr[-2000:]
     assert "coco: OK (0 errors, 0 warnings)" in passed.stdout
 
 

@@ -3,10 +3,7 @@ checkpoint, the parity check on the digits query and database images logged and 
 scripts/encode.py's; what cannot export is refused in one line."""
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,8 +19,8 @@ from hashnet.training.exported import ExportError, load_exported, onnx_available
 from hashnet.utils.errors import ConfigError, exit_on_error
 
 from conftest import compose_config
+from script_runner import Case, run_scripts
 
-ROOT = Path(__file__).resolve().parents[2]
 FORMATS = [pytest.param("onnx", marks=pytest.mark.skipif(not onnx_available(), reason="pip install -e '.[export]'")),
            "torchscript"]
 
@@ -43,11 +40,10 @@ def checkpoint(tiny_csv_run, tmp_path) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", FORMATS)
 def test_export_script_writes_beside_the_checkpoint_and_checks_the_digits(kind, checkpoint, digits_root, tmp_path):
-    env = {**os.environ, "HASHNET_DATA_DIR": str(digits_root.parent), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    args = ["scripts/export.py", f"ckpt_path={checkpoint}", f"format={kind}", f"hydra.run.dir={tmp_path / 'log'}"]
-    result = subprocess.run([sys.executable, *args], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    env = {"HASHNET_DATA_DIR": str(digits_root.parent), "OMP_NUM_THREADS": "1"}
+    args = [f"ckpt_path={checkpoint}", f"format={kind}", f"hydra.run.dir={tmp_path / 'log'}"]
+    (result,) = run_scripts([Case("export", args, env=env, timeout=600)])
+    assert result.code == 0, result.stderr[-3000:]
     path = checkpoint.with_name("last.onnx" if kind == "onnx" else "last.torchscript.pt")
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == sorted(["last.ckpt", path.name, f"{path.name}.json"])
     sidecar = read_sidecar(path)  # describes this very file (its SHA-256)

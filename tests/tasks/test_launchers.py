@@ -1,9 +1,5 @@
 """Cluster runs: the submitit launcher configs, DDP under SLURM, and a submitit_local sweep on CPU."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -14,9 +10,8 @@ from omegaconf import OmegaConf, open_dict
 from hashnet.tasks.checks import check_launch
 
 from conftest import CONFIGS
+from script_runner import Case, run_scripts
 from small_data import small_lists
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def compose_sweep(overrides: list[str]):
@@ -51,12 +46,11 @@ def test_inprocess_ddp_sweep_is_refused_without_slurm(launcher):
 @pytest.mark.slow
 def test_local_submitit_sweep_runs_two_jobs(digits_root, tmp_path):
     sweep, small = tmp_path / "sweep", small_lists(tmp_path / "small", digits_root)
-    env = {**os.environ, "HASHNET_DATA_DIR": str(digits_root.parent), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "scripts/train.py", "-m", "hydra/launcher=local",
-                             "hash_bit=8,16", "max_steps=2", "val_every=2", f"dataset.root={small}",
-                             "dataset.batch_size=8", "trainer.accelerator=cpu", f"hydra.sweep.dir={sweep}"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+    (result,) = run_scripts([Case("train", ["-m", "hydra/launcher=local", "hash_bit=8,16", "max_steps=2", "val_every=2",
+                                            f"dataset.root={small}", "dataset.batch_size=8", "trainer.accelerator=cpu",
+                                            f"hydra.sweep.dir={sweep}"], env={"HASHNET_DATA_DIR": str(digits_root.parent)},
+                                  timeout=900)])
+    assert result.code == 0, result.stderr[-3000:]
     metrics = sorted(sweep.glob("*/metrics.json"))
     assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit_seed0", "1_digits_hashnet_resnet18_16bit_seed0"]
     assert [json.loads(p.read_text())["hash_bit"] for p in metrics] == [8, 16]

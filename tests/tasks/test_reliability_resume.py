@@ -1,8 +1,5 @@
 """End-to-end faults: a run SIGKILLed and resumed ends exactly as an uninterrupted one; a NaN loss stops the run."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +10,8 @@ from hashnet.tasks.train import train
 from hashnet.training.callbacks import NonFiniteLossError
 
 from conftest import compose_config
+from script_runner import Case, Result, run_scripts
 
-ROOT = Path(__file__).resolve().parents[2]
 # Batches of 8 keep a step short. Checkpoints at steps 2 and 4; the lr halves and beta rises at step 5, after the
 # resume point, so the restored schedules are exercised; every step is logged so the curves can be compared.
 RUN = ["hash_bit=16", "max_steps=6", "ckpt_every=2", "val_every=1000", "dataset.batch_size=8",
@@ -23,11 +20,10 @@ RUN = ["hash_bit=16", "max_steps=6", "ckpt_every=2", "val_every=1000", "dataset.
        "~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
 
 
-def train_script(args: list[str], data_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HASHNET_DATA_DIR": str(data_dir),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+def train_script(args: list[str], data_dir: Path) -> Result:
+    """scripts/train.py with args, HASHNET_DATA_DIR=data_dir, in its own process."""
+    (result,) = run_scripts([Case("train", args, env={"HASHNET_DATA_DIR": str(data_dir)}, timeout=600)])
+    return result
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -48,11 +44,11 @@ def test_killed_and_resumed_run_ends_as_the_uninterrupted_one(method, digits_roo
     run_dir = tmp_path / "killed"
     killed = train_script([*RUN, *method, f"hydra.run.dir={run_dir}", "+callbacks.kill._target_=faults.KillAt",
                            "+callbacks.kill.step=5"], data_dir)
-    assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILLed after step 5, mid-epoch (125 steps)
+    assert killed.code == -9, killed.stderr[-3000:]  # SIGKILLed after step 5, mid-epoch (125 steps)
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
 
     resumed = train_script([*RUN, *method, f"hydra.run.dir={run_dir}", "resume=true"], data_dir)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.code == 0, resumed.stderr[-3000:]
 
     final = [torch.load(path / "checkpoints" / "last.ckpt", weights_only=False) for path in (tmp_path / "whole", run_dir)]
     assert final[0]["global_step"] == final[1]["global_step"] == 6

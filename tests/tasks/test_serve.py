@@ -25,6 +25,7 @@ from hashnet.inference.encoding import encode_images
 from hashnet.tasks.setup import build_model
 
 from conftest import compose_config
+from script_runner import Case, run_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = 120  # indexed images of the fast tests: the first 120 of the digits database
@@ -207,10 +208,11 @@ def test_code_file_of_another_checkpoint_is_refused_at_start_up(trained, tmp_pat
                        {**other.meta, "net": "alexnet"})
     with pytest.raises(CodeFileError, match="net='alexnet', expected net='resnet18'"):
         load_app(checkpoint, str(wrong))
-    process = serve_script([f"ckpt_path={checkpoint}", f"index={wrong}", "port=0", f"hydra.run.dir={tmp_path / 'hydra'}"])
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 1  # as `python scripts/serve.py ...` typed: a message naming the mismatch, no traceback
-    assert stderr.startswith("serve: ") and "expected net='resnet18'" in stderr and "Traceback" not in stderr
+    (refused,) = run_scripts([Case("serve", [f"ckpt_path={checkpoint}", f"index={wrong}", "port=0",
+                                             f"hydra.run.dir={tmp_path / 'hydra'}"])])
+    assert refused.code == 1  # as `python scripts/serve.py ...` typed: a message naming the mismatch, no traceback
+    assert refused.stderr.startswith("serve: ") and "expected net='resnet18'" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 @pytest.mark.slow

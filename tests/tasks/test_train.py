@@ -1,9 +1,6 @@
 """End-to-end: train on the embedded digits, evaluate the checkpoint, multirun, 2-process DDP (HashNet and two
 methods with their own parameters / buffers, whose codes are then encoded and searched)."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,16 +11,17 @@ from hashnet.tasks.search import search
 from hashnet.tasks.train import train
 
 from conftest import compose_config
+from script_runner import Case, Result, run_scripts
 from small_data import small_lists
 
-ROOT = Path(__file__).resolve().parents[2]
 # 4 steps, a checkpoint at step 4: enough to exercise every piece, quick on 2 CPU cores.
 TINY = ["hash_bit=16", "max_steps=4", "val_every=4", "dataset.eval_batch_size=750", "trainer.accelerator=cpu"]
 
 
-def run_script(args: list[str], data_dir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HASHNET_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+def run_script(args: list[str], data_dir: Path) -> Result:
+    """scripts/train.py with args, HASHNET_DATA_DIR=data_dir, in its own process."""
+    (result,) = run_scripts([Case("train", args, env={"HASHNET_DATA_DIR": str(data_dir)}, timeout=600)])
+    return result
 
 
 @pytest.mark.slow
@@ -60,9 +58,8 @@ def test_train_then_evaluate_the_checkpoint(digits_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_refuses_checkpoint_of_another_dataset(digits_root, tmp_path):
-    cfg = compose_config("train", [*TINY, "max_steps=2", "val_every=2", f"paths.data_dir={digits_root.parent}"], tmp_path / "run")
-    checkpoint = train(cfg)["checkpoint"]
+def test_evaluate_refuses_checkpoint_of_another_dataset(tiny_csv_run, tmp_path):
+    checkpoint = tiny_csv_run[1]["checkpoint"]
     eval_cfg = compose_config("evaluate", [f"ckpt_path={checkpoint}", "dataset=coco"], tmp_path / "eval")
     with pytest.raises(ValueError, match="trained on dataset=digits, not dataset=coco: pass dataset=digits"):
         evaluate(eval_cfg)
@@ -71,9 +68,9 @@ def test_evaluate_refuses_checkpoint_of_another_dataset(digits_root, tmp_path):
 @pytest.mark.slow
 def test_multirun_two_jobs_in_their_own_folders(digits_root, tmp_path):
     sweep, small = tmp_path / "sweep", small_lists(tmp_path / "small", digits_root)
-    result = run_script(["scripts/train.py", "-m", "hash_bit=8,16", "max_steps=2", "val_every=2", f"dataset.root={small}",
+    result = run_script(["-m", "hash_bit=8,16", "max_steps=2", "val_every=2", f"dataset.root={small}",
                          "dataset.batch_size=8", "trainer.accelerator=cpu", f"hydra.sweep.dir={sweep}"], digits_root.parent)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.code == 0, result.stderr[-3000:]
     metrics = sorted(sweep.glob("*/metrics.json"))
     assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit_seed0", "1_digits_hashnet_resnet18_16bit_seed0"]
     assert [json.loads(p.read_text())["hash_bit"] for p in metrics] == [8, 16]
@@ -81,9 +78,9 @@ def test_multirun_two_jobs_in_their_own_folders(digits_root, tmp_path):
 
 @pytest.mark.slow
 def test_multirun_with_inprocess_ddp_is_refused(digits_root, tmp_path):
-    result = run_script(["scripts/train.py", "-m", "hash_bit=8", "trainer=ddp", "trainer.accelerator=cpu",
-                         f"hydra.sweep.dir={tmp_path}"], digits_root.parent, timeout=300)
-    assert result.returncode != 0
+    result = run_script(["-m", "hash_bit=8", "trainer=ddp", "trainer.accelerator=cpu",
+                         f"hydra.sweep.dir={tmp_path}"], digits_root.parent)
+    assert result.code != 0
     assert "re-launches the sweep in every child rank" in result.stderr
 
 
@@ -92,9 +89,9 @@ def test_two_process_ddp_matches_one_process_and_its_codes_search(digits_root, t
     # OrthoHash: the method with the most state of its own, a BatchNorm (running statistics, kept from rank 0 by the
     # checkpoint) and a codebook buffer; every method's codes under two processes: test_contract
     run_dir = tmp_path / "ddp"
-    result = run_script(["scripts/train.py", "trainer=ddp", "method=orthohash", *TINY, f"hydra.run.dir={run_dir}"],
+    result = run_script(["trainer=ddp", "method=orthohash", *TINY, f"hydra.run.dir={run_dir}"],
                         digits_root.parent)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.code == 0, result.stderr[-3000:]
     ddp = json.loads((run_dir / "metrics.json").read_text())
     assert ddp["method"] == "orthohash" and ddp["train_seconds"] > 0
     assert ddp["num_database"] == 1497  # odd: DistributedSampler pads one rank
