@@ -14,7 +14,7 @@ those folders (EACCES), {"disk_full": ["torch.save" | "numpy.savez"]} has that f
 fail with ENOSPC, {"kill_in": "numpy.savez"} SIGKILLs the process half-way through it, {"offline": true} fails
 every download, {"raise": ["module:function", "message"]} replaces a function with one raising RuntimeError,
 {"compose_only": true} has scripts/train.py check each composed config (hashnet.tasks.checks) instead of training it:
-a sweep of many runs costs one composition each, and jobs that differ in their seed alone are composed once.
+a sweep of many runs costs one composition each.
 A script is scripts/<name>.py, or any file given by its absolute path.
 With placeholders=True, a path in the args (or in a string literal of the script) holding `<time>` or `...`, as the
 documentation writes them, becomes the newest match in the working folder when the case runs: after the cases before it.
@@ -211,24 +211,12 @@ def _apply(faults: dict) -> None:
         urllib.request.urlopen = offline
         torch.hub.download_url_to_file = offline
     if faults.get("compose_only"):
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.plugins.sweeper import Sweeper
 
         from hashnet.tasks import checks, train
         # Hydra's sweeper composes every job once to validate the batch, then the launcher composes it again to run it:
         # here the second composition (each job's config, checked) is the whole run, so the first is skipped
         Sweeper.validate_batch_is_legal = lambda self, batch: None
-        # the seed reaches the random generators alone: the first seed of each setting stands for the others
-        split = BasicSweeper.split_arguments
-
-        def one_seed(overrides, max_batch_size):
-            seen: set[tuple[str, ...]] = set()
-            batches = []
-            for batch in split(overrides, max_batch_size):
-                settings = [tuple(o for o in job if not o.startswith("seed=")) for job in batch]
-                batches.append([job for job, setting in zip(batch, settings) if not (setting in seen or seen.add(setting))])
-            return [batch for batch in batches if batch]
-        BasicSweeper.split_arguments = staticmethod(one_seed)
 
         def check(cfg):
             checks.check_train_config(cfg)
