@@ -62,7 +62,7 @@ def test_two_step_smoke_run_on_generated_images(dataset, tmp_path):
         f"dataset={dataset}", "net=resnet18", f"paths.data_dir={tmp_path / 'data'}",
         f"dataset.path_map={{{fake.prefix}: {fake.root}/}}", "net.pretrained=false", "hash_bit=16",
         "dataset.resize_size=64", "dataset.crop_size=64", "dataset.batch_size=4", "dataset.eval_batch_size=32",
-        "dataset.num_workers=0", "max_steps=2", "val_every=2", "trainer.accelerator=cpu",
+        "dataset.num_workers=0", "max_steps=2", "val_every=1000", "trainer.accelerator=cpu",
         *(["method.class_num=auto"] if dataset != "imagenet" else []),  # 8 one-hot rows of 100 classes share none
     ], tmp_path / "run")
     results = train(cfg)

@@ -9,7 +9,7 @@ from hashnet.tasks.setup import build_trainer
 
 from conftest import compose_config, resolved_model
 
-TINY = ["hash_bit=16", "max_steps=2", "val_every=2", "dataset.eval_batch_size=750", "trainer.accelerator=cpu"]
+TINY = ["hash_bit=16", "max_steps=2", "val_every=1000", "dataset.eval_batch_size=750", "trainer.accelerator=cpu"]
 
 
 def test_uint8_input_is_normalised_and_channels_last_changes_nothing_but_layout():
