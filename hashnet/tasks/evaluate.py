@@ -43,7 +43,7 @@ def evaluate(cfg: DictConfig) -> dict:
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
                             method.name if method else None, **protocol, **overrides)
     datamodule.prepare_data()
-    if not datamodule.labelled:  # a folder without labels: nothing to score, nothing written
+    if not datamodule.read_split("database").labels.any():  # a folder without labels: nothing to score, nothing written
         log.info(NOT_EVALUATED, no_labels(cfg.dataset.name))
         return {"not_evaluated": no_labels(cfg.dataset.name)}
     trainer = build_trainer(cfg)
