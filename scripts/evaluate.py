@@ -12,9 +12,9 @@ from hashnet.utils.errors import exit_on_error
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     with exit_on_error("evaluate"):  # a message, not a traceback (HASHNET_DEBUG=1 shows the chain)
-        return evaluate(cfg)["mAP"]
+        return evaluate(cfg).get("mAP")  # none on a dataset without labels
 
 
 if __name__ == "__main__":

@@ -95,11 +95,13 @@ class PairwiseMethod(HashMethod):
     against itself, i == j included) or "bank" (the batch against a memory bank of every training image's latest
     codes, hashnet.methods.bank; bank_size, the training set's size, is filled in by resolve()). With the bank a
     loss whose `regularizes` is true regularises the batch only (pair_loss's regularize_u2=False). Subclasses set
-    `pair_loss` and pass their own settings.
+    `pair_loss` and pass their own settings; one with state of its own updated from every process's batch (DSDH's W,
+    DFH's centres) sets `keeps_state` and writes it in observe_state(), which observe() calls after the bank's write.
     """
 
     pair_loss: ClassVar[Callable[..., Tensor]]
     regularizes: ClassVar[bool] = True  # pair_loss takes regularize_u2
+    keeps_state: ClassVar[bool] = False  # observe_state() updates the method's own state: observe every batch
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, bank_size: int | None = None,
                  **settings: float | None) -> None:
@@ -110,10 +112,16 @@ class PairwiseMethod(HashMethod):
 
     @property
     def observes(self) -> bool:
-        return self.bank is not None
+        return self.bank is not None or self.keeps_state
 
     def observe(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
-        self.bank.write(h, labels, index)
+        if self.bank is not None:
+            self.bank.write(h, labels, index)
+        self.observe_state(h, labels, index)
+
+    def observe_state(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
+        """Update the method's own state from every process's batch, as observe() (after the bank's write); default:
+        nothing."""
 
     def loss(self, h: Tensor, labels: Tensor) -> Tensor:
         if self.bank is None:

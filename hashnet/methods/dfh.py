@@ -71,6 +71,7 @@ class DFH(PairwiseMethod):
 
     name = "dfh"
     pair_loss = staticmethod(dfh_loss)
+    keeps_state = True
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, scale: float, margin: float,
                  mu: float, nu: float, quantization_weight: float, bank_size: int | None = None) -> None:
@@ -85,13 +86,7 @@ class DFH(PairwiseMethod):
         self.register_buffer("centres", torch.zeros(num_classes, hash_bit))
         self.register_buffer("step_centres", torch.zeros(num_classes, hash_bit))
 
-    @property
-    def observes(self) -> bool:
-        return True
-
-    def observe(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
-        if self.bank is not None:
-            super().observe(h, labels, index)
+    def observe_state(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
         self.step_centres.copy_(self.centres)
         b = dfh_codes(h, labels, self.centres, self.mu)
         self.centres.copy_(dfh_update_centres(self.centres, labels, b, self.nu))

@@ -67,6 +67,7 @@ class DSDH(PairwiseMethod):
 
     name = "dsdh"
     pair_loss = staticmethod(dsdh_loss)
+    keeps_state = True
 
     def __init__(self, hash_bit: int, num_classes: int, multi_label: bool, pairs: str, scale: float, eta: float,
                  nu: float, dcc_passes: int, quantization_weight: float | str, train_size: int | None = None,
@@ -86,13 +87,7 @@ class DSDH(PairwiseMethod):
         self.eta, self.nu, self.passes = eta, nu, int(dcc_passes)
         self.register_buffer("w", torch.zeros(hash_bit, num_classes))
 
-    @property
-    def observes(self) -> bool:
-        return True
-
-    def observe(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
-        if self.bank is not None:
-            super().observe(h, labels, index)
+    def observe_state(self, h: Tensor, labels: Tensor, index: Tensor) -> None:
         self.w.copy_(dsdh_regression(sign(h.detach()), labels, self.nu))
 
     def loss(self, h: Tensor, labels: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ def run_hparams(cfg: DictConfig, results: Mapping[str, Any]) -> dict[str, str | 
         "lr": float(cfg.optim.lr),
         "class_num": float(cfg.method.get("class_num") or 0.0),
         "seed": int(cfg.seed),
-        "protocol": results["protocol"],
+        "protocol": results.get("protocol", "none"),  # none: not evaluated (a dataset without labels)
     }
 
 

@@ -152,6 +152,24 @@ def clamped_note(requested: object, results: dict) -> str:
     return f"dataset.topk={first} is more than the {results['num_database']} database images"
 
 
+NOT_EVALUATED = "no evaluation: %s; the checkpoint encodes and serves it"  # the line train and evaluate log, with why
+
+
+def no_labels(dataset: str) -> str:
+    """Why a dataset without labels (a folder of unlabelled images) is not evaluated: NOT_EVALUATED's reason and
+    metrics.json's not_evaluated."""
+    return f"dataset={dataset} has no labels, which mAP needs"
+
+
+def write_unevaluated(trainer: pl.Trainer, run: dict, reason: str, output_dir: Path) -> dict:
+    """The record of a run with nothing to evaluate: run (run_info), the images skipped as unreadable and reason as
+    not_evaluated, no mAP or other score; rank 0 writes it to output_dir/metrics.json."""
+    results = {"not_evaluated": reason, **run, "skipped_images": skipped_images(trainer.datamodule)}
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "metrics.json", results)
+    return results
+
+
 def write_results(trainer: pl.Trainer, retrieval: Retrieval, run: dict, output_dir: Path) -> dict:
     """The evaluation's numbers with run (method, hash_bit, net, dataset, checkpoint, steps, the machine; a training
     run's train_seconds); rank 0 writes output_dir/metrics.json and the plots (output_dir/plots/).

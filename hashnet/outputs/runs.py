@@ -8,7 +8,8 @@ metrics.json's (hashnet.data.protocol; for a metrics.json older than that field:
 split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
 queries-in-database unknown unless left out). An evaluation (scripts/evaluate.py) of a checkpoint whose training
 run, or another evaluation of it under the same protocol, is collected is the same model scored again, not another
-seed: it is left out (with a note), as is a run where no query could be scored (mAP null).
+seed: it is left out (with a note), as is a run where no query could be scored (mAP null) or that was not evaluated
+(a dataset without labels: metrics.json's not_evaluated says why).
 """
 from __future__ import annotations
 
@@ -147,14 +148,16 @@ class ReportError(UserError, ValueError):
     """A folder holds no runs, or a metrics.json cannot be read."""
 
 
-def load_run(metrics_file: Path) -> Run | None:
+def load_run(metrics_file: Path) -> Run | str:
     """The Run of one metrics.json, with its variant (and, for an old metrics.json, protocol) from the
-    Hydra files beside it; None when it has no score (mAP null: no query could be scored; or NaN). ReportError
-    names a damaged file."""
+    Hydra files beside it; or, when it has no score, why: not evaluated (a dataset without labels), or mAP null (no
+    query could be scored) or NaN. ReportError names a damaged file."""
     try:
         metrics = json.loads(metrics_file.read_text())
+        if "not_evaluated" in metrics:
+            return f"not evaluated ({metrics['not_evaluated']})"
         if metrics.get("mAP", 0.0) is None or math.isnan(float(metrics.get("mAP", 0.0))):
-            return None
+            return "no score (its metrics.json's mAP is null -- no query could be scored -- or NaN)"
         return Run(dataset=metrics["dataset"], net=metrics["net"], method=metrics.get("method", "hashnet"),
                    variant=_variant(metrics, metrics_file.parent), protocol=_protocol(metrics, metrics_file.parent),
                    hash_bit=int(metrics["hash_bit"]), topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
@@ -196,10 +199,9 @@ def collect(run_dirs: Iterable[str | Path], notes: list[str] | None = None) -> l
     notes = [] if notes is None else notes
     runs, kept = [], {}
     loaded = [(f, load_run(f)) for f in files]
-    for file, run in sorted(loaded, key=lambda pair: pair[1] is None or not pair[1].training):  # training runs first
-        if run is None:
-            notes.append(f"left out {file.parent}: no score (its metrics.json's mAP is null -- no query could be "
-                         "scored -- or NaN)")
+    for file, run in sorted(loaded, key=lambda pair: isinstance(pair[1], str) or not pair[1].training):  # trained first
+        if isinstance(run, str):
+            notes.append(f"left out {file.parent}: {run}")
             continue
         same = kept.get((run.model, run.protocol))
         if same is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from hashnet.inference.checkpoint import load_checkpoint
-from hashnet.outputs.results import clamped_note, write_results
+from hashnet.outputs.results import NOT_EVALUATED, clamped_note, no_labels, write_results
 from hashnet.retrieval.evaluation import EVAL_CODES, unscored_reason
 from hashnet.tasks.setup import apply_threads, build_datamodule, build_trainer, run_info, use_trained_input_size
 from hashnet.utils.errors import ConfigError, check_choice
@@ -30,7 +30,7 @@ def check_not_a_training_run(output_dir: Path) -> None:
 
 def evaluate(cfg: DictConfig) -> dict:
     """Encode query and database in eval mode, rank (sign codes by Hamming distance unless eval_codes says
-    otherwise), write metrics.json."""
+    otherwise), write metrics.json; on a dataset without labels only say why there is nothing to evaluate."""
     logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach evaluate.log too
     check_choice("eval_codes", cfg.get("eval_codes"), (None, *EVAL_CODES))
     check_not_a_training_run(Path(cfg.paths.output_dir))
@@ -42,6 +42,10 @@ def evaluate(cfg: DictConfig) -> dict:
     overrides = {"eval_codes": cfg.eval_codes} if cfg.get("eval_codes") else {}
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
                             method.name if method else None, **protocol, **overrides)
+    datamodule.prepare_data()
+    if not datamodule.read_split("database").labels.any():  # a folder without labels: nothing to score, nothing written
+        log.info(NOT_EVALUATED, no_labels(cfg.dataset.name))
+        return {"not_evaluated": no_labels(cfg.dataset.name)}
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
     output_dir = Path(cfg.paths.output_dir)

@@ -17,7 +17,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 
 from hashnet.outputs.hparams import log_run_hparams
-from hashnet.outputs.results import clamped_note, write_results
+from hashnet.outputs.results import NOT_EVALUATED, clamped_note, no_labels, write_results, write_unevaluated
 from hashnet.retrieval.evaluation import unscored_reason
 from hashnet.tasks.checks import check_launch, check_train_config
 from hashnet.tasks.setup import (
@@ -47,7 +47,7 @@ HYDRA_FILES = ".hydra"  # the composed config, Hydra's settings and the override
 
 def train(cfg: DictConfig) -> dict:
     """Fit the configured method (continuing ckpt_path, or with resume=true the run folder's last.ckpt),
-    test the final weights, write metrics.json; returns the metrics.
+    test the final weights (not on a dataset without labels: nothing to score), write metrics.json; returns it.
 
     Everything that can be checked before training is, before anything is written: the settings, a run folder
     that already holds a run (only a resume continues it), the checkpoint a resumed run continues (its method,
@@ -202,30 +202,37 @@ def _train(cfg: DictConfig, resume_from: str | None, how: str | None, composed: 
         (str(last) if last.is_file() else None)
     steps = trainer.global_step
     tester = trainer
+    labelled = datamodule.labelled  # a folder without labels: nothing to score mAP against, no evaluation
     if spawns_processes(trainer):  # the spawned ranks trained; the weights came back, their evaluation would not
         steps = read_checkpoint(checkpoint).get("global_step", steps) if checkpoint else steps
         tester = build_trainer(cfg, strategy="auto", devices=1, num_nodes=1)
         tester.logger = trainer.logger
+    if not labelled:  # the model attached (a fitted method's checkpoint is written from it), nothing encoded
+        tester.limit_test_batches = 0
     tester.test(model, datamodule=datamodule, verbose=False)
     if model.method.fitted:  # no training loop wrote it
         checkpoint = str(last)
         tester.save_checkpoint(checkpoint)
-    results = write_results(tester, model.retrieval, run_info(model, checkpoint, steps, train_seconds), output_dir)
+    info = run_info(model, checkpoint, steps, train_seconds)
+    if labelled:
+        results = write_results(tester, model.retrieval, info, output_dir)
+    else:
+        results = write_unevaluated(tester, info, no_labels(cfg.dataset.name), output_dir)
     log_run_hparams(tester.logger, cfg, results, steps)  # a sweep's runs side by side (HParams tab)
     if tester.is_global_zero:
         if results["skipped_images"]["count"]:
             log.warning("%d unreadable images were skipped (dataset.on_bad_image=skip; named above and in %s)",
                         results["skipped_images"]["count"], output_dir / "metrics.json")
-        if not datamodule.labelled:
-            log.info("no evaluation: dataset=%s has no labels, which mAP needs; the checkpoint encodes and serves it",
-                     cfg.dataset.name)
+        if not labelled:
+            log.info(NOT_EVALUATED, results["not_evaluated"])
         elif results["mAP"] is None:
             log.warning("test mAP@%s: no query could be scored: %s -- check the labels of the query and database "
                         "lists (scripts/check_lists.py)", results["topk"] or "all", unscored_reason(model.retrieval))
         else:
             log.info("test %s  (%s, %s, %s, %d bits, %d steps)", score_line(results, cfg.dataset.topk),
                      results["method"], cfg.dataset.name, cfg.net.backbone, cfg.hash_bit, steps)
-        log.info("  protocol:    %s\n  checkpoint:  %s%s\n  config:      %s\n  metrics:     %s", results["protocol"],
+        log.info("  protocol:    %s\n  checkpoint:  %s%s\n  config:      %s\n  metrics:     %s",
+                 results.get("protocol", "none (not evaluated)"),
                  checkpoint, logger_line(tester.logger), output_dir / HYDRA_FILES / "config.yaml",
                  output_dir / "metrics.json")
     return results

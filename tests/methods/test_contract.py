@@ -155,14 +155,15 @@ def test_two_processes_collect_the_codes_of_one(tmp_path):
         torch.testing.assert_close(outputs, one, msg=name)  # the same network on the same images
 
 
-STATEFUL = sorted(name for name, method in METHODS.items() if method.observes not in OBSERVES)
+STATEFUL = sorted(name for name, method in METHODS.items()  # own state: DSDH, DFH (observe_state), ADSH (observe)
+                  if method.observes not in OBSERVES or getattr(method, "keeps_state", False))
 
 
 @pytest.mark.parametrize("name", STATEFUL)
 def test_state_from_the_gathered_batch_is_the_same_in_two_processes(name):
     # Under DDP every process's observe() gets the gathered batch and its training_loss() its own rows; its epoch-end
     # callbacks then run on every process. The state (W, centres, V, bank) must not depend on which rows were local.
-    # (The methods whose observes is PairwiseMethod's only write a bank there.)
+    # (The other methods only write a bank there, with pairs=bank.)
     epoch_end = SimpleNamespace(current_epoch=0, global_step=1)
     one = model_of(name).method
     start = copy.deepcopy(one.state_dict())

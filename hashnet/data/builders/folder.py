@@ -25,7 +25,7 @@ A folder without labels (labels="none", or a flat folder: images directly in the
 split without classes: its images at any depth are permuted with the seed, the first `query` of them are queries,
 `train` of the others train, and every image is in the database, so the whole folder is searchable. Their lists
 hold one label column of zeros (classes.txt is empty): the unsupervised and fitted methods train on it, the others
-are refused, and the evaluation has nothing to score.
+are refused, and there is nothing to evaluate (train and evaluate skip it, saying why).
 
 Photos train with the original HashNet's recipe (configs/dataset/folder.yaml picks configs/recipe/paper.yaml:
 ImageNet weights), not the digits' from-scratch settings of train.yaml.
