@@ -42,7 +42,8 @@ def export(cfg: DictConfig) -> Path:
     checkpoint = Path(cfg.ckpt_path)
     default = checkpoint.with_name(checkpoint.stem + SUFFIXES[cfg.format])
     out = Path(cfg.out) if cfg.out else default
-    out = check_writable(out, "out", f"out={(out if out.is_dir() else out.parent) / default.name}", EXPORT)
+    out = check_writable(out, "out", f"out={(out if out.is_dir() else out.parent) / default.name}", EXPORT,
+                         elsewhere=f"out={default.name}")  # a read-only checkpoint folder: the current folder
     model = load_checkpoint(cfg.ckpt_path)
     resize_size, crop_size = trained_input_size(cfg.ckpt_path)
     meta = {"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint)}
