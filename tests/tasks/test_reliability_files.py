@@ -102,8 +102,8 @@ def test_damaged_code_file_is_named(tmp_path):
     save_codes(path, np.ones((4, 16), np.float32), np.eye(4), ["a", "b", "c", "d"],
                {"hash_bit": 16, "net": "resnet18", "dataset": "digits", "split": "database", "checkpoint": "x"})
     truncate(path)
-    with pytest.raises(CodeFileError, match=f"code file {path} is damaged or not a hashnet code file .* -- write it "
-                                            "again with scripts/encode.py"):
+    with pytest.raises(CodeFileError, match=f"code file {path}: it is not an .npz archive .* one truncated by an "
+                                            "interrupted write or copy -- .* write it again with scripts/encode.py"):
         load_codes(path)
 
 
