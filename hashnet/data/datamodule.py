@@ -51,6 +51,22 @@ class DatasetBuildError(UserError, OSError):
     """An embedded dataset cannot be built where its root points: the folder cannot be written, or the disk is full."""
 
 
+def check_data_folder(root: Path) -> None:
+    """DatasetBuildError when root, or the nearest existing folder above it, is a file: named as HASHNET_DATA_DIR
+    when that variable put root there, else as dataset.root."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.exists() or existing.is_dir():
+        return
+    variable = os.environ.get("HASHNET_DATA_DIR")
+    if variable and os.path.abspath(existing) == os.path.abspath(variable):
+        raise DatasetBuildError(f"HASHNET_DATA_DIR={variable} is a file, not a folder (datasets go in "
+                                "$HASHNET_DATA_DIR/<name>/) -- point it at a folder (export HASHNET_DATA_DIR=<folder>),"
+                                " or unset HASHNET_DATA_DIR to use data/ here")
+    raise DatasetBuildError(f"dataset.root={root}: {existing} is a file, not a folder -- pass dataset.root=<a folder>")
+
+
 class HashDataModule(pl.LightningDataModule):
     """Train, query (list ``test.txt``) and database splits of a list-file dataset.
 
@@ -115,6 +131,7 @@ class HashDataModule(pl.LightningDataModule):
         """Build the builder's dataset into root when a builder is set and its lists are absent (or were built:
         the builder checks that they were built with these settings), then, with cache=True, the cache of every
         split whose list or settings changed."""
+        check_data_folder(Path(self.root))
         built = (self.list_path("train").parent / MARKER).is_file()
         if self.builder and (built or not all(self.list_path(split).is_file() for split in SPLITS)):
             try:
@@ -129,8 +146,10 @@ class HashDataModule(pl.LightningDataModule):
         missing = [self.list_names[split] for split in SPLITS if not self.list_path(split).is_file()]
         if missing and not self.builder:
             raise ListFileError(self.root, None, f"dataset={self.name} has no list files {', '.join(missing)} here",
-                                "missing", "put them there (one '<image path> <0/1 labels>' line per image; the "
-                                "paper's lists: docs/paper.md), or pass dataset.root=<the folder that holds them>")
+                                "missing", "put them there: the paper's datasets take the original HashNet "
+                                "release's lists (github.com/thuml/HashNet, docs/paper.md), your own one '<image path> "
+                                "<0/1 labels>' line per image; then check them with python scripts/check_lists.py "
+                                f"dataset={self.name}; or pass dataset.root=<the folder that holds them>")
         if self.use_cache:
             for split in SPLITS:
                 self.image_cache(split)

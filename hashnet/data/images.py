@@ -89,10 +89,17 @@ SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # PIL's modes of 16-bit 
 def pil_pixels(image: Image.Image) -> torch.Tensor:
     """The (3, H, W) uint8 RGB pixels of a PIL image, as read_image reads its file: the first frame, the EXIF
     orientation applied, 16-bit grey scaled to 8 bits by its high byte (PIL's convert("RGB") would clip it to
-    white), alpha dropped, palette and CMYK converted by PIL."""
+    white), 32-bit float grey (mode F) read as pixels in [0, 1], or in [0, 255] where it goes above 1, alpha
+    dropped, palette and CMYK converted by PIL."""
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)
     image = ImageOps.exif_transpose(image)
+    if image.mode == "F":  # 32-bit float grey: PIL's convert("RGB") clips it, and a [0, 1] picture turns black
+        values = np.asarray(image, dtype=np.float32)
+        if values.size and not (values.min() >= 0 and values.max() <= 255):  # NaN too
+            raise ValueError(f"a 32-bit float image (PIL mode F) must hold pixels in [0, 1] or [0, 255], got values "
+                             f"in [{values.min():.3g}, {values.max():.3g}]")
+        return array_pixels(values if not values.size or values.max() <= 1 else values / 255)
     if image.mode in SIXTEEN_BIT:
         return array_pixels(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
@@ -107,6 +114,8 @@ def array_pixels(array: np.ndarray) -> torch.Tensor:
         array = array[..., None].repeat(3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"an image array must be (H, W) grey or (H, W, 3) RGB, got shape {array.shape}")
+    if not array.shape[0] or not array.shape[1]:
+        raise ValueError(f"an image array must hold at least 1 x 1 pixels, got shape {array.shape}")
     array = array[..., :3]
     if array.dtype.kind == "f":
         if array.size and not (array.min() >= 0 and array.max() <= 1):
@@ -136,6 +145,9 @@ def to_pixels(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
         return pil_pixels(image)
     if isinstance(image, np.ndarray):
         return array_pixels(image)
+    if image.dtype != torch.uint8 and image.numel() and not (image.min() >= 0 and image.max() <= 1):  # NaN too
+        raise ValueError(f"a float image tensor must hold pixels in [0, 1], got values in [{float(image.min()):.3g}, "
+                         f"{float(image.max()):.3g}]")
     return image if image.dtype == torch.uint8 else float_to_uint8(image)
 
 

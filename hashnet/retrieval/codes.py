@@ -129,6 +129,15 @@ def archive_format(path: str | Path) -> str | None:
         return None
 
 
+def not_an_archive(path: Path) -> str | None:
+    """Why the file at path cannot be a hashnet archive (a code file, an index) before numpy reads it: it is no
+    .npz (zip) archive; else None."""
+    if zipfile.is_zipfile(path):
+        return None
+    return (f"it is not an .npz archive ({path.suffix or 'no suffix'} file of {path.stat().st_size:,} bytes): another "
+            "kind of file, or one truncated by an interrupted write or copy")
+
+
 def is_code_file(path: str | Path) -> bool:
     """Whether path is a code file (what an encode may write over)."""
     return archive_format(path) == FORMAT
@@ -173,6 +182,9 @@ def load_codes(path: str | Path, **expected: Any) -> CodeFile:
     if archive_format(path) == INDEX_FORMAT:
         raise CodeFileError(f"{path} is an index (HammingIndex.save), not a code file -- pass the code file of "
                             "scripts/encode.py (out=...npz), or load the index with HammingIndex.load")
+    if problem := not_an_archive(path):
+        raise CodeFileError(f"code file {path}: {problem} -- pass the code file of scripts/encode.py (out=...npz), or "
+                            "write it again with scripts/encode.py")
     try:
         with np.load(path, allow_pickle=False) as data:
             codes, labels, paths = data["codes"], data["labels"], data["paths"].tolist()

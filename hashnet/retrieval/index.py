@@ -26,7 +26,7 @@ import numpy as np
 
 from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
 from hashnet.retrieval.codes import INDEX_FORMAT
-from hashnet.retrieval.codes import CodeFile, archive_format, packed_words
+from hashnet.retrieval.codes import CodeFile, archive_format, not_an_archive, packed_words
 from hashnet.retrieval.metrics import hamming_distances
 from hashnet.retrieval.store import PathTable
 from hashnet.retrieval.sublinear import build, measure_recall, ranked, release_pages, search_mih
@@ -270,6 +270,9 @@ class HammingIndex:
             raise IndexFileError(f"index file {path} is a folder -- pass the .hnx file that index.save(path) wrote")
         if not path.is_file():
             raise IndexFileError(f"index file {path} does not exist -- {fix}")
+        if problem := not_an_archive(path):
+            raise IndexFileError(f"index file {path}: {problem} -- pass the .hnx file that index.save(path) wrote, or "
+                                 f"{fix}")
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))

@@ -5,27 +5,31 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.outputs.results import NOT_EVALUATED, clamped_note, no_labels, write_results
 from hashnet.retrieval.evaluation import EVAL_CODES, unscored_reason
-from hashnet.tasks.setup import apply_threads, build_datamodule, build_trainer, run_info, use_trained_input_size
+from hashnet.tasks.setup import (apply_threads, build_datamodule, build_trainer, run_info, save_run_config,
+                                 use_trained_input_size)
 from hashnet.utils.errors import ConfigError, check_choice
 
 log = logging.getLogger(__name__)
 
 
 def check_not_a_training_run(output_dir: Path) -> None:
-    """ConfigError when output_dir holds a training run's metrics.json, which an evaluation there would replace."""
+    """ConfigError when output_dir holds a training run (its metrics.json, or its checkpoints/), whose metrics.json
+    or .hydra/config.yaml an evaluation there would replace."""
     metrics = output_dir / "metrics.json"
     try:
         kind = json.loads(metrics.read_text()).get("kind", "training") if metrics.is_file() else None
     except (OSError, ValueError, AttributeError):
         kind = "unreadable"
-    if kind is not None and kind != "evaluation":
-        raise ConfigError(f"hydra.run.dir={output_dir} holds a {kind} run's metrics.json, which this evaluation would "
-                          "write over -- pass hydra.run.dir=<a new folder> (or leave it out)")
+    held = f"a {kind} run's metrics.json" if kind not in (None, "evaluation") else \
+        "a training run's checkpoints/ and .hydra/config.yaml" if (output_dir / "checkpoints").is_dir() else None
+    if held:
+        raise ConfigError(f"hydra.run.dir={output_dir} holds {held}, which this evaluation would write over -- pass "
+                          "hydra.run.dir=<a new folder> (or leave it out)")
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -34,6 +38,7 @@ def evaluate(cfg: DictConfig) -> dict:
     logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach evaluate.log too
     check_choice("eval_codes", cfg.get("eval_codes"), (None, *EVAL_CODES))
     check_not_a_training_run(Path(cfg.paths.output_dir))
+    save_run_config(Path(cfg.paths.output_dir), OmegaConf.to_yaml(cfg))  # Hydra's own writing is off: evaluate.yaml
     threads = apply_threads(cfg.get("threads"))
     net, method = cfg.get("net"), cfg.get("method")  # set by net=<backbone> / +method=<name>, as checks
     use_trained_input_size(cfg)

@@ -39,10 +39,21 @@ def export(cfg: DictConfig) -> Path:
     if cfg.format == "torchscript" and not cfg.dynamic_batch:
         raise ConfigError("dynamic_batch=false: a traced TorchScript file takes any batch size -- drop "
                           "dynamic_batch=false, or export format=onnx for a fixed batch")
+    images = cfg.parity_images
+    if not isinstance(images, int) or isinstance(images, bool) or images < 0:
+        raise ConfigError(f"parity_images={images!r}: it must be a whole number >= 0, the query and database images "
+                          "the export is checked on (0 skips that check) -- pass e.g. parity_images=2000")
     checkpoint = Path(cfg.ckpt_path)
     default = checkpoint.with_name(checkpoint.stem + SUFFIXES[cfg.format])
     out = Path(cfg.out) if cfg.out else default
-    out = check_writable(out, "out", f"out={(out if out.is_dir() else out.parent) / default.name}", EXPORT)
+    other = next((kind for kind, suffix in SUFFIXES.items() if kind != cfg.format and out.name.endswith(suffix)), None)
+    if other:
+        named = out.with_name(out.name[:-len(SUFFIXES[other])] + SUFFIXES[cfg.format])
+        what = "an ONNX" if other == "onnx" else "a TorchScript"
+        raise ConfigError(f"out={out} is named as {what} file, but format={cfg.format} -- pass format={other}, or "
+                          f"out={named}")
+    out = check_writable(out, "out", f"out={(out if out.is_dir() else out.parent) / default.name}", EXPORT,
+                         elsewhere=f"out={default.name}")  # a read-only checkpoint folder: the current folder
     model = load_checkpoint(cfg.ckpt_path)
     resize_size, crop_size = trained_input_size(cfg.ckpt_path)
     meta = {"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint)}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -21,6 +22,7 @@ from hashnet.methods import METHODS, build_method
 from hashnet.training.checkpoints import read_checkpoint
 from hashnet.training.module import HashingModule, build
 from hashnet.utils.errors import ConfigError
+from hashnet.utils.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +212,18 @@ def run_info(model: HashingModule, checkpoint: str | None, steps: int | None,
             "dataset": model.hparams.dataset, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
             "steps": steps, "kind": "evaluation" if train_seconds is None else "training", **machine_info()}
     return info if train_seconds is None else {**info, "train_seconds": train_seconds}
+
+
+HYDRA_FILES = ".hydra"  # a run's composed config, Hydra's settings and the overrides, written once the checks pass
+
+
+def save_run_config(output_dir: Path, composed: str) -> None:
+    """Write .hydra/config.yaml (the config as composed), hydra.yaml and overrides.yaml, as Hydra would have (its own
+    writing is off for train and evaluate: they write these once their checks pass, never over another run's)."""
+    folder = output_dir / HYDRA_FILES
+    atomic_write(folder / "config.yaml", lambda f: f.write(composed.encode()))
+    if HydraConfig.initialized():
+        hydra = HydraConfig.instance().cfg  # {"hydra": ...}
+        atomic_write(folder / "hydra.yaml", lambda f: f.write(OmegaConf.to_yaml(hydra).encode()))
+        overrides = OmegaConf.to_yaml(hydra.hydra.overrides.task)
+        atomic_write(folder / "overrides.yaml", lambda f: f.write(overrides.encode()))

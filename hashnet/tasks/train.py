@@ -29,20 +29,20 @@ from hashnet.tasks.setup import (
     check_method,
     check_resumable,
     check_state_fits,
+    HYDRA_FILES,
     resolve_method,
     run_info,
+    save_run_config,
 )
 from hashnet.training.callbacks import FiniteLoss, SpawnedLogging, StepSeed
 from hashnet.training.checkpoints import LAST, read_checkpoint, resume_checkpoint
 from hashnet.training.fitting import centre_reference, fit_method
 from hashnet.training.preemption import Preemption
 from hashnet.utils.errors import ConfigError
-from hashnet.utils.files import atomic_write
 from hashnet.utils.runlock import LOCK, run_lock
 
 log = logging.getLogger(__name__)
 
-HYDRA_FILES = ".hydra"  # the composed config, Hydra's settings and the overrides, written once the checks pass
 
 
 def train(cfg: DictConfig) -> dict:
@@ -129,17 +129,6 @@ def remove_if_never_started(output_dir: Path, leader: bool) -> Iterator[None]:
                     break
                 parent.rmdir()
         raise
-
-
-def save_run_config(output_dir: Path, composed: str) -> None:
-    """Write .hydra/config.yaml (the config as composed), hydra.yaml and overrides.yaml, as Hydra would have."""
-    folder = output_dir / HYDRA_FILES
-    atomic_write(folder / "config.yaml", lambda f: f.write(composed.encode()))
-    if HydraConfig.initialized():
-        hydra = HydraConfig.instance().cfg  # {"hydra": ...}
-        atomic_write(folder / "hydra.yaml", lambda f: f.write(OmegaConf.to_yaml(hydra).encode()))
-        overrides = OmegaConf.to_yaml(hydra.hydra.overrides.task)
-        atomic_write(folder / "overrides.yaml", lambda f: f.write(overrides.encode()))
 
 
 def spawns_processes(trainer: pl.Trainer) -> bool:

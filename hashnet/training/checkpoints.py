@@ -11,6 +11,7 @@ The checkpoint resumed from is ckpt_path, else with resume=true `<run folder>/ch
 """
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import zipfile
@@ -21,6 +22,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
+from hashnet.training.exported import sidecar_path
 from hashnet.utils.errors import UnreadableFileError
 from hashnet.utils.files import atomic_write
 
@@ -47,6 +49,9 @@ def _inspect(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, "it does not exist"
     if path.stat().st_size == 0:
         return None, "it is empty (0 bytes)"
+    export = _export_of(path)
+    if export is not None:
+        return None, export
     if not zipfile.is_zipfile(path):
         return None, ("it is not a PyTorch checkpoint (no zip archive): truncated by an interrupted write or copy, "
                       "or another kind of file")
@@ -61,6 +66,29 @@ def _inspect(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
     return checkpoint, None
 
 
+def _export_of(path: Path) -> str | None:
+    """What to say of an export (scripts/export.py) given as a checkpoint: an ONNX file, a TorchScript archive (or
+    a file with an export's sidecar), naming the checkpoint its sidecar records; None for any other file."""
+    try:
+        sidecar = json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError):
+        sidecar = {}
+    sidecar = sidecar if isinstance(sidecar, dict) else {}
+    kind = sidecar.get("model_format") or ("onnx" if path.suffix.lower() == ".onnx" else None)
+    if kind is None and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:  # TorchScript's archive holds constants.pkl; a checkpoint's not
+                kind = "torchscript" if any(name.endswith("/constants.pkl") for name in archive.namelist()) else None
+        except (OSError, zipfile.BadZipFile):
+            return None
+    if kind is None:
+        return None
+    source = sidecar.get("checkpoint")
+    checkpoint = source if isinstance(source, str) and Path(source).is_file() else "<run>/checkpoints/last.ckpt"
+    return (f"it is {'a TorchScript' if kind == 'torchscript' else 'an ONNX'} export (scripts/export.py), not a "
+            f"checkpoint -- pass the checkpoint it was exported from: ckpt_path={checkpoint}")
+
+
 def checkpoint_problem(path: str | Path) -> str | None:
     """What is wrong with the checkpoint file at path (missing, empty, truncated, not one), or None if it reads."""
     return _inspect(path)[1]
@@ -71,7 +99,8 @@ def read_checkpoint(path: str | Path, fix: str = ANOTHER) -> dict[str, Any]:
     CheckpointFileError naming the file, what is wrong with it and fix."""
     checkpoint, problem = _inspect(path)
     if problem is not None:
-        raise CheckpointFileError(f"checkpoint {path}: {problem} -- {fix}")
+        fix = "" if Path(path).is_file() and _export_of(Path(path)) else f" -- {fix}"  # an export's names its own
+        raise CheckpointFileError(f"checkpoint {path}: {problem}{fix}")
     if checkpoint is None:  # objects beyond plain values, as Lightning's own load reads them
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
     return checkpoint

@@ -15,7 +15,9 @@ anything is written, the exported model runs on random batches (two batch sizes 
 dynamic) and its h must match PyTorch's within 1e-3 of max |h| (+ 1e-6), with the same sign on every bit
 where |h| > SIGN_TOLERANCE (hashnet.training.exported: within it, float error may round the sign either way;
 the sidecar counts those outputs); a model that fails to trace, to convert or to match is refused with an
-ExportError naming the method or backbone and why.
+ExportError naming the method or backbone and why. The file takes images of any size H x W where the network
+gives PyTorch's codes at another size too (global pooling, as ResNet's: checked on images half as large again),
+else the trained size only; the sidecar's input says which (shape, size), its dtype and its range.
 TorchScript files are traced (torch.jit.trace) and run with torch.jit.load; ONNX files come from
 torch's TorchScript-based exporter (torch.onnx.export(dynamo=False), which needs only the onnx
 package) and run with onnxruntime on the CPU: pip install -e '.[export]'. torch 2.14 marks
@@ -42,6 +44,7 @@ from hashnet.training.exported import (
     INPUT,
     OUTPUT,
     ExportError,
+    Parity,
     compare,
     eval_copy,
     onnx_available,
@@ -55,7 +58,7 @@ from hashnet.utils.files import atomic_write, atomic_write_json
 OPSET = 17  # ONNX opset: onnxruntime >= 1.14 runs it, and it has every op torchvision's backbones need
 PACKING = "bit j of an item -> bit 7 - j % 8 of byte j // 8; +1 -> 1, -1 -> 0 (np.packbits(h >= 0, axis=1))"
 SIDECAR_KEYS = ("format", "model_file", "model_format", "model_sha256", "input", "output", "hash_bit", "packing",
-                "dynamic_batch", "check", "exported_with")  # written by the export; meta adds others
+                "dynamic_batch", "dynamic_size", "check", "exported_with")  # written by the export; meta adds others
 _CHECK_SEED = 0
 
 
@@ -134,22 +137,30 @@ def _export(model: nn.Module, path: Path, kind: str, input_size: int, resize_siz
     if not isinstance(h, Tensor) or h.ndim != 2 or len(h) != batch_size or not h.is_floating_point():
         got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
         raise ExportError(f"cannot export {_named(info)}: it must map images (N, 3, H, W) to codes (N, K), got {got}")
-    data = _convert(core, kind, example, dynamic_batch, info)
+    data = _any_size(core, kind, example, dynamic_batch, reference, float(h.abs().max()))
+    dynamic_size = data is not None
+    data = data or _convert(core, kind, example, dynamic_batch, info, dynamic_size=False)
     other = _random_images(batch_size + 1 if dynamic_batch else batch_size, input_size, _CHECK_SEED + 1)
     batches = [example, other]  # another batch: constants frozen by tracing differ on it
     check = compare(runner(kind, data), reference, batches)
-    if not (check.max_abs_diff <= 1e-3 * float(h.abs().max()) + 1e-6 and check.same_signs):  # also NaN
+    if not _agrees(check, float(h.abs().max())):
         raise ExportError(f"cannot export {_named(info)} to {kind}: the exported model's codes differ from PyTorch's "
                           f"(max |dh| = {check.max_abs_diff:.3g}, {check.differing_bits} of {check.items * check.bits} "
                           f"signs where |h| > {check.tolerance:g}) on random images -- its forward likely branches on "
                           "values in Python, which tracing freezes; write the code layer with tensor operations "
                           "(torch.where) instead")
     shape = "N" if dynamic_batch else batch_size
+    low = min(-mean / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD))  # a black pixel's lowest channel
+    high = max((1 - mean) / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD))
     fixed = {
         "format": FORMAT, "model_file": path.name, "model_format": kind,
         "model_sha256": hashlib.sha256(data).hexdigest(),
-        "input": {"name": INPUT, "shape": [shape, 3, input_size, input_size], "dtype": "float32", "channels": "RGB",
-                  "resize_size": resize_size, "crop_size": input_size,
+        "input": {"name": INPUT, "shape": [shape, 3, *(("H", "W") if dynamic_size else (input_size, input_size))],
+                  "dtype": "float32", "channels": "RGB", "resize_size": resize_size, "crop_size": input_size,
+                  "size": f"any H x W; trained and checked at crop_size ({input_size} x {input_size})" if dynamic_size
+                  else f"exactly {input_size} x {input_size} (crop_size): the network's pooling fixes it",
+                  "range": f"float32, not uint8 pixels: pixels / 255, then (x - mean) / std per channel, so about "
+                           f"[{low:.2f}, {high:.2f}]",
                   "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
                   "preprocess": "resize to (resize_size, resize_size), centre-crop crop_size, pixels / 255, "
                                 "then (x - mean) / std per channel"},
@@ -158,6 +169,7 @@ def _export(model: nn.Module, path: Path, kind: str, input_size: int, resize_siz
         "hash_bit": int(h.shape[1]),
         "packing": PACKING if h.shape[1] % 8 == 0 else f"none: hash_bit={h.shape[1]} is not a multiple of 8",
         "dynamic_batch": dynamic_batch,
+        "dynamic_size": dynamic_size,
         "check": {"images": "random normal batches", **asdict(check)},
         "exported_with": {"torch": torch.__version__, **({"opset": OPSET} if kind == "onnx" else {})},
     }
@@ -168,17 +180,41 @@ def _export(model: nn.Module, path: Path, kind: str, input_size: int, resize_siz
     return path
 
 
-def _convert(core: nn.Module, kind: str, example: Tensor, dynamic_batch: bool, info: dict[str, Any]) -> bytes:
+def _agrees(check: Parity, scale: float) -> bool:
+    """Whether an export's h matches PyTorch's: within 1e-3 of scale (max |h|) + 1e-6, every sign beyond the
+    tolerance the same (False for NaN)."""
+    return check.max_abs_diff <= 1e-3 * scale + 1e-6 and check.same_signs
+
+
+def _any_size(core: nn.Module, kind: str, example: Tensor, dynamic_batch: bool, reference: nn.Module,
+              scale: float) -> bytes | None:
+    """The export taking images of any size H x W, when the network allows it (global pooling, as ResNet's): it
+    must give PyTorch's codes on images half as large again; None where it does not, or where the
+    exporter or the network refuses another size (then the export is made for the trained size alone)."""
+    size = example.shape[-1] + max(1, example.shape[-1] // 2)
+    if kind == "onnx" and any(isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and
+                              module.output_size not in (1, (1, 1), [1, 1]) for module in core.modules()):
+        return None  # the ONNX exporter needs a fixed input size there (AlexNet's and VGG's pooling to 6x6, 7x7)
+    try:
+        data = _serialize(core, kind, example, dynamic_batch, dynamic_size=True)
+        check = compare(runner(kind, data), reference, [_random_images(len(example), size, _CHECK_SEED + 2)])
+    except Exception:  # noqa: BLE001 -- any failure at another size means: not for any size
+        return None
+    return data if _agrees(check, scale) else None
+
+
+def _convert(core: nn.Module, kind: str, example: Tensor, dynamic_batch: bool, info: dict[str, Any],
+             dynamic_size: bool) -> bytes:
     """The exported file's bytes; ExportError naming the part that cannot be exported (code layer or backbone)."""
     try:
-        return _serialize(core, kind, example, dynamic_batch)
+        return _serialize(core, kind, example, dynamic_batch, dynamic_size)
     except Exception as err:
         culprit = _named(info)
         if isinstance(core, _CodeNet):  # the code layer alone, on hash-layer outputs: is it the method's fault?
             try:
                 with torch.no_grad():
                     z = core.hash_layer(core.backbone(example))
-                _serialize(core.method, kind, z, dynamic_batch)
+                _serialize(core.method, kind, z, dynamic_batch, dynamic_size=False)
                 culprit = f"net={info['net']} (the backbone; method={info['method']}'s code layer exports)"
             except Exception:  # noqa: BLE001 -- any failure of the code layer alone makes it the culprit
                 culprit = f"method={info['method']}'s code layer"
@@ -186,7 +222,7 @@ def _convert(core: nn.Module, kind: str, example: Tensor, dynamic_batch: bool, i
         raise ExportError(f"cannot export {culprit} to {kind}: {type(err).__name__}: {why}") from err
 
 
-def _serialize(module: nn.Module, kind: str, example: Tensor, dynamic_batch: bool) -> bytes:
+def _serialize(module: nn.Module, kind: str, example: Tensor, dynamic_batch: bool, dynamic_size: bool) -> bytes:
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         quiet_deprecations()
@@ -199,7 +235,9 @@ def _serialize(module: nn.Module, kind: str, example: Tensor, dynamic_batch: boo
                                    "TorchScript cannot save; use plain tensor operations when torch.jit.is_tracing()")
             torch.jit.save(traced, buffer)
         else:
-            axes = {INPUT: {0: "N"}, OUTPUT: {0: "N"}} if dynamic_batch else None
+            batch = {0: "N"} if dynamic_batch else {}
+            axes = {INPUT: {**batch, **({2: "H", 3: "W"} if dynamic_size else {})}, OUTPUT: batch} \
+                if dynamic_batch or dynamic_size else None
             torch.onnx.export(module, (example,), buffer, input_names=[INPUT], output_names=[OUTPUT],
                               opset_version=OPSET, dynamic_axes=axes, dynamo=False)
             import onnx  # optional dependency

@@ -114,7 +114,31 @@ def load_exported(path: str | Path) -> Callable[[Tensor | np.ndarray], np.ndarra
     ONNX through onnxruntime on the CPU, TorchScript through torch.jit.load on the CPU.
     """
     sidecar = read_sidecar(path)
-    return runner(sidecar["model_format"], Path(path).read_bytes())
+    run = runner(sidecar["model_format"], Path(path).read_bytes())
+    shape = sidecar["input"]["shape"]
+
+    def checked(images: Tensor | np.ndarray) -> np.ndarray:
+        got = tuple(images.shape)
+        if str(images.dtype).removeprefix("torch.") == "uint8":
+            raise ExportError(f"{path} takes float32 images normalised as its sidecar's input.range says, not uint8 "
+                              "pixels -- pass hashnet.data.images.normalize_pixels(images)")
+        expected = [size if isinstance(size, int) else None for size in shape]
+        if len(got) != 4 or any(want is not None and want != size for want, size in zip(expected, got)):
+            shown = " x ".join(map(str, shape))
+            raise ExportError(f"{path} takes images of shape {shown} (its sidecar's input.shape), got "
+                              f"{' x '.join(map(str, got))} -- {_fix(shape, got)}")
+        return run(images)
+    return checked
+
+
+def _fix(shape: list, got: tuple) -> str:
+    """How to feed an exported file of input shape `shape` the images it refused (of shape got)."""
+    if len(got) != 4 or got[1] != 3:
+        return "pass a batch (N, 3, H, W) of RGB images (one image: images[None])"
+    if isinstance(shape[0], int) and got[0] != shape[0]:
+        return f"pass batches of {shape[0]} (export with dynamic_batch=true for any batch size)"
+    return (f"resize and centre-crop to {shape[2]} x {shape[3]} as its sidecar's input.preprocess says (its network "
+            "fixes the size)")
 
 
 def runner(kind: str, data: bytes) -> Callable[[Tensor | np.ndarray], np.ndarray]:

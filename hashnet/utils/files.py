@@ -160,11 +160,13 @@ def file_sha256(path: str | Path) -> str:
     return _SHA256[key]
 
 
-def check_writable(path: str | Path, key: str, example: str, replaces: Replaceable | None = None) -> Path:
+def check_writable(path: str | Path, key: str, example: str, replaces: Replaceable | None = None,
+                   elsewhere: str | None = None) -> Path:
     """path, after checking that a file can be written there: ConfigError naming key when path is a folder or an
     existing file that replaces does not accept (refuse_overwrite), FileWriteError when its folder (or the nearest
     existing one above it) cannot be written. Writes nothing but a probe file it removes at once. example: a value
-    of key to suggest, e.g. "out=codes.npz"."""
+    of key to suggest, e.g. "out=codes.npz"; elsewhere: the one to suggest when the folder cannot be written (by
+    default example), e.g. a file in the current folder where example is beside a read-only checkpoint."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{key}={path} is a folder: give the path of a file to write, e.g. {example}")
@@ -178,8 +180,9 @@ def check_writable(path: str | Path, key: str, example: str, replaces: Replaceab
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".hashnet-probe.")
     except OSError as err:
-        raise write_problem(err, path, f"pass another {key}, e.g. {example}") or ConfigError(
-            f"{key}={path}: cannot write in {folder} ({err.strerror}) -- pass e.g. {example}") from err
+        elsewhere = elsewhere or example
+        raise write_problem(err, path, f"pass another {key}, e.g. {elsewhere}") or ConfigError(
+            f"{key}={path}: cannot write in {folder} ({err.strerror}) -- pass e.g. {elsewhere}") from err
     os.close(fd)
     os.unlink(probe)
     return path

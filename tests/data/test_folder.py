@@ -3,6 +3,7 @@ folder; sizes as counts or fractions; classes too small for the split are refuse
 config composes and builds its DataModule."""
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,39 @@ def test_loose_images_are_left_out_and_hidden_folders_skipped(tree, caplog):
     every = set(lists["test"].raw_paths) | set(lists["database"].raw_paths)
     assert len(every) == sum(COUNTS.values()) - 1
     assert not any(part.startswith(".") for path in every for part in path.split("/"))
+
+
+# ---- issue 29: names a list line cannot hold, a class folder that is a link to another ----
+@pytest.mark.parametrize("name, message", [  # ids: newline, U+2028, Latin-1
+    ("line\nbreak.png", r"'.*cats/line\\nbreak.png': its name holds a line break \(U\+000A\), which a list file "
+                         r"cannot hold -- rename it without one, or move it out of dataset.root"),
+    ("para\u2028graph.png", r"its name holds a line break \(U\+2028\)"),
+    (b"caf\xe9.png", r"b'.*cats/caf\\xe9.png': its name is not UTF-8 text, which a list file holds -- rename it in "
+                     "UTF-8, or move it out of dataset.root"),
+])
+def test_a_file_name_no_list_line_can_hold_is_refused_by_name(tree, name, message):
+    (tree / "cats" / "000.png").rename(tree / "cats" / (os.fsdecode(name) if isinstance(name, bytes) else name))
+    with pytest.raises(FolderError, match=message):
+        build_folder(tree)
+    assert not (tree / ".hashnet").exists()
+
+
+def test_a_class_folder_starting_with_a_space_reads_back(tree):
+    (tree / "dogs").rename(tree / " dogs")
+    build_folder(tree)
+    lists = lists_of(tree)
+    assert all(os.path.isfile(path) for image_list in lists.values() for path in image_list.paths)
+    assert sum(raw.startswith("./ dogs/") for raw in lists["database"].raw_paths) == 9  # 10, less one query
+    assert (tree / ".hashnet" / "classes.txt").read_text() == " dogs\ncats\nowls\n"
+
+
+def test_a_class_folder_linked_to_another_is_warned_about(tree, caplog):
+    (tree / "kittens").symlink_to(tree / "cats")
+    caplog.set_level(logging.WARNING)
+    build_folder(tree)
+    assert (f"class folders 'cats' and 'kittens' of {tree} hold the same 20 image files ({tree / 'kittens'} is a link "
+            f"to {tree / 'cats'}): each is listed in both classes -- remove the link (or the copy) unless those images "
+            "belong to both") in caplog.text
 
 
 def test_written_once_another_split_is_refused_and_a_changed_tree_warned(tree, caplog):

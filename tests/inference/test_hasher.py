@@ -173,6 +173,10 @@ def damaged_pil(folder: Path) -> Image.Image:
     (lambda h, d: h.encode(""), "images\\[0\\] is an empty path '' -- pass the path of an image file"),
     (lambda h, d: h.encode([np.zeros((8, 8, 3), np.uint8), damaged_pil(d)]),
      "image images\\[1\\] \\(a PngImageFile\\) cannot be read \\(OSError: "),
+    (lambda h, d: h.encode(np.zeros((0, 5, 3), np.uint8)), "images\\[0\\]: an image array must hold at least 1 x 1 "
+     "pixels, got shape \\(0, 5, 3\\)"),
+    (lambda h, d: h.encode([torch.full((3, 8, 8), 3.0)]), "a float image tensor must hold pixels in \\[0, 1\\], got "
+     "values in \\[3, 3\\]"),
     (lambda h, d: h.encode(["a.png"], batch_size=0), "batch_size must be a whole number >= 1, got 0"),
     (lambda h, d: h.index(d, workers=-1), "workers must be a whole number >= 0"),
 ])
@@ -202,6 +206,9 @@ def _picture(name: str, folder: Path) -> tuple[Path, np.ndarray]:
         return path, (deep >> 8).astype(np.uint8)[..., None].repeat(3, axis=2)
     elif name == "rgb16.png":
         return png_16bit(path, 20), None
+    elif name == "float.tif":  # PIL mode F, pixels in [0, 1]
+        Image.fromarray(rgb[..., 0].astype(np.float32) / 255).save(path)
+        return path, rgb[..., :1].repeat(3, axis=2)
     elif name in ("palette.png", "palette.gif"):
         Image.fromarray(rgb).convert("P").save(path)
         return path, np.asarray(Image.fromarray(rgb).convert("P").convert("RGB"))
@@ -223,8 +230,9 @@ def _picture(name: str, folder: Path) -> tuple[Path, np.ndarray]:
     return path, rgb
 
 
-@pytest.mark.parametrize("name", ["rgb.png", "grey.png", "grey16.png", "grey16.tif", "rgb16.png", "palette.png",
-                                  "palette.gif", "rgba.png", "cmyk.jpg", "exif_rotated.png", "animated.gif"])
+@pytest.mark.parametrize("name", ["rgb.png", "grey.png", "grey16.png", "grey16.tif", "float.tif", "rgb16.png",
+                                  "palette.png", "palette.gif", "rgba.png", "cmyk.jpg", "exif_rotated.png",
+                                  "animated.gif"])
 def test_the_same_picture_gives_the_same_code_every_way_in(hasher, tmp_path, name):
     path, pixels = _picture(name, tmp_path)
     if pixels is None:  # a lossy or 16-bit RGB file: the pixels PIL decodes (scaled to 8 bits) are the picture

@@ -88,8 +88,12 @@ def test_load_refuses_missing_or_foreign_files(tmp_path):
     with pytest.raises(CodeFileError, match="does not exist -- write it with scripts/encode.py"):
         load_codes(tmp_path / "nothing.npz")
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(CodeFileError, match="is damaged or not a hashnet code file"):
+    with pytest.raises(CodeFileError, match="text.npz: it is not an .npz archive ..npz file of 9 bytes.: another kind"):
         load_codes(tmp_path / "text.npz")
+    (tmp_path / "query.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # issue 29: an image given as the index
+    with pytest.raises(CodeFileError, match="query.png: it is not an .npz archive ..png file of 8 bytes.: another kind "
+                                            "of file, .* -- pass the code file of scripts/encode.py .out=...npz."):
+        load_codes(tmp_path / "query.png")
     np.savez(tmp_path / "old.npz", codes=np.zeros((1, 2), np.uint8), labels=np.zeros((1, 1)), paths=np.array(["a"]),
              meta=np.array(json.dumps({"format": "hashnet-codes-0", **META})))
     with pytest.raises(CodeFileError, match="format 'hashnet-codes-0'"):

@@ -298,7 +298,8 @@ def test_load_refuses_missing_and_damaged_files(tmp_path):
     }
     for name, content in damaged.items():
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(IndexFileError, match=f"{name} is damaged or not a hashnet index"):
+        with pytest.raises(IndexFileError, match=f"{name}: it is not an .npz archive .* -- pass the .hnx file that "
+                                                 "index.save.path. wrote"):
             HammingIndex.load(tmp_path / name)
     flipped = bytearray(data)
     start = data.index(b"codes.npy")  # a byte inside the codes member: its CRC no longer matches

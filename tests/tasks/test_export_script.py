@@ -50,7 +50,8 @@ def test_export_script_writes_beside_the_checkpoint_and_checks_the_digits(kind, 
     assert sidecar == json.loads(sidecar_path(path).read_text())
     assert (sidecar["model_format"], sidecar["hash_bit"], sidecar["method"], sidecar["net"], sidecar["dataset"]) == (
         kind, 16, "hashnet", "resnet18", "digits")
-    assert sidecar["input"]["shape"] == ["N", 3, 32, 32] and sidecar["input"]["resize_size"] == 36
+    assert sidecar["input"]["shape"] == ["N", 3, "H", "W"] and sidecar["input"]["resize_size"] == 36  # any size
+    assert sidecar["input"]["crop_size"] == 32 and sidecar["dynamic_size"]
     assert sidecar["checkpoint"] == str(checkpoint.resolve())
     check = sidecar["dataset_check"]
     assert check["images"] == "the first 2000 query and database images of digits (1797 images)"
@@ -123,6 +124,12 @@ def test_an_out_that_is_a_folder_is_refused_before_the_export(tmp_path):
 @pytest.mark.parametrize("overrides, error, message", [
     (["format=tflite"], ConfigError, "format='tflite': it must be one of \\['torchscript', 'onnx'\\]"),
     (["format=torchscript", "dynamic_batch=false"], ConfigError, "a traced TorchScript file takes any batch size"),
+    (["parity_images=-5"], ConfigError, "parity_images=-5: it must be a whole number >= 0, the query and database "
+                                        "images the export is checked on .0 skips that check. -- pass e.g. "
+                                        "parity_images=2000"),
+    (["format=torchscript", "out=model.onnx"], ConfigError, "out=model.onnx is named as an ONNX file, but "
+                                                            "format=torchscript -- pass format=onnx, or "
+                                                            "out=model.torchscript.pt"),
 ])
 def test_bad_settings_are_refused(overrides, error, message, tmp_path):
     cfg = compose_config("export", ["ckpt_path=x.ckpt", *overrides], tmp_path)

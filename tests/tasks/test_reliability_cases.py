@@ -69,6 +69,7 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
     f.bank_ckpt.parent.mkdir(parents=True)
     torch.save({"state_dict": bank.state_dict(), "hyper_parameters": dict(bank.hparams), "global_step": 2,
                 "pytorch-lightning_version": pl.__version__}, f.bank_ckpt)
+    f.bank_run = tmp / "bank_run"  # a run killed before its metrics.json
     (tmp / "bank_run" / ".hydra").mkdir()
     (tmp / "bank_run" / ".hydra" / "config.yaml").write_text("the bank run's own config\n")
     f.trained = tmp / "trained"  # a training run's metrics.json (Hydra writes an evaluation's .hydra/ before it runs)
@@ -118,6 +119,8 @@ def files(digits_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Files:
         (f.coco_data / "coco" / name).write_text("".join(rows))
     f.empty_data = tmp / "empty_data"
     f.empty_data.mkdir()
+    f.notes = tmp / "notes.txt"  # HASHNET_DATA_DIR set to a file
+    f.notes.write_text("not a folder\n")
     # where files cannot be written (a fault of the runner: the tests run as root), a folder, outputs elsewhere
     f.readonly = tmp / "readonly"
     f.readonly.mkdir()
@@ -231,6 +234,19 @@ CASES: dict[str, tuple] = {
                                      "evaluate: hydra.run.dir={trained} holds a training run's metrics.json, which "
                                      "this evaluation would write over -- pass hydra.run.dir=<a new folder> (or leave "
                                      "it out)"),
+    "evaluate into the finished run": ("evaluate", ["ckpt_path={ckpt}", *SMALL, "hydra.run.dir={run}"], {}, 1,
+                                       "evaluate: hydra.run.dir={run} holds a training run's metrics.json, which this "
+                                       "evaluation would write over -- pass hydra.run.dir=<a new folder> (or leave it "
+                                       "out)"),
+    "evaluate into a killed run": ("evaluate", ["ckpt_path={ckpt}", *SMALL, "hydra.run.dir={bank_run}"], {}, 1,
+                                   "evaluate: hydra.run.dir={bank_run} holds a training run's checkpoints/ and "
+                                   ".hydra/config.yaml, which this evaluation would write over -- pass "
+                                   "hydra.run.dir=<a new folder> (or leave it out)"),
+    "export beside a read-only checkpoint": ("export", ["ckpt_path={ckpt}", "format=torchscript"],
+                                             {"faults": {"readonly": ["{run}/checkpoints"]}}, 1,
+                                             "export: cannot write {run}/checkpoints/last.torchscript.pt (Permission "
+                                             "denied) -- make {run}/checkpoints writable, or pass another out, e.g. "
+                                             "out=last.torchscript.pt"),
     "encode out=<the checkpoint>": ("encode", ["ckpt_path={ckpt}", "out={ckpt}"], {}, 1, "encode: out={ckpt} is a "
                                     "checkpoint, not a code file: refusing to write over it -- pass another out, e.g. "
                                     "out=codes_database.npz"),
@@ -259,15 +275,21 @@ CASES: dict[str, tuple] = {
                                    "train: cannot build dataset digits into {readonly}/data/digits: Permission denied "
                                    "({readonly}/data) -- set HASHNET_DATA_DIR (or paths.data_dir=<folder>) to a folder "
                                    "you can write"),
+    "HASHNET_DATA_DIR a file": ("train", ["hydra.run.dir={tmp}/run_file_data", "threads=1"],
+                                {"env": {"HASHNET_DATA_DIR": "{notes}"}}, 1, "train: HASHNET_DATA_DIR={notes} is a "
+                                "file, not a folder (datasets go in $HASHNET_DATA_DIR/<name>/) -- point it at a folder "
+                                "(export HASHNET_DATA_DIR=<folder>), or unset HASHNET_DATA_DIR to use data/ here"),
     # the offline newcomer's paper run: the lists first (none here), then the weights, one line, no folder left
     "paper run without lists": ("train", ["dataset=coco", "net=resnet50", "hash_bit=48"],
                                 {"cwd": "{tmp}/cwd_nolists", "env": {"HASHNET_DATA_DIR": "{empty_data}",
                                                                      "TORCH_HOME": "{torch_home}"},
                                  "faults": {"offline": True}}, 1,
                                 "train: {empty_data}/coco: dataset=coco has no list files train.txt, test.txt, "
-                                "database.txt here (missing) -- put them there (one '<image path> <0/1 labels>' line "
-                                "per image; the paper's lists: docs/paper.md), or pass dataset.root=<the folder that "
-                                "holds them>"),
+                                "database.txt here (missing) -- put them there: the paper's datasets take the original "
+                                "HashNet release's lists (github.com/thuml/HashNet, docs/paper.md), your own one "
+                                "'<image path> <0/1 labels>' line per image; then check them with python "
+                                "scripts/check_lists.py dataset=coco; or pass dataset.root=<the folder that holds "
+                                "them>"),
     "paper run offline": ("train", ["dataset=coco", "net=resnet50", "hash_bit=48"],
                           {"cwd": "{tmp}/cwd_paper", "env": {"HASHNET_DATA_DIR": "{coco_data}",
                                                              "TORCH_HOME": "{torch_home}"},
@@ -396,9 +418,9 @@ def test_command_ends_in_one_line(name: str, results: dict[str, Result], files: 
 # ---- what the commands left behind ----
 def test_refused_runs_leave_no_folder(results, files):
     for name in ("batch above the training list", "non-UTF-8 list (train)", "ckpt_path a folder (train)",
-                 "read-only HASHNET_DATA_DIR"):
+                 "read-only HASHNET_DATA_DIR", "HASHNET_DATA_DIR a file"):
         assert results[name].code == 1
-    for folder in ("run_batch", "run_latin1", "run_folder_ckpt", "run_ro_data"):
+    for folder in ("run_batch", "run_latin1", "run_folder_ckpt", "run_ro_data", "run_file_data"):
         assert not (files.tmp / folder).exists(), folder
     for cwd in ("cwd_paper", "cwd_nolists"):  # the default layout's folders are gone too, up to outputs/
         assert [p.name for p in (files.tmp / cwd).rglob("*")] in ([], ["outputs"]), cwd
@@ -407,13 +429,15 @@ def test_refused_runs_leave_no_folder(results, files):
 def test_refused_resume_leaves_the_run_as_it_was(results, files):
     for name in ("resume as another method", "resume with another hash_bit", "train into a finished run",
                  "encode out=<the checkpoint>", "export out=<the checkpoint>", "search grid=<the checkpoint>",
-                 "evaluate into a training run"):
+                 "evaluate into a training run", "evaluate into the finished run", "evaluate into a killed run",
+                 "export beside a read-only checkpoint"):
         assert results[name].code == 1
     assert (files.run / ".hydra" / "config.yaml").read_bytes() == files.hydra_config
     assert files.ckpt.read_bytes() == files.moved_ckpt.read_bytes()  # the copy made before every case
     assert (files.bank_ckpt.parent.parent / ".hydra" / "config.yaml").read_text() == "the bank run's own config\n"
     assert (files.run / "metrics.json").read_bytes() == (files.trained / "metrics.json").read_bytes() == files.metrics
     assert not (files.run / ".lock").exists()
+    assert [p.name for p in files.ckpt.parent.iterdir() if p.suffix != ".ckpt"] == []  # no export, no temporary
 
 
 def test_paper_run_checks_the_lists_before_the_weights_and_warns_about_unlabeled_rows(results):

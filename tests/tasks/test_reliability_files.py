@@ -1,4 +1,5 @@
 """Every file a user hands over is checked and named when damaged: checkpoints, code files, query images."""
+import json
 import logging
 import os
 import subprocess
@@ -53,6 +54,24 @@ def test_damaged_checkpoint_is_named_with_the_fix(damaged, kind, problem):
             load(path)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch >= 2.14: torch.jit is deprecated
+@pytest.mark.parametrize("kind", ["torchscript", "onnx"])  # issue 29: not torch's weights_only advice
+def test_an_export_given_as_the_checkpoint_names_its_checkpoint(tmp_path, kind):
+    source = write_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", 4)
+    if kind == "torchscript":  # no sidecar: the archive says what it is
+        path, named, what = tmp_path / "last.torchscript.pt", "<run>/checkpoints/last.ckpt", "a TorchScript"
+        torch.jit.save(torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)), path)
+    else:  # its sidecar names the checkpoint
+        path, named, what = tmp_path / "last.onnx", source, "an ONNX"
+        path.write_bytes(b"\x08\x07\x12\x07pytorch")
+        (tmp_path / "last.onnx.json").write_text(json.dumps({"model_format": "onnx", "checkpoint": str(source)}))
+    for load in (load_checkpoint, read_checkpoint):
+        with pytest.raises(CheckpointFileError) as refused:
+            load(path)
+        assert str(refused.value) == (f"checkpoint {path}: it is {what} export (scripts/export.py), not a checkpoint -- "
+                                      f"pass the checkpoint it was exported from: ckpt_path={named}")
+
+
 def test_checkpoint_without_weights_is_refused(tmp_path):
     torch.save({"codes": torch.zeros(3)}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointFileError, match="holds no model weights .no state_dict.: not a Lightning checkpoint"):
@@ -83,8 +102,8 @@ def test_damaged_code_file_is_named(tmp_path):
     save_codes(path, np.ones((4, 16), np.float32), np.eye(4), ["a", "b", "c", "d"],
                {"hash_bit": 16, "net": "resnet18", "dataset": "digits", "split": "database", "checkpoint": "x"})
     truncate(path)
-    with pytest.raises(CodeFileError, match=f"code file {path} is damaged or not a hashnet code file .* -- write it "
-                                            "again with scripts/encode.py"):
+    with pytest.raises(CodeFileError, match=f"code file {path}: it is not an .npz archive .* one truncated by an "
+                                            "interrupted write or copy -- .* write it again with scripts/encode.py"):
         load_codes(path)
 
 

@@ -3,6 +3,7 @@ what cannot export is refused by name; the sidecar describes the file it sits be
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -32,10 +33,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 def small_backbone(width: int) -> nn.Module:
-    """A convolution, a BatchNorm and a linear layer to width features, in place of ResNet-18 where a test exports a
-    method's code layer (ResNet-18's own export: the tests below and tests/tasks/test_export_script.py)."""
-    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                         nn.Flatten(), nn.Linear(32, width))
+    """A convolution, a BatchNorm, global pooling (as ResNet's: any input size) and a linear layer to width features,
+    in place of ResNet-18 where a test exports a method's code layer (ResNet-18's own export: the tests below and
+    tests/tasks/test_export_script.py)."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, width))
 
 
 def model_of(method: str, tmp_path: Path, small: bool = False):
@@ -84,7 +86,9 @@ def test_every_method_exports_with_the_same_signs(method, kind, tmp_path):
     sidecar = json.loads(sidecar_path(path).read_text())
     assert sidecar["hash_bit"] == 16 and sidecar["method"] == method and sidecar["net"] == "resnet18"
     assert sidecar["dataset"] == "digits" and sidecar["checkpoint"] == "runs/x/last.ckpt"
-    assert sidecar["input"]["shape"] == ["N", 3, SIZE, SIZE] and sidecar["input"]["resize_size"] == 36
+    size = [SIZE, SIZE] if model.method.fitted else ["H", "W"]  # a network on pixels fixes their number
+    assert sidecar["input"]["shape"] == ["N", 3, *size] and sidecar["input"]["resize_size"] == 36
+    assert sidecar["dynamic_size"] == (not model.method.fitted)
     assert sidecar["input"]["mean"] == [0.485, 0.456, 0.406] and sidecar["input"]["std"] == [0.229, 0.224, 0.225]
     assert sidecar["packing"].startswith("bit j of an item -> bit 7 - j % 8 of byte j // 8; +1 -> 1")
     assert sidecar["model_format"] == kind and sidecar["check"]["same_signs"] and read_sidecar(path) == sidecar
@@ -109,16 +113,46 @@ def test_hashnet_beta_is_frozen_at_its_value_at_export(kind, tmp_path):
 def test_onnx_static_batch(tmp_path):
     model = model_of("dsh", tmp_path)
     path = export_onnx(model, tmp_path / "model.onnx", input_size=SIZE, dynamic_batch=False, batch_size=2)
-    assert read_sidecar(path)["input"]["shape"] == [2, 3, SIZE, SIZE] and not read_sidecar(path)["dynamic_batch"]
+    assert read_sidecar(path)["input"]["shape"] == [2, 3, "H", "W"] and not read_sidecar(path)["dynamic_batch"]
     assert parity(path, model, images(2, 2)).same_signs
     pixels = torch.randint(0, 256, (2, 3, SIZE, SIZE), dtype=torch.uint8)  # a DataModule's batch: normalised first
     assert parity(path, model, pixels) == parity(path, model, normalize_pixels(pixels))
-    with pytest.raises(Exception, match="(?i)dimension|shape"):  # onnxruntime: the batch is fixed at 2
+    with pytest.raises(ExportError, match=f"{path} takes images of shape 2 x 3 x H x W .its sidecar's input.shape., "
+                                          "got 3 x 3 x 32 x 32 -- pass batches of 2 .export with dynamic_batch=true"):
         load_exported(path)(images(3)[0])
     odd = parity(path, model, images(5, 3))  # the parity check runs it on chunks of 2, the last one padded
     assert odd.same_signs and odd.items == 8
     with pytest.raises(ExportError, match="batch_size must be a positive integer"):
         export_onnx(model, tmp_path / "other.onnx", input_size=SIZE, dynamic_batch=False, batch_size=0)
+
+
+@needs_onnx  # TorchScript traces adaptive pooling for any size: test_every_method_exports_with_the_same_signs
+@pytest.mark.parametrize("pooled", [1, 2])  # ResNet's global pooling allows any size; a 2 x 2 grid fixes it for ONNX
+def test_the_input_size_is_any_where_the_network_allows_and_the_sidecar_says_so(pooled, tmp_path):
+    model = model_of("dsh", tmp_path, small=True).eval()
+    model.net.backbone[3] = nn.AdaptiveAvgPool2d(pooled)
+    model.net.backbone[5] = nn.Linear(8 * pooled ** 2, model.net.hash_layer.in_features)
+    path = export_onnx(model, tmp_path / "model.onnx", input_size=SIZE)
+    sidecar, run = read_sidecar(path), load_exported(path)
+    assert sidecar["input"]["dtype"] == "float32" and sidecar["input"]["range"] == (
+        "float32, not uint8 pixels: pixels / 255, then (x - mean) / std per channel, so about [-2.12, 2.64]")
+    fixed = pooled == 2
+    assert sidecar["dynamic_size"] == (not fixed) and sidecar["input"]["shape"] == ["N", 3, *(
+        [SIZE, SIZE] if fixed else ["H", "W"])]
+    other = torch.randn(2, 3, 40, 56, generator=torch.Generator().manual_seed(5))
+    if fixed:
+        assert sidecar["input"]["size"] == "exactly 32 x 32 (crop_size): the network's pooling fixes it"
+        with pytest.raises(ExportError, match="takes images of shape N x 3 x 32 x 32 .its sidecar's input.shape., got "
+                                              "2 x 3 x 40 x 56 -- resize and centre-crop to 32 x 32 as its sidecar's "
+                                              "input.preprocess says"):
+            run(other)
+    else:
+        assert sidecar["input"]["size"] == "any H x W; trained and checked at crop_size (32 x 32)"
+        with torch.no_grad():
+            assert np.allclose(run(other), model(other).numpy(), atol=1e-5)
+    with pytest.raises(ExportError, match="takes float32 images normalised as its sidecar's input.range says, not "
+                                          "uint8 pixels -- pass hashnet.data.images.normalize_pixels.images."):
+        run(torch.zeros(2, 3, SIZE, SIZE, dtype=torch.uint8))
 
 
 class SignCodes(HashMethod):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -123,6 +124,7 @@ def split_tree(root: Path, seed: int, sizes: dict[str, Any]) -> tuple[list[str],
                           "folder dataset needs at least 2, one sub-folder of images per class -- pass "
                           "dataset.root=<the folder above the class folders>")
     members = {name: find_images(root / name) for name in classes}
+    warn_shared_files(root, members)
     images = [path for name in classes for path in members[name]]
     labels = np.repeat(np.arange(len(classes)), [len(members[name]) for name in classes])
     split, too_few = split_per_class(labels, len(classes), seed, class_sizes(sizes))
@@ -134,6 +136,41 @@ def split_tree(root: Path, seed: int, sizes: dict[str, Any]) -> tuple[list[str],
                           f"({asked}): {'; '.join(small)} -- add images to them, remove their folders, or ask for "
                           "smaller sizes (dataset.builder.query / train / database, see configs/dataset/folder.yaml)")
     return classes, members, parts
+
+
+def warn_shared_files(root: Path, members: dict[str, list[Path]]) -> None:
+    """A warning for each two class folders that hold the same image files (a link to a class folder, or to its
+    images): each such image is listed in both classes."""
+    owner: dict[str, str] = {}
+    shared: dict[tuple[str, str], int] = {}
+    for name, images in members.items():
+        for path in images:
+            first = owner.setdefault(os.path.realpath(path), name)
+            if first != name:
+                shared[first, name] = shared.get((first, name), 0) + 1
+    for (first, second), count in shared.items():
+        link = next((f" ({root / name} is a link to {os.path.realpath(root / name)})" for name in (second, first)
+                     if (root / name).is_symlink()), "")
+        log.warning("class folders %r and %r of %s hold the same %d image file%s%s: each is listed in both classes -- "
+                    "remove the link (or the copy) unless those images belong to both", first, second, root, count,
+                    "s" if count != 1 else "", link)
+
+
+def list_name(path: Path, root: Path) -> str:
+    """path as a list file names it, relative to root; FolderError naming a file whose name a list line cannot
+    hold (a line break, bytes that are not UTF-8). A name that starts with a space is written as ./<name> (the list
+    reader strips the space off a line's start)."""
+    name = path.relative_to(root).as_posix()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FolderError(f"{os.fsencode(path)!r}: its name is not UTF-8 text, which a list file holds -- rename it "
+                          "in UTF-8, or move it out of dataset.root") from None
+    if name.splitlines() != [name]:
+        breaks = sorted({f"U+{ord(char):04X}" for char in name if (char + "x").splitlines() != [char + "x"]})
+        raise FolderError(f"{str(path)!r}: its name holds a line break ({', '.join(breaks)}), which a list file cannot "
+                          "hold -- rename it without one, or move it out of dataset.root")
+    return f"./{name}" if name[:1].isspace() else name
 
 
 LABELS = ("folders", "none")
@@ -186,9 +223,9 @@ def build_folder(root: str | Path, lists: str = LISTS, seed: int = 0, query: flo
 
     def write_unlabelled(folder: Path) -> None:
         parts = split_unlabelled(root, seed, sizes)
-        for list_name, key in (("train.txt", "train"), ("test.txt", "query"), ("database.txt", "database")):
+        for name, key in (("train.txt", "train"), ("test.txt", "query"), ("database.txt", "database")):
             rows = sorted(parts[key])
-            write_list(folder / list_name, [path.relative_to(root).as_posix() for path in rows],
+            write_list(folder / name, [list_name(path, root) for path in rows],
                        np.zeros((len(rows), 1), dtype=np.uint8))
         (folder / CLASSES).write_text("")
         (folder / COUNTS).write_text(json.dumps({"": len(parts["database"])}))
@@ -198,9 +235,9 @@ def build_folder(root: str | Path, lists: str = LISTS, seed: int = 0, query: flo
     def write(folder: Path) -> None:
         classes, members, parts = split_tree(root, seed, sizes)
         onehot = np.eye(len(classes), dtype=np.uint8)
-        for list_name, key in (("train.txt", "train"), ("test.txt", "query"), ("database.txt", "database")):
+        for name, key in (("train.txt", "train"), ("test.txt", "query"), ("database.txt", "database")):
             rows = sorted(parts[key])
-            write_list(folder / list_name, [path.relative_to(root).as_posix() for path, _ in rows],
+            write_list(folder / name, [list_name(path, root) for path, _ in rows],
                        onehot[[label for _, label in rows]])
         (folder / CLASSES).write_text("".join(f"{name}\n" for name in classes))
         (folder / COUNTS).write_text(json.dumps({name: len(members[name]) for name in classes}, indent=1))
