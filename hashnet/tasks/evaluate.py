@@ -38,7 +38,6 @@ def evaluate(cfg: DictConfig) -> dict:
     logging.captureWarnings(True)  # warnings.warn (e.g. R clamped to the database) reach evaluate.log too
     check_choice("eval_codes", cfg.get("eval_codes"), (None, *EVAL_CODES))
     check_not_a_training_run(Path(cfg.paths.output_dir))
-    save_run_config(Path(cfg.paths.output_dir), OmegaConf.to_yaml(cfg))  # Hydra's own writing is off: evaluate.yaml
     threads = apply_threads(cfg.get("threads"))
     net, method = cfg.get("net"), cfg.get("method")  # set by net=<backbone> / +method=<name>, as checks
     use_trained_input_size(cfg)
@@ -51,6 +50,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if not datamodule.read_split("database").labels.any():  # a folder without labels: nothing to score, nothing written
         log.info(NOT_EVALUATED, no_labels(cfg.dataset.name))
         return {"not_evaluated": no_labels(cfg.dataset.name)}
+    save_run_config(Path(cfg.paths.output_dir), OmegaConf.to_yaml(cfg))  # after the checks (Hydra's writing is off)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
