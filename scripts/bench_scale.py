@@ -1,8 +1,9 @@
-"""Benchmark search at scale: HammingIndex's flat, mih and ivf backends on synthetic 64-bit codes (docs/scale.md).
+"""Benchmark search at scale: HammingIndex's flat, mih and ivf backends on synthetic codes, 64 bits unless --bits
+(docs/scale.md); with --pad no,yes each backend also without padding the codes inside the index (48 bits).
 
 Codes are seeded: "uniform" (every bit a fair coin: multi-index hashing's worst case) and "clustered" (1,000 random
 centres, each bit flipped with probability 0.08; the queries drawn the same way, not from the database). For each
-backend (mih at each --nflip, ivf at each --nprobe): build seconds, bytes per code (resident memory grown by the
+backend (mih at each --budget, ivf at each --nprobe): build seconds, bytes per code (resident memory grown by the
 build), seconds per query at batch 1 (single queries, the median and the mean) and at batch --queries (medians over
 rounds; every search timed in each round, the order rotated), recall@k against the flat scan's
 exact ranking (ids, and "distance recall": results within the exact k-th distance), mih's rows identical to flat's
@@ -10,7 +11,9 @@ and its share answered without the flat fallback. Ratios are to flat in the same
 and every figure go to --out as JSON.
 
     python scripts/bench_scale.py --size 10000000                 # 1e7, both distributions (minutes)
-    nice -n 19 python scripts/bench_scale.py --size 100000000 --dist clustered --queries 200 --rounds 1
+    python scripts/bench_scale.py --size 10000000 --bits 48 --pad no,yes --dist clustered --nprobe 16
+    nice -n 19 python scripts/bench_scale.py --size 100000000 --dist clustered --queries 100 --rounds 1 --nprobe ''
+                                                                  # 1e8 without ivf: ~6 GB at its peak
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import faiss
 import numpy as np
 
 from hashnet.retrieval.index import HammingIndex
-from hashnet.retrieval.sublinear import ivf_lists, mih_shape, recall_at
+from hashnet.retrieval.sublinear import MIH_BUDGET, ivf_lists, mih_tables, padded_width, recall_at
 
 BLOCK = 1 << 20  # codes generated at once
 
@@ -61,6 +64,14 @@ def timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def setting(index: HammingIndex, name: str, value: float) -> Callable:
+    """index.search with its sub-linear index's setting `name` (budget, nprobe) set to value first."""
+    def search(queries: np.ndarray, k: int) -> tuple:
+        setattr(index.sublinear, name, value)
+        return index.search(queries, k)
+    return search
+
+
 def distance_recall(found: np.ndarray, exact: np.ndarray) -> float:
     """Share of returned distances (B, k) within each row's exact k-th distance."""
     return float((found <= exact[:, -1:]).mean())
@@ -68,39 +79,33 @@ def distance_recall(found: np.ndarray, exact: np.ndarray) -> float:
 
 def bench(kind: str, args: argparse.Namespace) -> dict:
     """Every figure of one distribution; searches timed in interleaved rounds, the order rotated each round."""
-    codes = synthetic(args.size, 64, kind, seed=1)
-    queries = synthetic(args.queries, 64, kind, seed=2)
-    nhash, b = mih_shape(64, args.size)
-    flat, flat_report = built(codes, "faiss", {})
-    mih, mih_report = built(codes, "mih", {"nhash": nhash, "b": b})
-    ivf, ivf_report = built(codes, "ivf", {"nlist": ivf_lists(args.size), "nprobe": args.nprobe[0]})
+    codes = synthetic(args.size, args.bits, kind, seed=1)
+    queries = synthetic(args.queries, args.bits, kind, seed=2)
+    nhash, figures, searches, exact = mih_tables(args.bits, args.size), {}, {}, None
+    for pad in args.pad:
+        suffix = " padded" if pad and padded_width(args.bits // 8) * 8 != args.bits else ""
+        if suffix or pad == args.pad[0]:
+            flat, figures[f"flat{suffix}"] = built(codes, "faiss", {"pad": pad})
+            searches[f"flat{suffix}"] = flat.search
+            exact = flat.search(queries, args.k) if exact is None else exact
+            mih, report = built(codes, "mih", {"nhash": nhash, "pad": pad})
+            for budget in args.budget:
+                name = f"mih budget={budget:g}{suffix}"
+                searches[name] = setting(mih, "budget", budget)
+                found = searches[name](queries, args.k)
+                same = (found[0] == exact[0]).all(axis=1) & (found[1] == exact[1]).all(axis=1)
+                figures[name] = {**report, "nhash": nhash, "lengths": mih.sublinear.lengths, "budget": budget,
+                                 "identical_rows": float(same.mean()), "certified": mih.certified}
+            if args.nprobe:
+                ivf, report = built(codes, "ivf", {"nlist": ivf_lists(args.size), "nprobe": args.nprobe[0], "pad": pad})
+            for nprobe in args.nprobe:
+                name = f"ivf nprobe={nprobe}{suffix}"
+                searches[name] = setting(ivf, "nprobe", nprobe)
+                found = searches[name](queries, args.k)
+                figures[name] = {**report, "nlist": ivf.sublinear.nlist, "nprobe": nprobe,
+                                 f"recall@{args.k}": recall_at(found[1], exact[1]),
+                                 "distance_recall": distance_recall(found[0], exact[0])}
     del codes
-    exact = flat.search(queries, args.k)
-    figures = {"flat": flat_report}
-
-    def flipping(nflip: int) -> Callable:
-        def search(q: np.ndarray, k: int) -> tuple:
-            mih.sublinear.nflip = nflip
-            return mih.search(q, k)
-        return search
-    for nflip in args.nflip:
-        found = flipping(nflip)(queries, args.k)
-        same = (found[0] == exact[0]).all(axis=1) & (found[1] == exact[1]).all(axis=1)
-        figures[f"mih nflip={nflip}"] = {**mih_report, "nhash": nhash, "b": b, "nflip": nflip,
-                                         "identical_rows": float(same.mean()), "certified": mih.certified}
-
-    def probing(nprobe: int) -> Callable:
-        def search(q: np.ndarray, k: int) -> tuple:
-            ivf.sublinear.nprobe = nprobe
-            return ivf.search(q, k)
-        return search
-    searches = {"flat": flat.search, **{f"mih nflip={f}": flipping(f) for f in args.nflip},
-                **{f"ivf nprobe={p}": probing(p) for p in args.nprobe}}
-    for nprobe in args.nprobe:
-        found = probing(nprobe)(queries, args.k)
-        figures[f"ivf nprobe={nprobe}"] = {**ivf_report, "nlist": ivf.sublinear.nlist, "nprobe": nprobe,
-                                           f"recall@{args.k}": recall_at(found[1], exact[1]),
-                                           "distance_recall": distance_recall(found[0], exact[0])}
     single = {name: [] for name in searches}
     batch = {name: [] for name in searches}
     per_round = max(1, args.singles // args.rounds)
@@ -110,12 +115,13 @@ def bench(kind: str, args: argparse.Namespace) -> dict:
             for i in range(round_ * per_round, (round_ + 1) * per_round):
                 single[name].append(timed(lambda: searches[name](queries[i % len(queries)][None], args.k)))
             batch[name].append(timed(lambda: searches[name](queries, args.k)) / len(queries))
+    first = next(iter(searches))  # the flat scan of the first --pad setting: every ratio is to it
     for name in searches:
         figures[name].update(batch1_s=statistics.median(single[name]), batch_s=statistics.median(batch[name]),
                              batch1_mean_s=statistics.mean(single[name]),
-                             speedup_batch1=statistics.median(single["flat"]) / statistics.median(single[name]),
-                             speedup_batch=statistics.median(batch["flat"]) / statistics.median(batch[name]))
-    return {"size": args.size, "queries": args.queries, "k": args.k, "bits": 64, **figures}
+                             speedup_batch1=statistics.median(single[first]) / statistics.median(single[name]),
+                             speedup_batch=statistics.median(batch[first]) / statistics.median(batch[name]))
+    return {"size": args.size, "queries": args.queries, "k": args.k, "bits": args.bits, **figures}
 
 
 def main() -> None:
@@ -126,9 +132,14 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=100, help="single queries timed")
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3, help="batch searches timed")
-    parser.add_argument("--nprobe", type=lambda text: [int(p) for p in text.split(",")], default=[1, 4, 16, 64])
-    parser.add_argument("--nflip", type=lambda text: [int(f) for f in text.split(",")], default=[1, 2],
-                        help="mih's bits flipped per substring (a search setting: one index)")
+    parser.add_argument("--bits", type=int, default=64, help="code length, a multiple of 8")
+    parser.add_argument("--pad", type=lambda text: [p == "yes" for p in text.split(",")], default=[True],
+                        help="no,yes: each backend also without padding the codes inside the index (48 bits)")
+    parser.add_argument("--nprobe", type=lambda text: [int(p) for p in text.split(",") if p], default=[1, 4, 16, 64],
+                        help="ivf's lists scanned ('' : no ivf)")
+    parser.add_argument("--budget", type=lambda text: [float(b) for b in text.split(",")], default=[MIH_BUDGET],
+                        help="mih's candidates before a query is scanned flat, a share of the size (a search "
+                             "setting: one index)")
     parser.add_argument("--threads", type=int, default=None, help="faiss's OpenMP threads (default: faiss's own)")
     parser.add_argument("--out", default="outputs/bench_scale.json")
     args = parser.parse_args()

@@ -37,7 +37,7 @@ BENCH_TINY = {  # each benchmark's smallest sizes: the script runs end to end, i
     "bench_export": ["--size", "32", "--batch", "2", "--rounds", "1", "--threads", "1"],
     "bench_index": ["--size", "2000", "--queries", "10", "--rounds", "1"],
     "bench_metrics": ["--scale", "smoke"],
-    "bench_scale": ["--size", "2000", "--queries", "10", "--singles", "2", "--rounds", "1", "--nprobe", "1", "--nflip", "1"],
+    "bench_scale": ["--size", "2000", "--queries", "10", "--singles", "2", "--rounds", "1", "--nprobe", "1"],
     "bench_serve": ["--size", "2000", "--requests", "5", "--warmup", "1"],
     "bench_train": ["--size", "32", "--steps", "1", "--warmup", "1", "--rounds", "1"],
 }

@@ -29,7 +29,7 @@ from hashnet.retrieval.codes import INDEX_FORMAT
 from hashnet.retrieval.codes import CodeFile, archive_format, not_an_archive, packed_words
 from hashnet.retrieval.metrics import hamming_distances
 from hashnet.retrieval.store import PathTable
-from hashnet.retrieval.sublinear import build, measure_recall, ranked, release_pages, search_mih
+from hashnet.retrieval.sublinear import build, measure_recall, padded, ranked, release_pages, search_mih
 from hashnet.utils.errors import UserError
 from hashnet.utils.files import atomic_write, check_writable
 
@@ -93,10 +93,10 @@ class HammingIndex:
         if meta.get("hash_bit", self.bits) != self.bits:
             raise ValueError(f"meta hash_bit={meta['hash_bit']} but the codes have {self.bits} bits")
         self.meta = {**meta, "hash_bit": self.bits}
-        self.certified, self.sublinear = 1.0, None  # sublinear: faiss's mih / ivf index (nflip, nprobe settable)
+        self.certified, self.sublinear = 1.0, None  # sublinear: the mih tables / faiss's ivf (nprobe settable)
         if self.backend != "exact":
             logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
-            self._faiss, self.sublinear = build(self.backend, self.codes, dict(options or {}))
+            self._faiss, self.sublinear, self._width = build(self.backend, self.codes, dict(options or {}))
         else:
             self._words = packed_words(self.codes)
         release_pages(codes)
@@ -127,13 +127,13 @@ class HammingIndex:
         if k > len(self):
             warnings.warn(f"k={k} is larger than the index ({len(self)} items); using {len(self)}")
             k = len(self)
-        queries = np.ascontiguousarray(queries)
+        queries = np.ascontiguousarray(queries) if self.backend == "exact" else padded(queries, self._width)
         if len(queries) == 0:
             distances = indices = np.empty((0, k), dtype=np.int64)
         elif self.backend == "faiss":
             distances, indices = self._search_faiss(queries, k)
         elif self.backend == "mih":
-            distances, indices, self.certified = search_mih(self.sublinear, queries, k, self._ball, self._search_faiss)
+            distances, indices, self.certified = search_mih(self.sublinear, queries, k, self._search_faiss)
         elif self.backend == "ivf":
             distances, indices = ranked(*self.sublinear.search(queries, k), len(self))
         else:
@@ -214,13 +214,13 @@ class HammingIndex:
             distances[rows], indices[rows], _ = self._ball(queries[rows], int(radius) + 1, k)
         return distances, indices
 
-    def _ball(self, queries: np.ndarray, radius: int, k: int, searcher: Any = None) -> tuple[np.ndarray, ...]:
-        """Range search (of searcher, else the flat index): every item at distance < radius, by (distance, index).
+    def _ball(self, queries: np.ndarray, radius: int, k: int) -> tuple[np.ndarray, ...]:
+        """Range search of the flat index: every item at distance < radius, by (distance, index).
 
         -> (distances (F, k), indices (F, k)) of the F queries whose ball holds >= k items, full (B,) bool.
         """
         n, span = len(self), (self.bits + 1) * len(self)
-        limits, dist, found = (self._faiss if searcher is None else searcher).range_search(queries, radius)
+        limits, dist, found = self._faiss.range_search(queries, radius)
         limits = limits.astype(np.int64)
         counts = np.diff(limits)
         row = np.repeat(np.arange(len(queries), dtype=np.int64), counts)

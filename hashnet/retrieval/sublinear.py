@@ -1,14 +1,12 @@
 """faiss's binary indexes behind HammingIndex's backends: the flat scan ("faiss"), multi-index hashing ("mih",
 exact) and inverted lists ("ivf", approximate).
 
-mih: faiss.IndexBinaryMultiHash splits a code into nhash substrings of b bits and looks up the buckets within nflip
-bits of the query's substrings. By the pigeonhole principle (Norouzi et al., "Fast search in Hamming space with
-multi-index hashing", CVPR 2012) every item at distance <= C = nhash * (nflip + 1) - 1 is among its candidates.
-So a row whose k-th distance r is <= C is certified exact, and a range search below r + 1 on the same index returns
-the whole tie group at r; a row that is not certified is answered by the flat scan over the same codes (the
-multi-hash index's own storage, no second copy). ivf: faiss.IndexBinaryIVF, nlist k-means lists of which nprobe
-are scanned: approximate, so its recall@k against the exact ranking is measured on a sample when it is built and
-kept in the index's meta["ivf"].
+mih: hashnet.retrieval.multi_index.MultiIndex, tables of nhash substrings probed at growing radii until a query's
+k-th distance is certified (exact, tie group included); a row that is not certified within its candidate budget is
+answered by the flat scan. Both read faiss's flat copy of the codes: one copy. ivf: faiss.IndexBinaryIVF, nlist
+k-means lists of which nprobe are scanned: approximate, so its recall@k against the exact ranking is measured on a
+sample when it is built and kept in the index's meta["ivf"]. Codes of more than 32 bits whose length has no Hamming
+kernel of its own in faiss (48 bits) are zero-padded inside the indexes (padded_width; measured in docs/scale.md).
 """
 from __future__ import annotations
 
@@ -19,19 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from hashnet.retrieval.multi_index import BUDGET as MIH_BUDGET
+from hashnet.retrieval.multi_index import MultiIndex
+
 ADD_ROWS = 1 << 20  # rows handed to faiss at once: a memory-mapped store is read one block at a time
-MIH_MAX_BITS = 24   # substring bits: faiss keeps a hash map per table, ~1 entry per item beyond 2^24 buckets
-MIH_NFLIP = 2       # bits flipped per substring: C = 3 * nhash - 1
+MIH_MAX_BITS = 24   # substring bits: a table holds 2^bits + 1 bucket offsets (128 MiB at 24)
+FAST_SIZES = (4, 8, 16, 20, 32, 64)  # code bytes with a Hamming kernel of their own in faiss (hamming_computer.h)
 IVF_NPROBE = 16     # lists scanned per query
 IVF_TRAIN = 256     # training codes per list
 RECALL_QUERIES = 100  # database codes used as queries to measure ivf's recall at build
 
 
-def mih_shape(bits: int, n: int) -> tuple[int, int]:
-    """(nhash, b) for n codes of bits: substrings of about log2(n) bits (Norouzi et al.), at most MIH_MAX_BITS,
-    at least 2 tables."""
-    nhash = max(2, math.ceil(bits / min(MIH_MAX_BITS, max(8.0, math.log2(max(n, 2))))))
-    return nhash, bits // nhash
+def mih_tables(bits: int, n: int) -> int:
+    """mih's substrings (tables) for n codes of bits: substrings of about log2(n) bits (Norouzi et al.), at most
+    MIH_MAX_BITS, at least 2 tables."""
+    return max(2, math.ceil(bits / min(MIH_MAX_BITS, max(8.0, math.log2(max(n, 2))))))
 
 
 def ivf_lists(n: int) -> int:
@@ -47,67 +47,70 @@ def release_pages(codes: np.ndarray) -> None:
         base._mmap.madvise(mmap.MADV_DONTNEED)
 
 
+def padded_width(code_size: int) -> int:
+    """Bytes a code of code_size bytes takes inside faiss: the next multiple of 8 where a code of more than 4 bytes
+    has no specialised Hamming kernel in faiss (FAST_SIZES; 48 bits: 64); zero bytes change no distance. Shorter
+    codes stay as they are (padding would multiply their memory)."""
+    slow = code_size > 4 and code_size % 8 and code_size not in FAST_SIZES
+    return code_size + (-code_size % 8) if slow else code_size
+
+
+def padded(codes: np.ndarray, width: int) -> np.ndarray:
+    """codes (B, K/8) uint8 with zero bytes appended up to width, contiguous."""
+    if codes.shape[1] == width:
+        return np.ascontiguousarray(codes)
+    return np.concatenate([codes, np.zeros((len(codes), width - codes.shape[1]), np.uint8)], axis=1)
+
+
 def add_in_blocks(index: Any, codes: np.ndarray) -> None:
     for start in range(0, len(codes), ADD_ROWS):
-        index.add(np.ascontiguousarray(codes[start:start + ADD_ROWS]))
+        index.add(padded(codes[start:start + ADD_ROWS], index.code_size))
 
 
-def build(backend: str, codes: np.ndarray, options: dict[str, Any]) -> tuple[Any, Any]:
-    """(the flat faiss index over codes or None, the mih / ivf index or None) for backend "faiss", "mih" or "ivf".
+def build(backend: str, codes: np.ndarray, options: dict[str, Any]) -> tuple[Any, Any, int]:
+    """(the flat faiss index over codes or None, the mih / ivf index or None, the bytes of a code inside them: the
+    queries' width) for backend "faiss", "mih" or "ivf".
 
-    options: mih: nhash, b, nflip; ivf: nlist, nprobe, train (codes per list), seed."""
+    options: pad (default True: padded_width; False: none); mih: nhash, budget (MultiIndex); ivf: nlist, nprobe,
+    train (codes per list), seed."""
     import faiss  # optional dependency: imported only when used
 
-    bits, n = codes.shape[1] * 8, len(codes)
-    if backend == "faiss":
+    n, width = len(codes), padded_width(codes.shape[1]) if options.get("pad", True) else codes.shape[1]
+    bits = width * 8
+    if backend in ("faiss", "mih"):
         flat = faiss.IndexBinaryFlat(bits)
         add_in_blocks(flat, codes)
-        return flat, None
-    if backend == "mih":
-        nhash, b = mih_shape(bits, n)
-        nhash, b = options.get("nhash", nhash), options.get("b", b)
-        mih = faiss.IndexBinaryMultiHash(bits, nhash, b)
-        mih.nflip = options.get("nflip", MIH_NFLIP)
-        add_in_blocks(mih, codes)
-        return mih.storage, mih  # the flat scan over the multi-hash index's own copy
+        if backend == "faiss":
+            return flat, None, width
+        storage = faiss.rev_swig_ptr(flat.xb.data(), n * width).reshape(n, width)
+        return flat, MultiIndex(codes, options.get("nhash", mih_tables(codes.shape[1] * 8, n)), storage,
+                                options.get("budget", MIH_BUDGET)), width  # the caller keeps flat (storage's owner)
     nlist = min(options.get("nlist", ivf_lists(n)), n)
     quantizer = faiss.IndexBinaryFlat(bits)
     ivf = faiss.IndexBinaryIVF(quantizer, bits, nlist)
     ivf.quantizer_kept = quantizer  # the Python object owns the quantizer: alive as long as ivf
     rng = np.random.default_rng(options.get("seed", 0))
     train = min(n, options.get("train", IVF_TRAIN) * nlist)
-    ivf.train(np.ascontiguousarray(codes[np.sort(rng.choice(n, train, replace=False))]))
+    ivf.train(padded(codes[np.sort(rng.choice(n, train, replace=False))], width))
     add_in_blocks(ivf, codes)
     ivf.nprobe = options.get("nprobe", IVF_NPROBE)
-    return None, ivf
+    return None, ivf, width
 
 
-def search_mih(mih: Any, queries: np.ndarray, k: int, ball: Callable, flat: Callable) -> tuple[np.ndarray, ...]:
-    """Exact (distances (B, k), indices (B, k)) by (distance, index), and the share of rows certified.
-
-    One pass over mih's candidates: its `width` (3k + 32) nearest by (distance, index). A row is certified when its
-    k-th distance r is <= C (module docstring): every item within r is a candidate. Its top k are the first k of
-    the width when these end beyond r (or run out of candidates); else its tie group at r is cut and ball(queries,
-    r + 1, k, mih), a range search on mih (complete below C + 1), ranks it. Other rows: flat(queries, k)."""
-    n = mih.ntotal
-    width = min(n, 3 * k + 32)
-    distances, found = mih.search(queries, width)
-    keys = np.where(found < 0, np.iinfo(np.int64).max, distances.astype(np.int64) * n + np.maximum(found, 0))
-    keys.sort(axis=1)
-    kth, last = keys[:, k - 1] // n, keys[:, -1] // n
-    certified = (found >= 0).sum(axis=1) >= k
-    certified &= kth <= mih.nhash * (mih.nflip + 1) - 1
-    whole = certified & (last > kth)
+def search_mih(mih: MultiIndex, queries: np.ndarray, k: int, flat: Callable) -> tuple[np.ndarray, ...]:
+    """Exact (distances (B, k), indices (B, k)) by (distance, index), and the share of rows certified: each query
+    from mih's tables, those it cannot certify within its budget by flat(queries, k) at once."""
     top_d, top_i = np.empty((len(queries), k), np.int64), np.empty((len(queries), k), np.int64)
-    top_d[whole], top_i[whole] = keys[whole, :k] // n, keys[whole, :k] % n
-    cut = np.flatnonzero(certified & ~whole)
-    for radius in np.unique(kth[cut]):
-        block = cut[kth[cut] == radius]
-        top_d[block], top_i[block], _ = ball(queries[block], int(radius) + 1, k, mih)
-    rest = np.flatnonzero(~certified)
-    if len(rest):
+    rest = []
+    for row, query in enumerate(queries):
+        found = mih.search_one(query, k)
+        if found is None:
+            rest.append(row)
+        else:
+            top_d[row], top_i[row] = found
+    if rest:
         top_d[rest], top_i[rest] = flat(queries[rest], k)
-    return top_d, top_i, float(certified.mean()) if len(queries) else 1.0
+    return top_d, top_i, 1 - len(rest) / len(queries) if len(queries) else 1.0
 
 
 def ranked(distances: np.ndarray, found: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

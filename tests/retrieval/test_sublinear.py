@@ -8,7 +8,7 @@ import pytest
 
 from hashnet.retrieval.index import HammingIndex
 from hashnet.retrieval.store import open_store
-from hashnet.retrieval.sublinear import ivf_lists, mih_shape
+from hashnet.retrieval.sublinear import ivf_lists, mih_tables, padded_width
 
 
 def clustered(n: int, bits: int, seed: int, centres: int = 40, flip: float = 0.08) -> np.ndarray:
@@ -20,7 +20,8 @@ def clustered(n: int, bits: int, seed: int, centres: int = 40, flip: float = 0.0
 
 
 def test_shapes_follow_the_size():
-    assert mih_shape(64, 10**7) == (3, 21) and mih_shape(64, 10**6) == (4, 16) and mih_shape(48, 1000) == (5, 9)
+    assert (mih_tables(64, 10**7), mih_tables(64, 10**6), mih_tables(48, 1000)) == (3, 4, 5)
+    assert [padded_width(size) for size in (6, 2, 4, 8, 12, 20, 24)] == [8, 2, 4, 8, 16, 20, 24]  # faiss's kernels
     assert (ivf_lists(10**7), ivf_lists(10**8), ivf_lists(10)) == (1024, 4096, 1)
 
 
@@ -29,15 +30,18 @@ def test_mih_rows_equal_the_flat_scan(bits):
     database, queries = clustered(8_000, bits, seed=1), clustered(100, bits, seed=2)
     uniform = np.random.default_rng(3).integers(0, 256, (30, bits // 8), dtype=np.uint8)
     flat, mih = HammingIndex(database, "faiss"), HammingIndex(database, "mih")
+    unpadded = [HammingIndex(database, "mih", options={"pad": False})] if bits == 48 else []  # else padded inside
     for k in (1, 10, 100):
         for batch in (queries, queries[:1], uniform):
             expected = flat.search(batch, k)
-            found = mih.search(batch, k)
-            assert np.array_equal(found[0], expected[0]) and np.array_equal(found[1], expected[1])
+            for found in [index.search(batch, k) for index in (mih, *unpadded)]:
+                assert np.array_equal(found[0], expected[0]) and np.array_equal(found[1], expected[1])
             if batch is uniform and k == 100:
                 assert mih.certified < 0.5  # far from every centre: most rows go to the flat scan, still exact
     mih.search(queries, 10)
-    assert mih.certified > 0.9  # clustered queries: answered by the hash tables
+    assert mih.certified > 0.6  # clustered queries: most answered by the hash tables
+    mih.sublinear.budget = 0.5  # more candidates allowed before the flat scan: more answered, the same rows
+    assert np.array_equal(mih.search(queries, 10)[1], flat.search(queries, 10)[1]) and mih.certified > 0.9
 
 
 def test_ivf_is_approximate_and_records_its_recall():
