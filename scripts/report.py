@@ -4,8 +4,9 @@
     python scripts/report.py outputs/coco multirun/... --out reports/    # several; --out: where to write
 
 Prints the Markdown and writes report.md, report.csv (one row per run), a bar chart per methods-table panel
-(methods_<dataset>_<net>_<K>bit_<steps>steps.png: mean, std and each seed) and, for methods run at several code
-lengths, mAP against K (bits_<dataset>_<net>_<steps>steps.png) into --out (default: the first folder given). Every
+(methods_<dataset>_<net>_<K>bit_<steps>steps.png: mean, std and each seed; the methods that never read the labels in
+methods_<dataset>_<net>_<K>bit_without_labels.png) and, for methods run at several code lengths, mAP against K
+(bits_<dataset>_<net>_<steps>steps.png) into --out (default: the first folder given). Every
 row names its protocol (hashnet/data/protocol.py); runs of different protocols in one row are refused with both
 folders named. See hashnet/outputs/report.py for the layout.
 """

@@ -158,12 +158,16 @@ def methods_table(runs: Sequence[Run]) -> str | None:
 
 def methods_cells(runs: Sequence[Run]) -> dict[str, tuple[str, dict[str, list[float]]]]:
     """The methods table's rows as figure panels: '<dataset>_<net>_<K>bit_<steps>steps' -> (its metric,
-    {variant: the runs' mAP}), methods in the table's order."""
+    {variant: the runs' mAP}), methods in the table's order; the methods that never read the labels in a panel of
+    their own, '<dataset>_<net>_<K>bit_without_labels', each trained one named with its steps ('cibhash, 300 steps')."""
     panels: dict[str, tuple[str, dict[str, list[float]]]] = {}
     for run in _as_published(runs):
-        key = f"{run.dataset}_{run.net}_{run.hash_bit}bit_{run.steps}steps"
+        unsupervised = without_labels(run)
+        panel = "without_labels" if unsupervised else f"{run.steps}steps"
+        key = f"{run.dataset}_{run.net}_{run.hash_bit}bit_{panel}"
         metric, cells = panels.setdefault(key, (run.protocol.metric, {}))
-        cells.setdefault(run.variant, []).append(run.mAP)
+        name = f"{run.variant}, {run.steps} steps" if unsupervised and run.steps else run.variant
+        cells.setdefault(name, []).append(run.mAP)
     return panels
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hashnet.data.protocol import Protocol
-from hashnet.outputs.report import bits_series, mean_std, to_csv, to_markdown
+from hashnet.outputs.report import bits_series, mean_std, methods_cells, to_csv, to_markdown
 from hashnet.outputs.runs import PAPER, PAPER_CONVENTIONS, collect
 
 from script_runner import Case, run_scripts
@@ -281,9 +281,13 @@ def test_bits_series_for_the_methods_run_at_several_code_lengths(tmp_path):
 
 def test_methods_without_labels_have_a_table_of_their_own(methods):
     drop = Protocol(1000, "index", "drop", False, "original")
-    for method, mean_ap in (("itq", 0.48), ("cibhash", 0.35)):
-        fake_run(methods / method, "digits", "resnet18", 48, mean_ap, 1000, protocol=drop, method=method, steps=250)
+    for method, mean_ap, steps in (("itq", 0.48, 0), ("cibhash", 0.35, 250)):
+        fake_run(methods / method, "digits", "resnet18", 48, mean_ap, 1000, protocol=drop, method=method, steps=steps)
     supervised, unsupervised = to_markdown(collect([methods])).split("## Methods without labels")
+    # the figures likewise: a panel of their own, a trained method named with its steps (a fitted one has none)
+    panels = methods_cells(collect([methods]))
+    assert panels["digits_resnet18_48bit_without_labels"] == ("mAP@1000", {"cibhash, 250 steps": [0.35], "itq": [0.48]})
+    assert "itq" not in panels["digits_resnet18_48bit_250steps"][1]
     assert "| itq |" not in supervised and "| cibhash |" not in supervised and "| dsh |" in supervised
     rows = [line for line in unsupervised.splitlines() if line.startswith("| digits")]
     assert [row.split(" | ")[3] for row in rows] == ["cibhash", "itq"]  # METHODS order: their modules, sorted
