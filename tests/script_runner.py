@@ -117,6 +117,12 @@ def run_scripts(cases: list[Case], env: dict[str, str] | None = None, timeout: f
     return [Result(**result) for result in json.loads(reply)]
 
 
+def run_script(script: str, args: list[str], data_dir: Path, **case) -> Result:
+    """One scripts/<script>.py run with HASHNET_DATA_DIR=data_dir (case: Case's other fields; 600 s by default)."""
+    (result,) = run_scripts([Case(script, args, env={"HASHNET_DATA_DIR": str(data_dir)}, **{"timeout": 600, **case})])
+    return result
+
+
 def newest(pattern: str, folder: str | Path = ".") -> str:
     """The newest path below folder matching a documented one (relative to folder), `<time>` and `...` standing for
     any folder(s); AssertionError when nothing matches."""
@@ -270,7 +276,7 @@ def _child(case: dict, out: int, err: int) -> None:
         os._exit(code)
 
 
-def _stopped(case: dict, pid: int, out, err) -> bool:
+def _stopped(case: dict, out, err) -> bool:
     """Whether the case's `until` has happened: a text in its output or a file that exists."""
     until = case["until"]
     if until.startswith("file:"):
@@ -289,7 +295,7 @@ def _run(case: dict) -> dict:
             _child(case, out.fileno(), err.fileno())
         deadline, signalled = started + case["timeout"], False
         while not (status := os.waitpid(pid, os.WNOHANG))[0]:
-            if case["until"] and not signalled and _stopped(case, pid, out, err):
+            if case["until"] and not signalled and _stopped(case, out, err):
                 os.kill(pid, case["stop"])
                 signalled = True
             if time.monotonic() > deadline:

@@ -9,7 +9,7 @@ from hashnet.tasks.check_lists import dataset_widths
 
 from conftest import compose_config, datamodule
 from original_lists import write_lists, write_original
-from script_runner import Case, run_scripts
+from script_runner import run_script
 
 
 def module(fake, num_classes=None, path_map=None) -> HashDataModule:
@@ -86,13 +86,12 @@ def test_missing_list_file_is_an_error(tmp_path):
 @pytest.mark.slow
 def test_script_exit_code_and_fix(tmp_path):
     fake = write_original(tmp_path, "coco", queries_in_database=2)
-    env = {"HASHNET_DATA_DIR": str(tmp_path)}
     command = ["dataset=coco", f"hydra.run.dir={tmp_path / 'out'}"]
-    (failed,) = run_scripts([Case("check_lists", command, env=env)])
+    failed = run_script("check_lists", command, tmp_path, timeout=300)
     assert failed.code == 1, failed.stderr[-2000:]
     fix = f"dataset.path_map='{{/home/author/dataset/coco/: {fake.root}/}}'"
     assert fix in failed.stdout and "coco: FAILED (3 errors, 0 warnings)" in failed.stdout
-    (passed,) = run_scripts([Case("check_lists", [*command, *shlex.split(fix)], env=env)])
+    passed = run_script("check_lists", [*command, *shlex.split(fix)], tmp_path, timeout=300)
     assert passed.code == 0, passed.stdout[-2000:] + passed.stderr[-2000:]
     assert "coco: OK (0 errors, 0 warnings)" in passed.stdout
 

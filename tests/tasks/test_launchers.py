@@ -10,7 +10,7 @@ from omegaconf import OmegaConf, open_dict
 from hashnet.tasks.checks import check_launch
 
 from conftest import CONFIGS
-from script_runner import Case, run_scripts
+from script_runner import run_script
 from small_data import small_lists
 
 
@@ -46,10 +46,9 @@ def test_inprocess_ddp_sweep_is_refused_without_slurm(launcher):
 @pytest.mark.slow
 def test_local_submitit_sweep_runs_two_jobs(digits_root, tmp_path):
     sweep, small = tmp_path / "sweep", small_lists(tmp_path / "small", digits_root)
-    (result,) = run_scripts([Case("train", ["-m", "hydra/launcher=local", "hash_bit=8,16", "max_steps=2", "val_every=2",
-                                            f"dataset.root={small}", "dataset.batch_size=8", "trainer.accelerator=cpu",
-                                            f"hydra.sweep.dir={sweep}"], env={"HASHNET_DATA_DIR": str(digits_root.parent)},
-                                  timeout=900)])
+    result = run_script("train", ["-m", "hydra/launcher=local", "hash_bit=8,16", "max_steps=2", "val_every=2",
+                                  f"dataset.root={small}", "dataset.batch_size=8", "trainer.accelerator=cpu",
+                                  f"hydra.sweep.dir={sweep}"], digits_root.parent, timeout=900)
     assert result.code == 0, result.stderr[-3000:]
     metrics = sorted(sweep.glob("*/metrics.json"))
     assert [p.parent.name for p in metrics] == ["0_digits_hashnet_resnet18_8bit_seed0", "1_digits_hashnet_resnet18_16bit_seed0"]

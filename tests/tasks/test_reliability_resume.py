@@ -10,7 +10,7 @@ from hashnet.tasks.train import train
 from hashnet.training.callbacks import NonFiniteLossError
 
 from conftest import compose_config
-from script_runner import Case, Result, run_scripts
+from script_runner import run_script
 
 # Batches of 8 keep a step short. Checkpoints at steps 2 and 4; the lr halves and beta rises at step 5, after the
 # resume point, so the restored schedules are exercised; every step is logged so the curves can be compared.
@@ -18,12 +18,6 @@ RUN = ["hash_bit=16", "max_steps=6", "ckpt_every=2", "val_every=1000", "dataset.
        "dataset.eval_batch_size=750", "lr_schedule.step_size=5",
        "trainer.accelerator=cpu", "trainer.deterministic=true", "trainer.log_every_n_steps=1",
        "~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
-
-
-def train_script(args: list[str], data_dir: Path) -> Result:
-    """scripts/train.py with args, HASHNET_DATA_DIR=data_dir, in its own process."""
-    (result,) = run_scripts([Case("train", args, env={"HASHNET_DATA_DIR": str(data_dir)}, timeout=600)])
-    return result
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -42,12 +36,12 @@ def test_killed_and_resumed_run_ends_as_the_uninterrupted_one(method, digits_roo
     whole = train(compose_config("train", [*RUN, *method, f"paths.data_dir={data_dir}"], tmp_path / "whole"))
 
     run_dir = tmp_path / "killed"
-    killed = train_script([*RUN, *method, f"hydra.run.dir={run_dir}", "+callbacks.kill._target_=faults.KillAt",
+    killed = run_script("train", [*RUN, *method, f"hydra.run.dir={run_dir}", "+callbacks.kill._target_=faults.KillAt",
                            "+callbacks.kill.step=5"], data_dir)
     assert killed.code == -9, killed.stderr[-3000:]  # SIGKILLed after step 5, mid-epoch (125 steps)
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
 
-    resumed = train_script([*RUN, *method, f"hydra.run.dir={run_dir}", "resume=true"], data_dir)
+    resumed = run_script("train", [*RUN, *method, f"hydra.run.dir={run_dir}", "resume=true"], data_dir)
     assert resumed.code == 0, resumed.stderr[-3000:]
 
     final = [torch.load(path / "checkpoints" / "last.ckpt", weights_only=False) for path in (tmp_path / "whole", run_dir)]

@@ -16,7 +16,7 @@ from hashnet.training.preemption import resume_command
 from hashnet.utils.runlock import LOCK, RunFolderInUseError, acquire, release
 
 from conftest import compose_config
-from script_runner import Case, run_scripts
+from script_runner import run_script
 
 # 6 steps of 8 images, checkpoints at 2 and 4; R = 5000 is above the 1,497 database images: a clamping warning.
 RUN = ["hash_bit=16", "max_steps=6", "ckpt_every=2", "val_every=1000", "dataset.batch_size=8",
@@ -68,13 +68,12 @@ def test_resume_command_replaces_ckpt_path_and_resume():
 @pytest.mark.slow
 def test_sigterm_saves_and_the_printed_command_resumes_to_the_same_weights(digits_root, tmp_path):
     data_dir = digits_root.parent
-    env = {"HASHNET_DATA_DIR": str(data_dir)}
     run_dir = tmp_path / "stopped"
     # From step 3 on each step waits 0.5 s, so the signal, sent once step000002.ckpt exists, lands mid-run.
     args = [*RUN, f"hydra.run.dir={run_dir}", "+callbacks.slow._target_=faults.SlowFrom", "+callbacks.slow.step=3",
             "+callbacks.slow.seconds=0.5"]
-    (stopped,) = run_scripts([Case("train", args, env=env, until=f"file:{run_dir}/checkpoints/step000002.ckpt",
-                                   stop=signal.SIGTERM, timeout=300)])
+    stopped = run_script("train", args, data_dir, until=f"file:{run_dir}/checkpoints/step000002.ckpt",
+                         stop=signal.SIGTERM, timeout=300)
     out, err = stopped.stdout, stopped.stderr
     assert stopped.code == 143, err[-3000:]
     saved = run_dir / "checkpoints" / "preempted.ckpt"
@@ -85,7 +84,7 @@ def test_sigterm_saves_and_the_printed_command_resumes_to_the_same_weights(digit
     command = out.split("resume with:\n  ")[1].splitlines()[0]
     assert command == shlex.join(["python", "scripts/train.py", *args[:-4], *args[-3:], f"ckpt_path={saved}"])
 
-    (resumed,) = run_scripts([Case("train", shlex.split(command)[2:], env=env, timeout=300)])
+    resumed = run_script("train", shlex.split(command)[2:], data_dir, timeout=300)
     assert resumed.code == 0, resumed.stderr[-3000:]
     whole = tmp_path / "whole"
     train(compose_config("train", [*RUN, f"paths.data_dir={data_dir}"], whole))

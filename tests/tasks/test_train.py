@@ -11,17 +11,11 @@ from hashnet.tasks.search import search
 from hashnet.tasks.train import train
 
 from conftest import compose_config
-from script_runner import Case, Result, run_scripts
+from script_runner import run_script
 from small_data import small_lists
 
 # 4 steps, a checkpoint at step 4: enough to exercise every piece, quick on 2 CPU cores.
 TINY = ["hash_bit=16", "max_steps=4", "val_every=4", "dataset.eval_batch_size=750", "trainer.accelerator=cpu"]
-
-
-def run_script(args: list[str], data_dir: Path) -> Result:
-    """scripts/train.py with args, HASHNET_DATA_DIR=data_dir, in its own process."""
-    (result,) = run_scripts([Case("train", args, env={"HASHNET_DATA_DIR": str(data_dir)}, timeout=600)])
-    return result
 
 
 @pytest.mark.slow
@@ -68,7 +62,7 @@ def test_evaluate_refuses_checkpoint_of_another_dataset(tiny_csv_run, tmp_path):
 @pytest.mark.slow
 def test_multirun_two_jobs_in_their_own_folders(digits_root, tmp_path):
     sweep, small = tmp_path / "sweep", small_lists(tmp_path / "small", digits_root)
-    result = run_script(["-m", "hash_bit=8,16", "max_steps=2", "val_every=2", f"dataset.root={small}",
+    result = run_script("train", ["-m", "hash_bit=8,16", "max_steps=2", "val_every=2", f"dataset.root={small}",
                          "dataset.batch_size=8", "trainer.accelerator=cpu", f"hydra.sweep.dir={sweep}"], digits_root.parent)
     assert result.code == 0, result.stderr[-3000:]
     metrics = sorted(sweep.glob("*/metrics.json"))
@@ -78,7 +72,7 @@ def test_multirun_two_jobs_in_their_own_folders(digits_root, tmp_path):
 
 @pytest.mark.slow
 def test_multirun_with_inprocess_ddp_is_refused(digits_root, tmp_path):
-    result = run_script(["-m", "hash_bit=8", "trainer=ddp", "trainer.accelerator=cpu",
+    result = run_script("train", ["-m", "hash_bit=8", "trainer=ddp", "trainer.accelerator=cpu",
                          f"hydra.sweep.dir={tmp_path}"], digits_root.parent)
     assert result.code != 0
     assert "re-launches the sweep in every child rank" in result.stderr
@@ -89,7 +83,7 @@ def test_two_process_ddp_matches_one_process_and_its_codes_search(digits_root, t
     # OrthoHash: the method with the most state of its own, a BatchNorm (running statistics, kept from rank 0 by the
     # checkpoint) and a codebook buffer; every method's codes under two processes: test_contract
     run_dir = tmp_path / "ddp"
-    result = run_script(["trainer=ddp", "method=orthohash", *TINY, f"hydra.run.dir={run_dir}"],
+    result = run_script("train", ["trainer=ddp", "method=orthohash", *TINY, f"hydra.run.dir={run_dir}"],
                         digits_root.parent)
     assert result.code == 0, result.stderr[-3000:]
     ddp = json.loads((run_dir / "metrics.json").read_text())
