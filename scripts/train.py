@@ -17,9 +17,9 @@ register_run_dir_resolver()  # configs/hydra/default.yaml picks the run folder w
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     with exit_on_error("train"):  # a message, not a traceback: the fix is in it (HASHNET_DEBUG=1 shows the chain)
-        return train(cfg)["mAP"]  # returned for Hydra sweepers that optimise it
+        return train(cfg).get("mAP")  # for Hydra sweepers that optimise it; None where nothing was evaluated
 
 
 if __name__ == "__main__":

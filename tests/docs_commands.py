@@ -1,14 +1,14 @@
 """Every command README.md and docs/*.md print is a promise: tests/test_readme_commands.py and
 tests/test_docs_commands.py run each as printed, with what this module gives them.
 
-The commands come from the documents' ```bash and ```python blocks, in order, and run in a scratch folder that
-holds what a user would have by then: a finished digits run, its code file, a folder of class images, a query image
-and a sweep folder. `<time>` and `...` in a path stand for its newest match there. What the test adds, and only that:
-tiny step counts to a training run, a small fake Fashion-MNIST (the real one is not on every machine), port 0 to a
-server (started, seen answering its start-up line, stopped), small sizes to a benchmark, and no network. A `-m` sweep
-composes and checks each of its runs (at its first seed) without training them. A command that needs what is not here
-(the paper's lists, the CIFAR-10 archive, ImageNet weights) must stop with one line saying so; every other command must
-succeed.
+The commands come from the documents' ```bash and ```python blocks, in order, and run in a scratch folder that holds
+what a user would have by then: a finished digits run, its code file, a folder of class images, a flat folder of
+photos, a query image and a sweep folder. `<time>` and `...` in a path stand for its newest match there. What the test
+adds, and only that: tiny step counts to a training run, a small fake Fashion-MNIST (the real one is not on every
+machine), port 0 to a server (started, seen answering its start-up line, stopped), small sizes to a benchmark, and no
+network. A `-m` sweep composes and checks each of its runs (at its first seed) without training them. A command that
+needs what is not here (the paper's lists, the CIFAR-10 archive, ImageNet weights) must stop with one line saying so;
+every other command must succeed.
 `pip install` lines are checked against pyproject.toml's extras, `python -m pytest` lines against pytest's markers.
 """
 from __future__ import annotations
@@ -168,12 +168,15 @@ RUN = "outputs/digits/hashnet_resnet18_48bit/2026-01-01_00-00-00"  # the finishe
 
 def make_workspace(folder: Path) -> Path:
     """A user's folder after the set-up: a finished digits run (48 bits), its code file, a sweep folder holding it, a
-    folder of class images, a query image, a small fake Fashion-MNIST."""
+    folder of class images, a flat folder of photos, a query image, a small fake Fashion-MNIST."""
     results = run_scripts([Case("train", [*TINY_TRAINING, f"hydra.run.dir={RUN}"], cwd=str(folder)),
                            Case("encode", [f"ckpt_path={RUN}/checkpoints/last.ckpt", "dataset=digits"], cwd=str(folder))])
     assert [result.code for result in results] == [0, 0], [result.stderr[-2000:] for result in results]
     shutil.copytree(folder / RUN, folder / "multirun" / "2026-01-01_00-00-00" / "0_digits_hashnet_resnet18_48bit_seed0")
     write_image_tree(folder / "flowers", {"daisy": 6, "rose": 6, "tulip": 6}, side=16)
+    (folder / "photos").mkdir()  # a flat folder without labels: 60 of the digits
+    for image in sorted((folder / "data" / "digits" / "images").glob("*.png"))[:60]:
+        shutil.copy(image, folder / "photos")
     Image.open(folder / "data" / "digits" / "images" / "0500.png").convert("RGB").save(folder / "query.jpg")
     fake_fashion_mnist(folder / "fake_fashion_mnist", per_class=(600, 10))  # the protocol's 100 + 500 a class, + 10
     return folder

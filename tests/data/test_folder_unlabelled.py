@@ -1,6 +1,7 @@
 """A folder of images without labels (hashnet.data.builders.folder, labels "none" or a flat folder): its lists, the
-refusal of methods that learn from labels, and a fitted method trained on it, with no evaluation (train, evaluate and
-the report say why)."""
+refusal of methods that learn from labels, a fitted method trained on it, with no evaluation (train, evaluate and
+the report say why), and ITQ and CIBHash from the folder to its search page."""
+import io
 import json
 import logging
 from pathlib import Path
@@ -11,8 +12,12 @@ from PIL import Image
 
 from hashnet.data.builders.folder import build_folder, count_classes
 from hashnet.data.lists import read_list
+from hashnet.inference.checkpoint import load_checkpoint
 from hashnet.outputs.runs import collect
+from hashnet.retrieval.codes import load_codes
+from hashnet.tasks.encode import encode
 from hashnet.tasks.evaluate import evaluate
+from hashnet.tasks.serve import create_app
 from hashnet.tasks.setup import build_datamodule, check_labels
 from hashnet.tasks.train import train
 from hashnet.training.checkpoints import read_checkpoint
@@ -71,3 +76,26 @@ def test_itq_fits_on_the_folder_and_has_nothing_to_score(flat, tmp_path, caplog)
     assert evaluate(compose_config("evaluate", [*EVALUATE, f"dataset.root={flat}", f"ckpt_path={checkpoint}"],
                                    tmp_path / "eval")) == {"not_evaluated": why}
     assert [r.getMessage() for r in caplog.records][-1] == line and not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("method", ["itq", "cibhash"])
+def test_a_method_without_labels_trains_on_the_folder_and_its_page_finds_each_image(flat, tmp_path, method):
+    """The flat folder end to end: train (CIBHash 2 steps on two views a picture; ITQ fitted), encode every image of
+    the folder (encode images=<dir>), and the page finds an uploaded image of it at distance 0."""
+    steps = ["max_steps=2", "val_every=1000"] if method == "cibhash" else []
+    results = train(compose_config("train", [*FOLDER, f"dataset.root={flat}", f"method={method}", *steps],
+                                   tmp_path / "run"))
+    assert results["steps"] == (2 if method == "cibhash" else 0) and "not_evaluated" in results
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    codes_path = encode(compose_config("encode", [f"ckpt_path={checkpoint}", f"images={flat}", "num_workers=0",
+                                                  f"out={tmp_path / 'photos.npz'}"], tmp_path / "encode"))
+    database = load_codes(codes_path, hash_bit=8, dataset="folder")
+    assert len(database) == 20 and database.labels.shape == (20, 0) and database.meta["method"] == method
+    client = create_app(load_checkpoint(checkpoint), database, checkpoint=str(checkpoint), k=20).test_client()
+    query = flat / "13.png"
+    found = client.post("/api/search", data={"image": (io.BytesIO(query.read_bytes()), "13.png"), "k": "20"},
+                        content_type="multipart/form-data").get_json()
+    at_zero = [r["path"] for r in found["results"] if r["distance"] == 0]
+    assert found["results"][0]["distance"] == 0 and str(query) in at_zero and len(found["results"]) == 20
+    page = client.get("/?item=13&k=5").get_data(as_text=True)
+    assert page.count('<figure class="result') == 5 and 'data-rank="1" data-distance="0"' in page
