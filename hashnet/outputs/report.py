@@ -126,10 +126,10 @@ def _mean_or_blank(values: Sequence[float | None], digits: int) -> str:
 
 
 def _as_published(runs: Sequence[Run]) -> list[Run]:
-    """The runs of each method as published (HashNet: not its ablations; sign codes; a memory-bank run as its own
-    variant), methods in METHODS order."""
-    return sorted((run for run in runs if run.variant in (run.method, f"{run.method}+bank")),
-                  key=lambda r: (order(METHODS, r.method), r.variant))
+    """The runs of each method as published (HashNet: not its ablations; sign codes; a memory-bank run and a
+    two-stage fit, on another run's features, as variants of their own), methods in METHODS order."""
+    published = (run for run in runs if run.variant in (run.method, f"{run.method}+bank") or run.features_of)
+    return sorted(published, key=lambda r: (order(METHODS, r.method), r.variant))
 
 
 def methods_table(runs: Sequence[Run]) -> str | None:
@@ -203,9 +203,10 @@ def to_csv(runs: Sequence[Run]) -> str:
 
 
 def without_labels(run: Run) -> bool:
-    """Whether the run's method never reads the training labels (hashnet.methods: fitted or unsupervised)."""
+    """Whether the run never read the training labels: its method is fitted or unsupervised (hashnet.methods), and
+    not fitted on the features of a run that read them (the two-stage baseline)."""
     method = REGISTERED.get(run.method)
-    return bool(method and method.unsupervised)
+    return bool(method and method.unsupervised) and not run.features_of
 
 
 def to_markdown(runs: Sequence[Run]) -> str:

@@ -3,7 +3,9 @@
 field). A HashNet run's variant comes from its composed config (method.weighted / method.continuation false:
 hashnet_w / hashnet_sgn, both: pairwise; an evaluation takes its checkpoint's run's; for a config without a method
 section, the `ablation` config choice); ranking continuous outputs adds +C (HashNet+C). Another method's variant is
-its name (+C likewise); a run trained against a memory bank (method.pairs=bank) adds +bank. The protocol is
+its name (+C likewise); a run trained against a memory bank (method.pairs=bank) adds +bank; a method fitted on the
+features of another run's checkpoint (method.features=<.ckpt>: the two-stage baseline) is "<method> on <that run's
+method> features", and its labels reach it through them. The protocol is
 metrics.json's (hashnet.data.protocol; for a metrics.json older than that field: ties=index, empty=drop as then, the
 split "strict" when the run left queries out of the database or dropped unlabeled rows, else "original",
 queries-in-database unknown unless left out). An evaluation (scripts/evaluate.py) of a checkpoint whose training
@@ -59,6 +61,7 @@ class Run:
     checkpoint: str | None = None
     training: bool = True  # a training run's own evaluation; False: scripts/evaluate.py re-scoring a checkpoint
     mAP_at: dict[str, float] = field(default_factory=dict)  # every R scored ("all", "1000", ...), topk's first
+    features_of: str | None = None  # the method of the run whose checkpoint gave a fitted method its features
 
     @property
     def model(self) -> tuple:
@@ -110,6 +113,16 @@ def _hashnet_variant(run_dir: Path) -> str | None:
             (False, False): "pairwise"}[bool(weighted), bool(continuation)]
 
 
+def _features_of(run_dir: Path) -> str | None:
+    """The method of the run whose checkpoint a fitted method took its features from (method.features=<.ckpt>), or
+    None (pixels, a backbone, or a method that fits nothing)."""
+    features = _method_config(run_dir).get("features")
+    if not (isinstance(features, str) and features.endswith(".ckpt")):
+        return None
+    source = Path(features).parent.parent  # <run>/checkpoints/last.ckpt
+    return _method_config(source).get("name") or Path(features).name
+
+
 def _variant(metrics: dict, run_dir: Path) -> str:
     """What a run measured: another method's name, or HashNet's ablation from the run's config (an evaluation,
     which has none, takes that of the training run its checkpoint came from; a config without a method
@@ -124,6 +137,9 @@ def _variant(metrics: dict, run_dir: Path) -> str:
             if "ablation" not in choices and trained_in:
                 choices = _choices(trained_in)
             variant = choices.get("ablation") or "hashnet"
+    features_of = _features_of(run_dir)
+    if features_of:
+        variant = f"{variant} on {features_of} features"
     if _method_config(run_dir).get("pairs") == "bank":  # the reference regime is another row than batch pairs
         variant = f"{variant}+bank"
     if metrics.get("eval_codes") == "continuous" and variant != "hashnet_c":
@@ -164,6 +180,7 @@ def load_run(metrics_file: Path) -> Run | str:
                    precision_at_hamming_2=metrics.get("precision_at_hamming_2"),
                    train_seconds=metrics.get("train_seconds"), run_dir=str(metrics_file.parent),
                    steps=metrics.get("steps"), checkpoint=metrics.get("checkpoint"), mAP_at=metrics.get("mAP_at") or {},
+                   features_of=_features_of(metrics_file.parent),
                    training=metrics.get("kind", "training" if "train_seconds" in metrics or not metrics.get(
                        "checkpoint") else "evaluation") == "training")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:

@@ -292,3 +292,27 @@ def test_methods_without_labels_have_a_table_of_their_own(methods):
     rows = [line for line in unsupervised.splitlines() if line.startswith("| digits")]
     assert [row.split(" | ")[3] for row in rows] == ["cibhash", "itq"]  # METHODS order: their modules, sorted
     assert "0.4800 (n=1)" in rows[1]
+
+
+def test_a_fit_on_another_runs_features_is_a_row_of_its_own_and_not_without_labels(tmp_path):
+    """The two-stage baseline (ITQ on a supervised checkpoint's features) is neither ITQ on pixels nor a method
+    without labels: the labels reach it through the features."""
+    drop = Protocol(None, "index", "drop", False, "original")
+    fake_run(tmp_path / "clf", "fashion_mnist", "resnet18", 32, 0.66, None, protocol=drop, method="classifier",
+             steps=600, method_cfg={"name": "classifier"})
+    features = str(tmp_path / "clf" / "checkpoints" / "last.ckpt")
+    for name, cfg, mean_ap in [("pixels0", {"name": "itq", "features": "auto"}, 0.48),
+                               ("pixels1", {"name": "itq", "features": "pixels"}, 0.50),
+                               ("two_stage", {"name": "itq", "features": features}, 0.71)]:
+        fake_run(tmp_path / name, "fashion_mnist", "resnet18", 32, mean_ap, None, protocol=drop, method="itq",
+                 steps=0, method_cfg=cfg)
+    runs = collect([tmp_path])
+    assert sorted((run.variant, run.features_of) for run in runs) == [
+        ("classifier", None), ("itq", None), ("itq", None), ("itq on classifier features", "classifier")]
+    supervised, unsupervised = to_markdown(runs).split("## Methods without labels")
+    assert "| itq on classifier features | 0 | mAP@all | 0.7100 (n=1) |" in supervised
+    assert "| itq | 0 | mAP@all | 0.4900 ± 0.0141 (n=2) |" in unsupervised  # (0.48 + 0.50) / 2, std sqrt(0.0002)
+    assert "on classifier" not in unsupervised
+    panels = methods_cells(runs)
+    assert panels["fashion_mnist_resnet18_32bit_without_labels"][1] == {"itq": [0.48, 0.50]}
+    assert panels["fashion_mnist_resnet18_32bit_0steps"][1] == {"itq on classifier features": [0.71]}
