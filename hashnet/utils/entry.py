@@ -120,7 +120,10 @@ def hydra_message(err: BaseException, script: str, config_dir: Path, config_name
         group, option = err.missing_cfg_file.rsplit("/", 1)
         options = sorted(err.options or [])
         near = suggestion(option, options)
-        guess = f" -- did you mean {group}={near}?" if near else ""
+        groups = [other.name for other in sorted(config_dir.iterdir()) if other.name not in (group, "recipe")
+                  and (other / f"{option}.yaml").is_file()]  # e.g. experiment=fashion_mnist: it is a dataset
+        guess = (f" -- did you mean {groups[0]}={option}?" if groups else
+                 f" -- did you mean {group}={near}?" if near else "")
         return (f"{group}={option}: there is no such {group} (configs/{group}/{option}.yaml){guess} "
                 f"The options: {', '.join(options)}")
     if isinstance(err, OverrideParseException):

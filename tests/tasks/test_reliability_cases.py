@@ -176,6 +176,9 @@ CASES: dict[str, tuple] = {
                                    "setting)"),
     "unknown net": ("train", ["net=resnet19"], {}, 1, "train: net=resnet19: there is no such net "
                     "(configs/net/resnet19.yaml) -- did you mean net=resnet18? The options: alexnet, ..."),
+    "an option of another group": ("train", ["method=itq", "experiment=fashion_mnist"], {}, 1, "train: "
+                                   "experiment=fashion_mnist: there is no such experiment (configs/experiment/"
+                                   "fashion_mnist.yaml) -- did you mean dataset=fashion_mnist? The options: ..."),
     "unparsable override": ("search", ["k=["], {}, 1, "search: cannot read the override 'k=[' (no viable alternative "
                             "at input '[') -- quote it for the shell and write lists as key=[a,b], strings with spaces "
                             "as 'key=\"a b\"'"),
