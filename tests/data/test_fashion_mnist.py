@@ -253,6 +253,19 @@ def test_offline_message_names_the_four_files_the_folder_and_both_fixes(tmp_path
         build_fashion_mnist(folder / "fashion_mnist", raw_dir=tmp_path / "elsewhere", download=no_download)
 
 
+def test_raw_dir_given_a_file_names_it_and_the_folder_to_pass(tmp_path, source):
+    source = source[0]
+    with pytest.raises(MissingFilesError) as caught:  # one of the four files: its folder
+        build_fashion_mnist(tmp_path / "fashion_mnist", raw_dir=source / TRAIN_IMAGES, download=no_download)
+    assert str(caught.value) == (f"dataset.builder.raw_dir={source / TRAIN_IMAGES} is a file, not a folder -- pass the "
+                                 f"folder of the four files {', '.join(FILES)}: dataset.builder.raw_dir={source}")
+    (tmp_path / "notes.txt").write_text("x")  # another file: no folder to name
+    with pytest.raises(MissingFilesError, match=r"notes.txt is a file, not a folder -- .*"
+                       r"dataset.builder.raw_dir=<the folder that holds them>$"):
+        build_fashion_mnist(tmp_path / "fashion_mnist", raw_dir=tmp_path / "notes.txt", download=no_download)
+    assert not (tmp_path / "fashion_mnist").exists()
+
+
 def test_datamodule_builds_a_protocol_and_reads_it(tmp_path, source, monkeypatch):
     small = functools.partial(build_fashion_mnist, protocol="fashion_mnist_unseen", queries_per_class=QUERIES,
                               train_per_class=TRAIN, download=no_download)

@@ -141,6 +141,10 @@ def find_files(raw_dir: Path, download: Download | None = None) -> Path:
     """raw_dir once it holds the four FILES: missing ones are downloaded first (download(raw_dir), by default
     from torchvision's mirrors); MissingFilesError naming the files, the folder and both fixes if that fails."""
     raw_dir = Path(raw_dir)
+    if raw_dir.exists() and not raw_dir.is_dir():  # e.g. one of the four files: its folder is meant
+        folder = raw_dir.parent if raw_dir.name in FILES else "<the folder that holds them>"
+        raise MissingFilesError(f"dataset.builder.raw_dir={raw_dir} is a file, not a folder -- pass the folder of "
+                                f"the four files {', '.join(FILES)}: dataset.builder.raw_dir={folder}")
 
     def missing_files(missing: list[str], err: Exception) -> MissingFilesError:
         return MissingFilesError(
