@@ -39,7 +39,8 @@ from hashnet.inference.encoding import (
     readable_codes,
 )
 from hashnet.retrieval.codes import check_packable, checkpoint_mismatch
-from hashnet.retrieval.index import HammingIndex, IndexFileError
+from hashnet.retrieval.index import HammingIndex
+from hashnet.retrieval.index_file import IndexFileError
 from hashnet.training.module import HashingModule
 from hashnet.utils.files import file_sha256
 

@@ -26,7 +26,7 @@ from hashnet.utils.signs import sign
 log = logging.getLogger(__name__)
 
 FORMAT = "hashnet-codes-1"  # bumped when the layout of the file changes
-INDEX_FORMAT = "hashnet-index-1"  # hashnet.retrieval.index's saved index: told apart from a code file
+INDEX_FORMAT = "hashnet-index-1"  # hashnet.retrieval.index_file's saved index: told apart from a code file
 CHECKED = ("hash_bit", "net", "dataset")  # metadata that load_codes compares with the caller's
 
 

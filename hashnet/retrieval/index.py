@@ -10,40 +10,31 @@ it holds the whole tie group at the k-th distance and fetches it with a range se
 
 An index may carry the items' image paths (N,), labels (N, C) and metadata (hash_bit, net, dataset,
 checkpoint, ...), and is saved to and loaded from one ``.hnx`` file, the same with or without faiss
-(HammingIndex.save).
+(hashnet.retrieval.index_file).
 """
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hashnet.retrieval.codes import FORMAT as CODES_FORMAT
-from hashnet.retrieval.codes import INDEX_FORMAT
-from hashnet.retrieval.codes import CodeFile, archive_format, not_an_archive, packed_words
+from hashnet.retrieval.codes import CodeFile, packed_words
+from hashnet.retrieval.index_file import read_index, write_index
 from hashnet.retrieval.metrics import hamming_distances
 from hashnet.retrieval.store import PathTable
 from hashnet.retrieval.sublinear import build, measure_recall, padded, ranked, release_pages, search_mih
 from hashnet.utils.errors import UserError
-from hashnet.utils.files import atomic_write, check_writable
 
 BACKENDS = ("auto", "faiss", "exact", "mih", "ivf")
-FORMAT = INDEX_FORMAT  # the layout of a saved index (hashnet-index-1); bumped when it changes
 _CHUNK_PAIRS = 1 << 22  # query x database distances held at once by the exact scan (4 MiB of uint8)
 _PILOT = 16  # queries answered first from faiss's nearest; their k-th distances choose how to answer the rest
 _WIDEN, _SLACK = 3, 32  # nearest items asked of faiss per query, 3k + 32: enough for the k-th distance's whole
                         # tie group of random codes (up to ~2.9k items lie at distance <= the k-th)
 _CALL_RESULTS = 1 << 22  # results held at once from one faiss call (~50 MB with their sort keys)
-
-
-class IndexFileError(UserError, ValueError):
-    """A saved index that cannot be read, or whose metadata differ from what the caller expects."""
 
 
 class SearchError(UserError, ValueError):
@@ -238,68 +229,15 @@ class HammingIndex:
         return cls(code_file.codes, backend, paths=code_file.paths, labels=code_file.labels, meta=meta)
 
     def save(self, path: str | Path) -> Path:
-        """Write the codes, paths, labels and metadata to one file (``.hnx`` by convention), atomically.
-
-        The file is a numpy ``.npz`` archive of packed codes (N, K/8) uint8, paths (N,) str and labels
-        (N, C) uint8 when the index has them, and a JSON record (format, size and the metadata). It is
-        the same whichever the backend: faiss's own file of an IndexBinaryFlat is a 33-byte header on
-        these very codes, and building the faiss index from them costs one copy, so a file holds no
-        faiss bytes and a file written with faiss loads without it, and the other way round.
-        """
-        path = check_writable(path, "path", "index.save('photos.hnx')",
-                              ("an index file", lambda existing: archive_format(existing) == FORMAT))
-        record = {"format": FORMAT, "size": len(self), **self.meta}
-        try:
-            text = json.dumps(record)
-        except TypeError as err:
-            raise ValueError(f"index metadata must be JSON values (str, numbers, lists, dicts): {err}") from err
-        arrays = {"codes": self.codes, "meta": np.array(text)}
-        if self.paths is not None:
-            arrays["paths"] = self.paths
-        if self.labels is not None:
-            arrays["labels"] = self.labels.astype(np.uint8)
-        return atomic_write(path, lambda f: np.savez(f, **arrays))
+        """Write the codes, paths, labels and metadata to one file (``.hnx`` by convention), atomically; the same
+        file whichever the backend (hashnet.retrieval.index_file)."""
+        return write_index(path, self.codes, self.paths, self.labels, self.meta)
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", **expected: Any) -> HammingIndex:
         """Read an index written by save; IndexFileError if the file is missing, damaged or not one, or if a
         metadata value given (e.g. hash_bit=48, net="resnet50", dataset="coco") differs; None is not checked."""
-        path = Path(path)
-        fix = "build the index again and save it (HammingIndex(codes, ...).save(path))"
-        if path.is_dir():
-            raise IndexFileError(f"index file {path} is a folder -- pass the .hnx file that index.save(path) wrote")
-        if not path.is_file():
-            raise IndexFileError(f"index file {path} does not exist -- {fix}")
-        if problem := not_an_archive(path):
-            raise IndexFileError(f"index file {path}: {problem} -- pass the .hnx file that index.save(path) wrote, or "
-                                 f"{fix}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                codes = data["codes"]
-                paths = data["paths"] if "paths" in data.files else None
-                labels = data["labels"] if "labels" in data.files else None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # not .npz, truncated, pickles
-            raise IndexFileError(f"index file {path} is damaged or not a hashnet index ({type(err).__name__}: {err}) "
-                                 f"-- {fix}") from err
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            found = meta.get("format") if isinstance(meta, dict) else None
-            if found == CODES_FORMAT:
-                fix = "it is a code file: HammingIndex.from_code_file(load_codes(path)) indexes it"
-            raise IndexFileError(f"{path} has format {found!r}, this version reads {FORMAT!r} -- {fix}")
-        size, bits = meta.pop("size", None), meta.get("hash_bit")
-        if (not size or codes.ndim != 2 or codes.dtype != np.uint8 or len(codes) != size or codes.shape[1] * 8 != bits
-                or (paths is not None and paths.shape != (size,))
-                or (labels is not None and (labels.ndim != 2 or len(labels) != size))):
-            raise IndexFileError(f"index file {path} is damaged: its record says {size} codes of {bits} bits, it holds "
-                                 f"codes {codes.dtype} {codes.shape}, paths {None if paths is None else paths.shape}, "
-                                 f"labels {None if labels is None else labels.shape} -- {fix}")
-        for key, value in expected.items():
-            if value is not None and meta.get(key) != value:
-                raise IndexFileError(f"{path} holds codes with {key}={meta.get(key)!r}, expected {key}={value!r}: "
-                                     "index and queries must come from the same checkpoint -- build the index with "
-                                     "the checkpoint that encodes the queries, or load the index that matches it")
-        del meta["format"]
+        codes, paths, labels, meta = read_index(path, **expected)
         return cls(codes, backend, paths=paths, labels=labels, meta=meta)
 
 

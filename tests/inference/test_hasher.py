@@ -15,7 +15,8 @@ from PIL import Image
 from hashnet.data.dataset import ImageDataset
 from hashnet.data.images import read_image
 from hashnet.retrieval.codes import load_codes
-from hashnet.retrieval.index import HammingIndex, IndexFileError, SearchError
+from hashnet.retrieval.index import HammingIndex, SearchError
+from hashnet.retrieval.index_file import IndexFileError
 from hashnet.tasks.encode import encode
 from hashnet.inference.hasher import Hasher, InputError
 from hashnet.tasks.serve import decode_upload

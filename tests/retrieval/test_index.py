@@ -10,7 +10,8 @@ import pytest
 
 from hashnet.retrieval import index as index_module
 from hashnet.retrieval.codes import load_codes, pack_codes, save_codes
-from hashnet.retrieval.index import HammingIndex, IndexFileError, SearchError, faiss_available
+from hashnet.retrieval.index import HammingIndex, SearchError, faiss_available
+from hashnet.retrieval.index_file import IndexFileError
 from hashnet.utils import files
 from hashnet.utils.errors import UserError
 
