@@ -22,16 +22,16 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from hashnet.data.arguments import check_arguments
-from hashnet.data.builders import build
 from hashnet.data.builders.atomic import MARKER, built_recipe
 from hashnet.data.cache import ImageCache, fingerprint
+from hashnet.data.data_folder import build_into, check_data_folder
 from hashnet.data.dataset import BadImageError, ImageDataset, Unreadable, collate_readable
 from hashnet.data.heldout import heldout_rows
 from hashnet.data.images import DECODER, normalize_pixels, read_image, resize_steps, transforms
 from hashnet.data.lists import ImageList, ListFileError, read_list, resolve_paths
 from hashnet.data.sampling import ResumableSampler, SeededSamples
 from hashnet.data.views import Views, contrastive_transform
-from hashnet.utils.errors import DISK_FULL, NOT_PERMITTED, ConfigError, UserError
+from hashnet.utils.errors import ConfigError, UserError
 
 __all__ = ["BadImageError", "HashDataModule", "ImageDataset", "ImageList", "ListFileError",
            "MissingImagesError", "collate_readable", "normalize_pixels", "read_image", "read_list",
@@ -45,26 +45,6 @@ log = logging.getLogger(__name__)
 
 class MissingImagesError(UserError, FileNotFoundError):
     """Images named by the lists are absent on disk; raised once, counting all of them."""
-
-
-class DatasetBuildError(UserError, OSError):
-    """An embedded dataset cannot be built where its root points: the folder cannot be written, or the disk is full."""
-
-
-def check_data_folder(root: Path) -> None:
-    """DatasetBuildError when root, or the nearest existing folder above it, is a file: named as HASHNET_DATA_DIR
-    when that variable put root there, else as dataset.root."""
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.exists() or existing.is_dir():
-        return
-    variable = os.environ.get("HASHNET_DATA_DIR")
-    if variable and os.path.abspath(existing) == os.path.abspath(variable):
-        raise DatasetBuildError(f"HASHNET_DATA_DIR={variable} is a file, not a folder (datasets go in "
-                                "$HASHNET_DATA_DIR/<name>/) -- point it at a folder (export HASHNET_DATA_DIR=<folder>),"
-                                " or unset HASHNET_DATA_DIR to use data/ here")
-    raise DatasetBuildError(f"dataset.root={root}: {existing} is a file, not a folder -- pass dataset.root=<a folder>")
 
 
 class HashDataModule(pl.LightningDataModule):
@@ -134,15 +114,7 @@ class HashDataModule(pl.LightningDataModule):
         check_data_folder(Path(self.root))
         built = (self.list_path("train").parent / MARKER).is_file()
         if self.builder and (built or not all(self.list_path(split).is_file() for split in SPLITS)):
-            try:
-                build(self.builder, self.root)
-            except OSError as err:
-                if err.errno not in (*DISK_FULL, *NOT_PERMITTED) or isinstance(err, UserError):
-                    raise
-                raise DatasetBuildError(
-                    f"cannot build dataset {self.name} into {self.root}: {err.strerror} ({err.filename}) -- set "
-                    "HASHNET_DATA_DIR (or paths.data_dir=<folder>) to a folder you can write"
-                    + (" on a disk with free space" if err.errno in DISK_FULL else "")) from err
+            build_into(self.builder, self.root, self.name)
         missing = [self.list_names[split] for split in SPLITS if not self.list_path(split).is_file()]
         if missing and not self.builder:
             raise ListFileError(self.root, None, f"dataset={self.name} has no list files {', '.join(missing)} here",
