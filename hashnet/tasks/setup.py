@@ -54,7 +54,7 @@ def resolve_dataset(cfg: DictConfig) -> None:
     builder = cfg.dataset.builder
     count = num_classes(OmegaConf.to_container(builder, resolve=True) if isinstance(builder, DictConfig) else builder,
                         cfg.dataset.root)
-    log.info("dataset.num_classes=auto: %d classes", count)
+    log.info("dataset.num_classes=auto: %d class%s", count, "" if count == 1 else "es")
     with open_dict(cfg):
         cfg.dataset.num_classes = count
 
