@@ -17,7 +17,8 @@ from typing import Sequence
 
 from hashnet.data.protocol import Protocol
 from hashnet.methods import METHODS as REGISTERED
-from hashnet.outputs.runs import BITS, METHODS, PAPER, PAPER_CONVENTIONS, PAPER_NET, VARIANTS, ReportError, Run, order
+from hashnet.outputs.runs import (BITS, METHODS, PAPER, PAPER_CONVENTIONS, PAPER_NET, VARIANTS, ReportError, Run, order,
+                                  two_stage_variant)
 
 
 def _steps(steps: int | None) -> str:
@@ -128,8 +129,10 @@ def _mean_or_blank(values: Sequence[float | None], digits: int) -> str:
 def _as_published(runs: Sequence[Run]) -> list[Run]:
     """The runs of each method as published (HashNet: not its ablations; sign codes; a memory-bank run and a
     two-stage fit, on another run's features, as variants of their own), methods in METHODS order."""
-    published = (run for run in runs if run.variant in (run.method, f"{run.method}+bank") or run.features_of)
-    return sorted(published, key=lambda r: (order(METHODS, r.method), r.variant))
+    def published(run: Run) -> bool:
+        method = two_stage_variant(run.method, run.features_of) if run.features_of else run.method
+        return run.variant in (method, f"{method}+bank")
+    return sorted(filter(published, runs), key=lambda r: (order(METHODS, r.method), r.variant))
 
 
 def methods_table(runs: Sequence[Run]) -> str | None:

@@ -123,7 +123,12 @@ def _features_of(run_dir: Path) -> str | None:
     return _method_config(source).get("name") or Path(features).name
 
 
-def _variant(metrics: dict, run_dir: Path) -> str:
+def two_stage_variant(method: str, features_of: str) -> str:
+    """The variant of `method` fitted on the features of a checkpoint of a `features_of` run (the two-stage baseline)."""
+    return f"{method} on {features_of} features"
+
+
+def _variant(metrics: dict, run_dir: Path, features_of: str | None) -> str:
     """What a run measured: another method's name, or HashNet's ablation from the run's config (an evaluation,
     which has none, takes that of the training run its checkpoint came from; a config without a method
     section, its `ablation` choice); ranking continuous outputs adds +C (HashNet's is HashNet+C)."""
@@ -137,9 +142,8 @@ def _variant(metrics: dict, run_dir: Path) -> str:
             if "ablation" not in choices and trained_in:
                 choices = _choices(trained_in)
             variant = choices.get("ablation") or "hashnet"
-    features_of = _features_of(run_dir)
     if features_of:
-        variant = f"{variant} on {features_of} features"
+        variant = two_stage_variant(variant, features_of)
     if _method_config(run_dir).get("pairs") == "bank":  # the reference regime is another row than batch pairs
         variant = f"{variant}+bank"
     if metrics.get("eval_codes") == "continuous" and variant != "hashnet_c":
@@ -174,13 +178,15 @@ def load_run(metrics_file: Path) -> Run | str:
             return f"not evaluated ({metrics['not_evaluated']})"
         if metrics.get("mAP", 0.0) is None or math.isnan(float(metrics.get("mAP", 0.0))):
             return "no score (its metrics.json's mAP is null -- no query could be scored -- or NaN)"
+        features_of = _features_of(metrics_file.parent)
         return Run(dataset=metrics["dataset"], net=metrics["net"], method=metrics.get("method", "hashnet"),
-                   variant=_variant(metrics, metrics_file.parent), protocol=_protocol(metrics, metrics_file.parent),
+                   variant=_variant(metrics, metrics_file.parent, features_of),
+                   protocol=_protocol(metrics, metrics_file.parent),
                    hash_bit=int(metrics["hash_bit"]), topk=metrics.get("topk"), mAP=float(metrics["mAP"]),
                    precision_at_hamming_2=metrics.get("precision_at_hamming_2"),
                    train_seconds=metrics.get("train_seconds"), run_dir=str(metrics_file.parent),
                    steps=metrics.get("steps"), checkpoint=metrics.get("checkpoint"), mAP_at=metrics.get("mAP_at") or {},
-                   features_of=_features_of(metrics_file.parent),
+                   features_of=features_of,
                    training=metrics.get("kind", "training" if "train_seconds" in metrics or not metrics.get(
                        "checkpoint") else "evaluation") == "training")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:

@@ -254,11 +254,11 @@ def test_offline_message_names_the_four_files_the_folder_and_both_fixes(tmp_path
 
 
 def test_raw_dir_given_a_file_names_it_and_the_folder_to_pass(tmp_path, source):
-    source = source[0]
+    raw, _ = source
     with pytest.raises(MissingFilesError) as caught:  # one of the four files: its folder
-        build_fashion_mnist(tmp_path / "fashion_mnist", raw_dir=source / TRAIN_IMAGES, download=no_download)
-    assert str(caught.value) == (f"dataset.builder.raw_dir={source / TRAIN_IMAGES} is a file, not a folder -- pass the "
-                                 f"folder of the four files {', '.join(FILES)}: dataset.builder.raw_dir={source}")
+        build_fashion_mnist(tmp_path / "fashion_mnist", raw_dir=raw / TRAIN_IMAGES, download=no_download)
+    assert str(caught.value) == (f"dataset.builder.raw_dir={raw / TRAIN_IMAGES} is a file, not a folder -- pass the "
+                                 f"folder of the four files {', '.join(FILES)}: dataset.builder.raw_dir={raw}")
     (tmp_path / "notes.txt").write_text("x")  # another file: no folder to name
     with pytest.raises(MissingFilesError, match=r"notes.txt is a file, not a folder -- .*"
                        r"dataset.builder.raw_dir=<the folder that holds them>$"):
