@@ -172,19 +172,18 @@ class HashDataModule(pl.LightningDataModule):
                               f"{len(train)} images, less than one batch of {self.batch_size}{processes} -- {fix}")
         unlabeled = np.flatnonzero(~train.labels.any(axis=1))
         self.unlabeled_rows = {"train": len(unlabeled)}
-        if len(unlabeled) and self.labelled and not self._warned_unlabeled:
+        if len(unlabeled) and self.labelled() and not self._warned_unlabeled:
             self._warned_unlabeled = True
             shown = ", ".join(train.where(i) for i in unlabeled[:SHOWN_MISSING])
             log.warning("%d of %d training rows have no label (%s%s): every pairwise loss takes them as dissimilar "
                         "to every image -- dataset.drop_unlabeled=true leaves them out", len(unlabeled), len(train),
                         shown, ", ..." if len(unlabeled) > SHOWN_MISSING else "")
 
-    @property
-    def labelled(self) -> bool:
-        """Whether the training list holds any label (a folder without labels holds none: hashnet.data.builders.
-        folder); read on first use."""
-        self._load(("train",))
-        return bool(self._lists["train"].labels.any())
+    def labelled(self, split: str = "train") -> bool:
+        """Whether split's list holds any label (a folder without labels holds none: hashnet.data.builders.folder);
+        read on first use, and kept for the stage that reads it next."""
+        self._load((split,))
+        return bool(self._lists[split].labels.any())
 
     def _load(self, splits: Sequence[str]) -> None:
         """Read the lists of splits not read yet; one MissingImagesError covers all of them."""

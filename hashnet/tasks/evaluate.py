@@ -47,7 +47,7 @@ def evaluate(cfg: DictConfig) -> dict:
     model = load_checkpoint(cfg.ckpt_path, cfg.dataset.name, cfg.get("hash_bit"), net.backbone if net else None,
                             method.name if method else None, **protocol, **overrides)
     datamodule.prepare_data()
-    if not datamodule.read_split("database").labels.any():  # a folder without labels: nothing to score, nothing written
+    if not datamodule.labelled("database"):  # a folder without labels: nothing to score, nothing written
         log.info(NOT_EVALUATED, no_labels(cfg.dataset.name))
         return {"not_evaluated": no_labels(cfg.dataset.name)}
     save_run_config(Path(cfg.paths.output_dir), OmegaConf.to_yaml(cfg))  # after the checks (Hydra's writing is off)

@@ -81,7 +81,7 @@ def check_labels(cfg: DictConfig, datamodule: HashDataModule) -> None:
     if METHODS[cfg.method.name].unsupervised:
         return
     datamodule.prepare_data()
-    if datamodule.labelled:
+    if datamodule.labelled():
         return
     others = ", ".join(sorted(name for name, method in METHODS.items() if method.unsupervised and name != "itq"))
     raise ConfigError(f"dataset={cfg.dataset.name} has no labels, and method={cfg.method.name} learns from labels -- "

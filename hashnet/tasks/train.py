@@ -191,7 +191,7 @@ def _train(cfg: DictConfig, resume_from: str | None, how: str | None, composed: 
         (str(last) if last.is_file() else None)
     steps = trainer.global_step
     tester = trainer
-    labelled = datamodule.labelled  # a folder without labels: nothing to score mAP against, no evaluation
+    labelled = datamodule.labelled()  # a folder without labels: nothing to score mAP against, no evaluation
     if spawns_processes(trainer):  # the spawned ranks trained; the weights came back, their evaluation would not
         steps = read_checkpoint(checkpoint).get("global_step", steps) if checkpoint else steps
         tester = build_trainer(cfg, strategy="auto", devices=1, num_nodes=1)
