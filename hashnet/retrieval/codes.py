@@ -76,10 +76,22 @@ def unpack_codes(packed: np.ndarray) -> np.ndarray:
     return np.unpackbits(packed, axis=1).astype(np.int8) * 2 - 1
 
 
+def pad_bytes(packed: np.ndarray, width: int) -> np.ndarray:
+    """packed (N, B) uint8 with zero bytes appended up to (N, width), contiguous (no copy when it already is and
+    B = width): zero bits change no Hamming distance."""
+    if packed.shape[1] == width:
+        return np.ascontiguousarray(packed)
+    return np.concatenate([packed, np.zeros((len(packed), width - packed.shape[1]), np.uint8)], axis=1)
+
+
+def code_words(packed: np.ndarray) -> np.ndarray:
+    """packed (N, B) uint8 -> (N, W) uint64, W = ceil(B / 8), zero-padded: one code a row of 64-bit words."""
+    return pad_bytes(packed, packed.shape[1] + -packed.shape[1] % 8).view(np.uint64)
+
+
 def packed_words(packed: np.ndarray) -> np.ndarray:
     """packed (N, B) uint8 -> (W, N) uint64, W = ceil(B / 8): the layout of hashnet.retrieval.metrics' Hamming code."""
-    padded = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8)))
-    return np.ascontiguousarray(padded.view(np.uint64).T)
+    return np.ascontiguousarray(code_words(packed).T)
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from hashnet.retrieval.codes import CodeFile, packed_words
+from hashnet.retrieval.codes import CodeFile, pad_bytes, packed_words
 from hashnet.retrieval.index_file import read_index, write_index
 from hashnet.retrieval.metrics import hamming_distances
 from hashnet.retrieval.store import PathTable
-from hashnet.retrieval.sublinear import build, measure_recall, padded, ranked, release_pages, search_mih
+from hashnet.retrieval.sublinear import build, measure_recall, ranked, release_pages, search_mih
 from hashnet.utils.errors import UserError
 
 BACKENDS = ("auto", "faiss", "exact", "mih", "ivf")
@@ -118,7 +118,7 @@ class HammingIndex:
         if k > len(self):
             warnings.warn(f"k={k} is larger than the index ({len(self)} items); using {len(self)}")
             k = len(self)
-        queries = np.ascontiguousarray(queries) if self.backend == "exact" else padded(queries, self._width)
+        queries = np.ascontiguousarray(queries) if self.backend == "exact" else pad_bytes(queries, self._width)
         if len(queries) == 0:
             distances = indices = np.empty((0, k), dtype=np.int64)
         elif self.backend == "faiss":

@@ -24,6 +24,8 @@ from itertools import combinations
 
 import numpy as np
 
+from hashnet.retrieval.codes import code_words
+
 BUDGET = 1 / 16  # candidates verified before a query goes to the flat scan, as a share of N: on 1e7 uniform codes
                  # 1/64 certified no query and 1/16 all, both at 0.6x the flat scan's speed batched (docs/scale.md)
 ROWS = 1 << 20   # rows read at once when building
@@ -35,15 +37,6 @@ def flips(bits: int, radius: int) -> np.ndarray:
     """Every value of `bits` bits with exactly `radius` bits set, (C(bits, radius),) int64."""
     chosen = list(combinations(range(bits), radius))
     return (np.int64(1) << np.array(chosen, np.int64).reshape(len(chosen), radius)).sum(axis=1)
-
-
-def words(codes: np.ndarray) -> np.ndarray:
-    """Packed codes (B, K/8) uint8 as (B, W) 64-bit words, zero-padded to a multiple of 64 bits (no copy when
-    K is one)."""
-    pad = -codes.shape[1] % 8
-    if pad:
-        codes = np.concatenate([codes, np.zeros((len(codes), pad), np.uint8)], axis=1)
-    return np.ascontiguousarray(codes).view(np.uint64)
 
 
 class MultiIndex:
@@ -59,7 +52,7 @@ class MultiIndex:
         self.lengths = [bits // nhash + (h < bits % nhash) for h in range(nhash)]
         self.starts = np.cumsum([0, *self.lengths[:-1]]).tolist()
         position = np.arange(bits)
-        self.masks = [words(np.packbits((position >= start) & (position < start + length))[None])[0]
+        self.masks = [code_words(np.packbits((position >= start) & (position < start + length))[None])[0]
                       for start, length in zip(self.starts, self.lengths)]  # substring h's bits in the words
         ids = np.int32 if self.n < 2**31 else np.int64
         self.ids = np.empty(nhash * self.n, ids)    # table h's items by substring value: ids[h * N:(h + 1) * N]
@@ -85,13 +78,13 @@ class MultiIndex:
 
     def rows(self, items: np.ndarray) -> np.ndarray:
         """The codes of items (M,) as 64-bit words (M, W)."""
-        return self.storage[items] if self.storage.dtype == np.uint64 else words(self.storage[items])
+        return self.storage[items] if self.storage.dtype == np.uint64 else code_words(self.storage[items])
 
     def search_one(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Exact (distances (k,), indices (k,)) of query (K/8,) uint8 by (distance, index), or None if its
         candidates would exceed the budget before it is certified."""
         own = [int(self.substring(query[None], h)[0]) for h in range(self.nhash)]
-        word = words(query[None])
+        word = code_words(query[None])
         found_d, found_i, total = [], [], 0
         for radius in range(max(self.lengths) + 1):
             probed = [h for h in range(self.nhash) if radius <= self.lengths[h]]

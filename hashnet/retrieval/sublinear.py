@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hashnet.retrieval.codes import pad_bytes
 from hashnet.retrieval.multi_index import BUDGET as MIH_BUDGET
 from hashnet.retrieval.multi_index import MultiIndex
 
@@ -55,16 +56,9 @@ def padded_width(code_size: int) -> int:
     return code_size + (-code_size % 8) if slow else code_size
 
 
-def padded(codes: np.ndarray, width: int) -> np.ndarray:
-    """codes (B, K/8) uint8 with zero bytes appended up to width, contiguous."""
-    if codes.shape[1] == width:
-        return np.ascontiguousarray(codes)
-    return np.concatenate([codes, np.zeros((len(codes), width - codes.shape[1]), np.uint8)], axis=1)
-
-
 def add_in_blocks(index: Any, codes: np.ndarray) -> None:
     for start in range(0, len(codes), ADD_ROWS):
-        index.add(padded(codes[start:start + ADD_ROWS], index.code_size))
+        index.add(pad_bytes(codes[start:start + ADD_ROWS], index.code_size))
 
 
 def build(backend: str, codes: np.ndarray, options: dict[str, Any]) -> tuple[Any, Any, int]:
@@ -91,7 +85,7 @@ def build(backend: str, codes: np.ndarray, options: dict[str, Any]) -> tuple[Any
     ivf.quantizer_kept = quantizer  # the Python object owns the quantizer: alive as long as ivf
     rng = np.random.default_rng(options.get("seed", 0))
     train = min(n, options.get("train", IVF_TRAIN) * nlist)
-    ivf.train(padded(codes[np.sort(rng.choice(n, train, replace=False))], width))
+    ivf.train(pad_bytes(codes[np.sort(rng.choice(n, train, replace=False))], width))
     add_in_blocks(ivf, codes)
     ivf.nprobe = options.get("nprobe", IVF_NPROBE)
     return None, ivf, width
